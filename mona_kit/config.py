@@ -1,0 +1,161 @@
+"""Typed, frozen configs: plain data that validates itself and prints in run records.
+
+Component configs are ``attrs`` classes declared with :func:`option`. Options
+arrive as plain dicts (YAML or ``key=value`` overrides) and are turned into
+config objects by :func:`build_config`, which rejects unknown keys with
+suggestions and values of the wrong type or outside their choices.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import attrs
+
+from .errors import ConfigError, did_you_mean
+
+_MISSING = attrs.NOTHING
+
+
+def option(default: Any = _MISSING, *, help: str = "", choices: tuple | None = None, factory=None):
+    """A config field with a help text (shown by ``mona-kit describe``)."""
+    metadata = {"help": help}
+    validator = None
+    if choices is not None:
+        metadata["choices"] = tuple(choices)
+        validator = attrs.validators.in_(choices)
+    if factory is not None:
+        return attrs.field(factory=factory, metadata=metadata, validator=validator)
+    return attrs.field(default=default, metadata=metadata, validator=validator)
+
+
+def config(cls):
+    """Decorator: a frozen, keyword-only attrs config class."""
+    return attrs.frozen(kw_only=True)(cls)
+
+
+def _type_ok(value: Any, tp: Any) -> tuple[bool, Any]:
+    """Check ``value`` against annotation ``tp``; returns (ok, coerced value)."""
+    if tp is Any or tp is None:
+        return True, value
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return value in typing.get_args(tp), value
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            ok, v = _type_ok(value, arg)
+            if ok:
+                return True, v
+        return False, value
+    if tp is type(None):
+        return value is None, value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            return False, value
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        out = []
+        for item in value:
+            ok, v = _type_ok(item, args[0]) if args else (True, item)
+            if not ok:
+                return False, value
+            out.append(v)
+        return True, (tuple(out) if origin is tuple else out)
+    if origin in (dict, Mapping) or tp is dict:
+        return isinstance(value, Mapping), dict(value) if isinstance(value, Mapping) else value
+    if tp is float:
+        if isinstance(value, bool):
+            return False, value
+        if isinstance(value, (int, float)):
+            return True, float(value)
+        return False, value
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if isinstance(tp, type):
+        return isinstance(value, tp), value
+    return True, value
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "None"
+    if origin is not None:
+        args = ", ".join(_type_name(a) for a in typing.get_args(tp))
+        return f"{getattr(origin, '__name__', str(origin))}[{args}]"
+    return getattr(tp, "__name__", str(tp))
+
+
+def build_config(cls: type | None, options: Mapping[str, Any], *, where: str = "config"):
+    """Build config class ``cls`` from plain ``options``, with one-line errors."""
+    if cls is None:
+        if options:
+            raise ConfigError(f"{where} takes no options, got {sorted(options)}; remove them.")
+        return None
+    if isinstance(options, cls):
+        return options
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"{where}: options must be a mapping of key: value, got {type(options).__name__}.")
+    attrs.resolve_types(cls)
+    fields = {f.name: f for f in attrs.fields(cls)}
+    kwargs = {}
+    for key, value in options.items():
+        if key not in fields:
+            raise ConfigError(
+                f"{where} has no option {key!r}.{did_you_mean(key, fields)} "
+                f"Valid options: {', '.join(sorted(fields))}."
+            )
+        field = fields[key]
+        ok, value = _type_ok(value, field.type)
+        choices = field.metadata.get("choices")
+        if not ok:
+            raise ConfigError(
+                f"{where}: option {key!r} must be {_type_name(field.type)}, got {value!r}; fix the value."
+            )
+        if choices is not None and value not in choices:
+            raise ConfigError(
+                f"{where}: option {key!r} must be one of {', '.join(map(repr, choices))}, got {value!r}."
+                f"{did_you_mean(str(value), [str(c) for c in choices])}"
+            )
+        kwargs[key] = value
+    missing = [n for n, f in fields.items() if f.default is _MISSING and n not in kwargs]
+    if missing:
+        raise ConfigError(f"{where} needs option(s) {', '.join(missing)}; add them to the config.")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain-data view of a config (recursively), for YAML/JSON records."""
+    if attrs.has(type(obj)):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in attrs.fields(type(obj))}
+    if isinstance(obj, Mapping):
+        return {k: to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def describe_fields(cls: type | None) -> list[dict[str, Any]]:
+    """Rows of (name, type, default, help) for ``mona-kit describe``."""
+    if cls is None:
+        return []
+    attrs.resolve_types(cls)
+    rows = []
+    for f in attrs.fields(cls):
+        if f.default is _MISSING:
+            default = "(required)"
+        elif isinstance(f.default, attrs.Factory):  # type: ignore[arg-type]
+            default = repr(f.default.factory())
+        else:
+            default = repr(f.default)
+        rows.append({"name": f.name, "type": _type_name(f.type), "default": default, "help": f.metadata.get("help", "")})
+    return rows

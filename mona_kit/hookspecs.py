@@ -1,0 +1,89 @@
+"""The hooks a mona-kit plugin implements.
+
+Every registration hook receives a ``register`` callback owned by the core. The
+core binds it to the calling plugin, so each entry records which plugin
+(distribution, version) provided it, and validates the entry on the spot.
+
+Specs grow by appending arguments, never by renaming them: an implementation may
+accept any subset of a spec's arguments (pluggy passes only the ones it names).
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+PROJECT = "mona_kit"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def register_backbones(register):
+    """Register pretrained bodies.
+
+    ``register(name, factory, *, config=None, summary="", replace=False, **meta)``.
+    ``factory(config)`` returns a :class:`mona_kit.components.Backbone`.
+    Useful ``meta``: ``modality`` (source modality: ``"text"``, ``"image"``),
+    ``weights`` (where the weights come from), ``license``, ``family``.
+    """
+
+
+@hookspec
+def register_embedders(register):
+    """Register target embedders and task heads.
+
+    ``register(name, factory, *, role="embedder"|"head", config=None, summary="", ...)``.
+    An embedder factory is ``factory(config, *, task, body)`` returning a
+    :class:`mona_kit.components.Embedder`; a head factory is
+    ``factory(config, *, task, body, embedder)`` returning a
+    :class:`mona_kit.components.Head`.
+    """
+
+
+@hookspec
+def register_objectives(register):
+    """Register alignment objectives and task losses.
+
+    ``register(name, factory, *, role=..., config=None, summary="", ...)`` where
+    ``role`` is ``"distance"`` (``objective(xs, ys, xt, yt) -> scalar`` between two
+    labelled feature sets: ORCA's alignment, the modality gap), ``"representation"``
+    (``objective(z, y) -> scalar`` on one labelled feature set: MoNA's outer loss)
+    or ``"task-loss"`` (``loss(prediction, target) -> scalar``).
+    """
+
+
+@hookspec
+def register_datasets(register):
+    """Register target tasks and source proxy datasets.
+
+    ``register(name, factory, *, config=None, summary="", ...)``;
+    ``factory(config)`` returns a :class:`mona_kit.components.TaskData`.
+    """
+
+
+@hookspec
+def register_methods(register):
+    """Register transfer methods.
+
+    ``register(name, factory, *, config=None, summary="", ...)``;
+    ``factory(config)`` returns a :class:`mona_kit.components.Method`.
+    """
+
+
+@hookspec
+def register_metrics(register):
+    """Register evaluation metrics.
+
+    ``register(name, factory, *, config=None, summary="", higher_is_better=False)``;
+    ``factory(config)`` returns a :class:`mona_kit.components.Metric`.
+    """
+
+
+@hookspec
+def register_commands(register):
+    """Register extra CLI verbs.
+
+    ``register(name, configure, handler, *, summary="")``: ``configure(parser)`` adds
+    arguments to an ``argparse`` sub-parser, ``handler(args, kit) -> int`` runs the verb.
+    """
