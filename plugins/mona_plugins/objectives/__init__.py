@@ -1,8 +1,13 @@
-"""First-party objectives plugin (filled in by its issue)."""
+"""First-party objectives: task losses, distribution distances (ORCA, modality gap) and
+representation objectives (MoNA's outer loss). Each submodule registers its own."""
 
 from mona_kit.hookspecs import hookimpl
 
 
 @hookimpl
 def register_objectives(register):
-    pass
+    from . import distances, representation, task_losses
+
+    task_losses.register_all(register)
+    distances.register_all(register)
+    representation.register_all(register)
