@@ -1,0 +1,77 @@
+"""The ``mona-kit`` command line. Each verb lives in ``mona_kit.commands.<verb>``;
+plugins add verbs through ``register_commands``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from .errors import MonaError
+
+#: Built-in verbs: module name under mona_kit.commands.
+VERBS = ("run", "list", "describe", "plugins", "hooks", "data", "gap", "plot")
+
+HELP = {
+    "run": "run a method on a task (no arguments: the embedded default, MoNA beside fine-tuning)",
+    "list": "list registered components of a kind, optionally filtered by a glob",
+    "describe": "show a component's summary, config fields and providing plugin",
+    "plugins": "list loaded plugins and what each contributes",
+    "hooks": "list the hooks a plugin can implement",
+    "data": "list, describe and verify datasets",
+    "gap": "estimate the modality gap between target and source proxy data before training",
+    "plot": "plot learning and knowledge-reuse curves of run directories",
+}
+
+
+def _load_verb(name: str):
+    return importlib.import_module(f"mona_kit.commands.{name.replace('-', '_')}")
+
+
+def build_parser(kit=None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mona-kit", description="Cross-modality transfer: MoNA, ORCA, PaRe and baselines.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    for verb in VERBS:
+        try:
+            module = _load_verb(verb)
+        except ModuleNotFoundError:
+            continue
+        p = sub.add_parser(verb, help=HELP[verb], description=HELP[verb])
+        module.configure(p)
+        p.set_defaults(_handler=module.run)
+    if kit is not None:
+        for entry in kit.commands:
+            p = sub.add_parser(entry.name, help=entry.summary, description=entry.summary)
+            entry.meta["configure"](p)
+            p.set_defaults(_handler=entry.factory)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("MONA_KIT_DEBUG") == "1"
+    try:
+        from .kit import load_kit
+
+        kit = load_kit()
+        parser = build_parser(kit)
+        args = parser.parse_args(argv)
+        if not getattr(args, "_handler", None):
+            parser.print_help()
+            return 0
+        return int(args._handler(args, kit) or 0)
+    except MonaError as exc:
+        if debug:
+            raise
+        print(f"mona-kit: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mona-kit: interrupted; finished stages are checkpointed (resume with run --resume RUN_DIR).", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""``mona-kit describe NAME``: summary, metadata, config fields and provider."""
+
+from __future__ import annotations
+
+import json
+
+from ..config import describe_fields
+
+
+def configure(parser) -> None:
+    parser.add_argument("name", help="a registered name (any kind), or a prefixed form like hf:/path")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def run(args, kit) -> int:
+    entries = kit.find(args.name)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": e.name,
+                        "kind": e.kind[:-1],
+                        "summary": e.summary,
+                        "plugin": str(e.provider),
+                        "meta": {k: v for k, v in e.meta.items() if isinstance(v, (str, int, float, bool, list, tuple, type(None)))},
+                        "config": describe_fields(e.config),
+                    }
+                    for e in entries
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    for e in entries:
+        print(f"{e.name}  ({e.kind[:-1]})")
+        if e.summary:
+            print(f"  {e.summary}")
+        print(f"  provided by: {e.provider}")
+        for key, value in sorted(e.meta.items()):
+            if isinstance(value, (str, int, float, bool, list, tuple)) and not callable(value):
+                print(f"  {key}: {value}")
+        fields = describe_fields(e.config)
+        if fields:
+            print("  config:")
+            for f in fields:
+                print(f"    {f['name']}: {f['type']} = {f['default']}" + (f"  -- {f['help']}" if f["help"] else ""))
+        else:
+            print("  config: (no options)")
+    return 0

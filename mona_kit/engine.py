@@ -1,0 +1,293 @@
+"""The engine: builds a run's components from the config and gives stages what they need.
+
+Plugins never pick devices, seed RNGs or talk to other processes themselves: they
+ask the :class:`Session` (``session.device``, ``session.loader(...)``,
+``session.evaluate(...)``).
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .components import Backbone, TaskData
+from .errors import ConfigError, MonaError
+from .kit import Kit
+from .model import CrossModalModel
+from .runconfig import ComponentRef, RunConfig
+
+#: Source proxy chosen by the body's pretraining modality when the config says ``source: auto``.
+DEFAULT_SOURCE = {"text": "rotten-tomatoes", "image": "mnist-5k"}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"device {name!r} is not a torch device; use auto, cpu, cuda or cuda:N.") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but no CUDA GPU is visible; use device=cpu.")
+    return device
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def pick_auto(kit: Kit, kind: str, **facts: Any) -> str:
+    """Choose the default embedder or head from what entries declare in their metadata.
+
+    Embedders declare ``input_rank`` (len of a sample's input shape) and ``body_family``;
+    heads declare ``task_types``. Among matching entries, ``default=True`` wins.
+    """
+    matches = []
+    for entry in kit.registry(kind):
+        meta = entry.meta
+        if kind == "embedders":
+            if facts["input_rank"] not in meta.get("input_ranks", ()):
+                continue
+            if facts["body_family"] not in meta.get("body_families", ("transformer",)):
+                continue
+        else:
+            if facts["task_type"] not in meta.get("task_types", ()):
+                continue
+        matches.append(entry)
+    if not matches:
+        what = ", ".join(f"{k}={v}" for k, v in facts.items())
+        raise ConfigError(f"no registered {kind[:-1]} handles {what}; name one in the config ({kind[:-1]}: NAME).")
+    defaults = [e for e in matches if e.meta.get("default")]
+    return (defaults or matches)[0].name
+
+
+class Session:
+    """One run's resolved components plus the services stages use."""
+
+    def __init__(self, kit: Kit, config: RunConfig, *, run=None, progress: bool = True):
+        self.kit = kit
+        self.config = config
+        self.run = run
+        self.progress = progress
+        self.device = resolve_device(config.device)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        seed_everything(config.seed, config.deterministic)
+        self.task_entry = kit.datasets.get(config.task.name)
+        self.backbone_entry = kit.backbones.get(config.backbone.name)
+        self.method_entry = kit.methods.get(config.method.name)
+        # Validate every config up front: a typo fails before any data is read.
+        self.method = self.method_entry.build(config.method.options)
+        self.backbone_config = self.backbone_entry.make_config(config.backbone.options)
+        self.task_config = self.task_entry.make_config(config.task.options)
+        self.results: dict[str, Any] = {}
+
+    # Components ----------------------------------------------------------------------------
+    @cached_property
+    def task(self) -> TaskData:
+        task = self.task_entry.factory(self.task_config) if self.task_config is not None else self.task_entry.factory()
+        if not isinstance(task, TaskData):
+            raise MonaError(
+                f"dataset {self.task_entry.name!r} ({self.task_entry.provider}) returned {type(task).__name__}, "
+                f"not a TaskData; fix the plugin."
+            )
+        return task
+
+    @property
+    def spec(self):
+        return self.task.spec
+
+    def _build_body(self, pretrained: bool) -> Backbone:
+        cfg = self.backbone_config
+        if cfg is not None and hasattr(cfg, "pretrained") and not pretrained:
+            import attrs
+
+            cfg = attrs.evolve(cfg, pretrained=False)
+        body = self.backbone_entry.factory(cfg) if cfg is not None else self.backbone_entry.factory()
+        if not isinstance(body, Backbone):
+            raise MonaError(f"backbone {self.backbone_entry.name!r} returned {type(body).__name__}, not a Backbone; fix the plugin.")
+        return body
+
+    @cached_property
+    def pretrained_body(self) -> Backbone:
+        """The body as loaded (kept on the CPU, never trained): stage resets and f_s come from here."""
+        return self._build_body(pretrained=True)
+
+    def resolved_name(self, key: str) -> str:
+        ref: ComponentRef = getattr(self.config, key)
+        if ref.name != "auto":
+            return ref.name
+        if key == "embedder":
+            return pick_auto(
+                self.kit, "embedders", input_rank=len(self.spec.input_shape), body_family=self.pretrained_body.family
+            )
+        if key == "head":
+            return pick_auto(self.kit, "heads", task_type=self.spec.task_type)
+        if key == "source":
+            modality = self.pretrained_body.source_modality
+            if modality not in DEFAULT_SOURCE:
+                raise ConfigError(f"no default source proxy for a {modality!r} body; set source: NAME in the config.")
+            return DEFAULT_SOURCE[modality]
+        raise KeyError(key)
+
+    def build_model(self, *, pretrained: bool = True) -> CrossModalModel:
+        """embedder -> body -> head, freshly built (a copy of the loaded body, or a random one)."""
+        torch.manual_seed(self.config.seed)
+        body = copy.deepcopy(self.pretrained_body) if pretrained else self._build_body(pretrained=False)
+        emb_entry = self.kit.embedders.get(self.resolved_name("embedder"))
+        head_entry = self.kit.heads.get(self.resolved_name("head"))
+        embedder = emb_entry.build(self.config.embedder.options, task=self.spec, body=body)
+        head = head_entry.build(self.config.head.options, task=self.spec, body=body, embedder=embedder)
+        model = CrossModalModel(embedder, body, head)
+        return model.to(self.device)
+
+    def reset_body(self, model: CrossModalModel) -> None:
+        """Put the pretrained weights back into the model's body (MoNA's stage 2 starts there)."""
+        model.body.load_state_dict(self.pretrained_body.state_dict())
+
+    @cached_property
+    def task_loss(self) -> nn.Module:
+        return self.kit.objectives.get(self.spec.loss).build()
+
+    @cached_property
+    def metric(self):
+        return self.kit.metrics.get(self.spec.metric).build()
+
+    def component_names(self) -> dict[str, str]:
+        return {
+            "task": self.task_entry.name,
+            "backbone": self.backbone_entry.name,
+            "embedder": self.resolved_name("embedder"),
+            "head": self.resolved_name("head"),
+            "method": self.method_entry.name,
+        }
+
+    # Source proxy ---------------------------------------------------------------------------
+    @cached_property
+    def source_embedder(self):
+        f_s = self.pretrained_body.source_embedder().to(self.device)
+        f_s.eval()
+        for p in f_s.parameters():
+            p.requires_grad_(False)
+        return f_s
+
+    @cached_property
+    def source_task(self) -> TaskData:
+        name = self.resolved_name("source")
+        entry = self.kit.datasets.get(name)
+        data = entry.build(self.config.source.options)
+        modality = data.spec.modality
+        body_modality = self.pretrained_body.source_modality
+        if modality != body_modality:
+            raise ConfigError(
+                f"source proxy {name!r} is {modality} data but body {self.backbone_entry.name!r} was pretrained on "
+                f"{body_modality}; choose a {body_modality} proxy (source: NAME)."
+            )
+        return data
+
+    @cached_property
+    def source_splits(self) -> dict[str, torch.utils.data.Dataset]:
+        """Proxy splits prepared by f_s (tokenised or resized) once."""
+        max_tokens = self.pretrained_body.max_tokens
+        out = {}
+        for split, ds in (("train", self.source_task.train), ("test", self.source_task.test)):
+            out[split] = self.source_embedder.prepare(ds, max_tokens=max_tokens)
+        return out
+
+    # Data -----------------------------------------------------------------------------------
+    def loader(self, dataset, *, shuffle: bool, batch_size: int | None = None, seed_offset: int = 0):
+        from .data import make_loader
+
+        bs = batch_size or (self.config.train.batch_size if shuffle else self.config.train.eval_batch_size)
+        return make_loader(
+            dataset,
+            batch_size=bs,
+            shuffle=shuffle,
+            seed=self.config.seed + seed_offset,
+            kind=self.config.train.loader,
+            num_workers=self.config.train.num_workers,
+        )
+
+    def to_device(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, dataset) -> tuple[torch.Tensor, torch.Tensor]:
+        was_training = model.training
+        model.eval()
+        preds, targets = [], []
+        for batch in self.loader(dataset, shuffle=False):
+            batch = self.to_device(batch)
+            preds.append(model(batch["x"]).float().cpu())
+            targets.append(batch["y"].cpu())
+        model.train(was_training)
+        return torch.cat(preds), torch.cat(targets)
+
+    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+        dataset = self.task.splits()[split]
+        preds, targets = self.predict(model, dataset)
+        return {
+            self.spec.metric: float(self.metric(preds, targets)),
+            "loss": float(self.task_loss(preds, targets)),
+        }
+
+    def log(self, **event: Any) -> None:
+        if self.run is not None:
+            self.run.log(event)
+
+    # Knowledge reuse -------------------------------------------------------------------------
+    def source_batches(self, split: str, *, batch_size: int, shuffle: bool, limit: int | None = None, seed_offset: int = 0):
+        dataset = self.source_splits[split]
+        if limit is not None and limit < len(dataset):
+            dataset = torch.utils.data.Subset(dataset, range(limit))
+        return self.loader(dataset, shuffle=shuffle, batch_size=batch_size, seed_offset=seed_offset)
+
+    def embed_source(self, body: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Mean-pooled body features of a source proxy batch: ``pool(g(f_s(x_s)))``."""
+        tokens, mask = self.source_embedder(self.to_device(batch))
+        feats = body(tokens, mask) if mask is not None else body(tokens)
+        return masked_mean(feats, mask)
+
+    @torch.no_grad()
+    def source_features(self, body: nn.Module, split: str, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
+        was_training = body.training
+        body.eval()
+        feats, labels = [], []
+        for batch in self.source_batches(split, batch_size=self.config.train.eval_batch_size, shuffle=False, limit=limit):
+            feats.append(self.embed_source(body, batch).float().cpu())
+            labels.append(batch["y"].cpu())
+        body.train(was_training)
+        return torch.cat(feats), torch.cat(labels)
+
+    def measure_reuse(self, model: CrossModalModel, *, stage: str, step: int) -> dict[str, float]:
+        """How well the current body still separates source classes (MoNA paper, Section 3)."""
+        from .diagnostics import davies_bouldin, linear_probe_accuracy
+
+        n = self.config.diagnostics.reuse_samples
+        xtr, ytr = self.source_features(model.body, "train", n)
+        xte, yte = self.source_features(model.body, "test", n)
+        values = {
+            "davies_bouldin": float(davies_bouldin(xtr, ytr)),
+            "probe_accuracy": float(linear_probe_accuracy(xtr, ytr, xte, yte, seed=self.config.seed)),
+        }
+        self.log(stage=stage, step=step, event="knowledge-reuse", **values)
+        return values
+
+
+def masked_mean(tokens: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean over tokens ``[B, N, D] -> [B, D]``, ignoring padding where ``mask`` is 0."""
+    if mask is None:
+        return tokens.mean(dim=1)
+    m = mask.to(tokens.dtype).unsqueeze(-1)
+    return (tokens * m).sum(1) / m.sum(1).clamp_min(1.0)

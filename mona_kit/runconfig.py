@@ -1,0 +1,198 @@
+"""The run config: which components, how to train, where to write. Plain data throughout.
+
+A YAML file (or the embedded default) is read by :meth:`RunConfig.from_dict`, which
+rejects unknown keys with suggestions; ``key=value`` overrides apply on top
+(``train.lr=3e-4``, ``method=orca``, ``method.objective=mmd``).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import yaml
+
+from .config import build_config, config, option, to_dict
+from .errors import ConfigError, did_you_mean
+
+COMPONENT_KEYS = ("task", "source", "backbone", "embedder", "head", "method")
+
+
+@attrs.frozen(kw_only=True)
+class ComponentRef:
+    """A registered name plus options for its config class (``auto`` lets the kit choose)."""
+
+    name: str
+    options: dict[str, Any] = attrs.field(factory=dict)
+
+    @classmethod
+    def parse(cls, value: Any, key: str) -> "ComponentRef":
+        if isinstance(value, ComponentRef):
+            return value
+        if isinstance(value, str):
+            return cls(name=value)
+        if isinstance(value, Mapping):
+            value = dict(value)
+            name = value.pop("name", None)
+            if not isinstance(name, str):
+                raise ConfigError(f"config key {key!r} needs a 'name' (e.g. {key}: {{name: ..., option: value}}).")
+            return cls(name=name, options=value)
+        raise ConfigError(f"config key {key!r} must be a name or a mapping with 'name', got {value!r}.")
+
+    def to_plain(self) -> Any:
+        return {"name": self.name, **self.options} if self.options else self.name
+
+
+@config
+class TrainConfig:
+    """The supervised fine-tuning budget shared by every method's training stages."""
+
+    epochs: int = option(3, help="passes over the training split in each fine-tuning stage")
+    max_steps: int | None = option(None, help="cap on optimiser steps per stage (None = epochs decide)")
+    batch_size: int = option(32, help="training batch size (global, across ranks)")
+    eval_batch_size: int = option(128, help="batch size for validation and test")
+    lr: float = option(1e-4, help="learning rate of the body")
+    embedder_lr: float | None = option(None, help="learning rate of embedder and head (None = lr)")
+    weight_decay: float = option(0.0, help="AdamW weight decay")
+    optimizer: str = option("adamw", choices=("adamw", "sgd"), help="optimiser")
+    scheduler: str = option("cosine", choices=("cosine", "constant"), help="learning-rate schedule")
+    grad_clip: float | None = option(1.0, help="max gradient norm (None = no clipping)")
+    evals_per_epoch: int = option(1, help="validation passes per epoch (model selection)")
+    loader: str = option("torch", choices=("torch", "nodes"), help="plain DataLoader or torchdata.nodes")
+    num_workers: int = option(0, help="data-loading worker processes")
+    on_nonfinite: str = option("stop", choices=("stop", "skip"), help="a NaN/Inf loss stops the stage or skips the step")
+
+
+@config
+class DiagnosticsConfig:
+    """Knowledge-reuse tracking: how well the body still separates source classes."""
+
+    reuse_every: int = option(0, help="steps between knowledge-reuse measurements (0 = off)")
+    reuse_samples: int = option(300, help="source proxy samples per split used for the measurement")
+
+
+@config
+class RunConfig:
+    task: ComponentRef = option(help="target task (a registered dataset)")
+    backbone: ComponentRef = option(help="pretrained body")
+    method: ComponentRef = option(help="transfer method")
+    embedder: ComponentRef = option(ComponentRef(name="auto"), help="target embedder (auto: chosen by task and body)")
+    head: ComponentRef = option(ComponentRef(name="auto"), help="task head (auto: chosen by task type)")
+    source: ComponentRef = option(ComponentRef(name="auto"), help="source proxy data (auto: by the body's modality)")
+    train: TrainConfig = option(factory=TrainConfig)
+    diagnostics: DiagnosticsConfig = option(factory=DiagnosticsConfig)
+    seed: int = option(0, help="random seed")
+    deterministic: bool = option(True, help="deterministic algorithms (bitwise-repeatable on CPU)")
+    device: str = option("auto", help="auto, cpu, cuda or cuda:N")
+    threads: int | None = option(None, help="torch CPU threads (None = torch's default)")
+    output_dir: str = option("runs", help="parent folder of run directories")
+    run_name: str | None = option(None, help="run directory name (None = method-task-seed-timestamp)")
+    checkpoint_every: int = option(100, help="steps between checkpoints inside a stage")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"a run config is a mapping of key: value, got {type(data).__name__}.")
+        fields = {f.name for f in attrs.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in fields:
+                raise ConfigError(
+                    f"unknown config key {key!r}.{did_you_mean(str(key), fields)} Valid keys: {', '.join(sorted(fields))}."
+                )
+            if key in COMPONENT_KEYS:
+                kwargs[key] = ComponentRef.parse(value, key)
+            elif key == "train":
+                kwargs[key] = build_config(TrainConfig, value or {}, where="config section 'train'")
+            elif key == "diagnostics":
+                kwargs[key] = build_config(DiagnosticsConfig, value or {}, where="config section 'diagnostics'")
+            else:
+                kwargs[key] = value
+        scalars = {k: v for k, v in kwargs.items() if k not in COMPONENT_KEYS and k not in ("train", "diagnostics")}
+        for key in ("task", "backbone", "method"):
+            if key not in kwargs:
+                raise ConfigError(f"the run config needs {key!r}; add e.g. '{key}: NAME' (see 'mona-kit list').")
+        checked = build_config(_Scalars, scalars, where="run config")
+        return cls(**{**kwargs, **attrs.asdict(checked)})
+
+    def to_plain(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in attrs.fields(type(self)):
+            value = getattr(self, f.name)
+            out[f.name] = value.to_plain() if isinstance(value, ComponentRef) else to_dict(value)
+        return out
+
+
+@config
+class _Scalars:
+    """The scalar keys of RunConfig, validated with the same machinery as component configs."""
+
+    seed: int = 0
+    deterministic: bool = True
+    device: str = "auto"
+    threads: int | None = None
+    output_dir: str = "runs"
+    run_name: str | None = None
+    checkpoint_every: int = 100
+
+
+def parse_overrides(items: Iterable[str]) -> list[tuple[list[str], Any]]:
+    out = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not key=value (e.g. train.lr=3e-4).")
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        out.append((key.split("."), value))
+    return out
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """``a.b=value`` overrides on a plain config dict. ``method=orca`` replaces a component's name."""
+    data = copy.deepcopy(dict(data))
+    for path, value in parse_overrides(overrides):
+        head = path[0]
+        if head in COMPONENT_KEYS:
+            ref = ComponentRef.parse(data.get(head, "auto"), head)
+            if len(path) == 1:
+                if not isinstance(value, str):
+                    raise ConfigError(f"override {head}= takes a registered name, got {value!r}.")
+                # A new component's options would not fit: start from none.
+                ref = ComponentRef(name=value, options={} if value != ref.name else ref.options)
+            elif len(path) == 2:
+                ref = ComponentRef(name=ref.name, options={**ref.options, path[1]: value})
+            else:
+                raise ConfigError(f"override {'.'.join(path)!r} is too deep; use {head}.OPTION=value.")
+            data[head] = ref.to_plain()
+        elif len(path) == 1:
+            data[head] = value
+        elif len(path) == 2 and head in ("train", "diagnostics"):
+            section = dict(data.get(head) or {})
+            section[path[1]] = value
+            data[head] = section
+        else:
+            raise ConfigError(f"override {'.'.join(path)!r}: only train.X, diagnostics.X and COMPONENT.X nest.")
+    return data
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist; check the path (or run 'mona-kit run' with no file for the default).")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML{where}; fix the syntax.") from exc
+    if data is None:
+        raise ConfigError(f"config file {str(path)!r} is empty; it needs at least task, backbone and method.")
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of key: value.")
+    return data

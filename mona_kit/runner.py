@@ -1,0 +1,103 @@
+"""Run a method: build the session, run its stages with checkpoints between them, record results.
+
+Resume: each finished stage leaves ``checkpoints/stage-<i>.safetensors`` and an entry in
+``checkpoints/progress.json``; ``run --resume RUN_DIR`` reloads the resolved config,
+restores the model after the last finished stage and continues with the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .checkpoint import load_weights, save_weights
+from .config import to_dict
+from .engine import Session
+from .errors import CheckpointError
+from .kit import Kit
+from .runconfig import ComponentRef, RunConfig
+from .runs import RunDir, atomic_write_text, environment_record
+from .stages import EvaluateStage
+
+
+def default_run_name(config: RunConfig) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return f"{config.method.name}-{config.task.name}-s{config.seed}-{stamp}"
+
+
+def resolved_config(session: Session) -> dict[str, Any]:
+    """The config with every auto name chosen and every option default written out."""
+    cfg = session.config
+    plain = cfg.to_plain()
+    for key, kind in (("task", "datasets"), ("backbone", "backbones"), ("method", "methods"), ("embedder", "embedders"), ("head", "heads")):
+        name = session.resolved_name(key) if key in ("embedder", "head") else getattr(cfg, key).name
+        entry = session.kit.registry(kind).get(name)
+        options = to_dict(entry.make_config(getattr(cfg, key).options)) or {}
+        plain[key] = {"name": name, **options}
+    if session.method.uses_source:
+        name = session.resolved_name("source")
+        entry = session.kit.datasets.get(name)
+        plain["source"] = {"name": name, **(to_dict(entry.make_config(cfg.source.options)) or {})}
+    return plain
+
+
+def peak_memory_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run(kit: Kit, config: RunConfig, *, overwrite: bool = False, progress: bool = True, resume: Path | None = None) -> Path:
+    """Run ``config`` to completion; returns the run directory."""
+    if resume is not None:
+        run_dir = RunDir.open(resume)
+    else:
+        run_dir = RunDir.create(
+            Path(config.output_dir) / (config.run_name or default_run_name(config)), overwrite=overwrite
+        )
+    session = Session(kit, config, run=run_dir, progress=progress)
+    if resume is None:
+        run_dir.write_config(resolved_config(session))
+        run_dir.write_json("env.json", environment_record(kit, config.seed, str(session.device)))
+    started = time.time()
+    model = session.build_model(pretrained=session.method.pretrained_body)
+    stages = list(session.method.stages(session)) + [EvaluateStage()]
+    progress_file = run_dir.checkpoints / "progress.json"
+    done = json.loads(progress_file.read_text())["done"] if progress_file.is_file() else []
+    if done:
+        last = run_dir.checkpoints / f"stage-{len(done) - 1}.safetensors"
+        state = load_weights(last)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(
+                f"checkpoint {str(last)!r} does not fit this config's model (missing {list(missing)[:3]}, "
+                f"unexpected {list(unexpected)[:3]}); resume with the config the run was started with."
+            )
+        session.results.update(json.loads((run_dir.checkpoints / "results-partial.json").read_text()) if (run_dir.checkpoints / "results-partial.json").is_file() else {})
+    for i, stage in enumerate(stages):
+        if i < len(done):
+            continue
+        session.log(stage=stage.name, event="stage-start", index=i)
+        t0 = time.time()
+        stage.run(session, model)
+        session.log(stage=stage.name, event="stage-end", index=i, seconds=time.time() - t0)
+        save_weights(run_dir.checkpoints / f"stage-{i}.safetensors", model.state_dict())
+        atomic_write_text(run_dir.checkpoints / "results-partial.json", json.dumps(session.results))
+        done.append(stage.name)
+        atomic_write_text(progress_file, json.dumps({"done": done}))
+    results = {
+        "method": session.method_entry.name,
+        "task": session.spec.name,
+        "metric": session.spec.metric,
+        "higher_is_better": session.spec.higher_is_better,
+        "components": session.component_names(),
+        "seed": config.seed,
+        **session.results,
+        "wall_time_s": time.time() - started,
+        "peak_memory_mb": peak_memory_mb(),
+    }
+    run_dir.write_json("results.json", results)
+    return run_dir.path

@@ -1,0 +1,186 @@
+"""Reusable stages that methods compose: supervised training with validation-based model
+selection (fine-tune, warm-up, linear probe, FPT), and the final evaluation.
+
+A method is a list of stages; a new method is often a few lines::
+
+    class MyMethod(Method):
+        def stages(self, session):
+            return [TrainStage(name="warmup", trainable=("embedder", "head"), epochs=1),
+                    TrainStage(name="finetune")]
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .errors import NumericalError
+from .model import MODEL_GROUPS, CrossModalModel
+
+ALL_GROUPS: tuple[str, ...] = MODEL_GROUPS
+
+
+class Stage:
+    """One step of a method. ``run`` trains or measures ``model`` in place."""
+
+    name: str = "stage"
+
+    def run(self, session, model: CrossModalModel) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class Method:
+    """A transfer method: which body to start from, and its stages."""
+
+    #: False for train-from-scratch: the body is randomly initialised.
+    pretrained_body: bool = True
+    #: True when a stage reads the source proxy (alignment, MoNA, PaRe).
+    uses_source: bool = False
+
+    def stages(self, session) -> Sequence[Stage]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def task_step_loss(session, model: CrossModalModel, batch: dict[str, torch.Tensor], step: int) -> torch.Tensor:
+    """The plain supervised loss of a batch."""
+    return session.task_loss(model(batch["x"]), batch["y"])
+
+
+def make_optimizer(session, named_params: Sequence[tuple[str, nn.Parameter]], lr: float, new_lr: float):
+    """Body parameters at ``lr``; embedder, head and method-owned modules at ``new_lr``."""
+    cfg = session.config.train
+    body = [p for n, p in named_params if n.startswith("body.")]
+    new = [p for n, p in named_params if not n.startswith("body.")]
+    groups = [g for g in ({"params": body, "lr": lr}, {"params": new, "lr": new_lr}) if g["params"]]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(groups, lr=lr, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(session, optimizer, total_steps: int):
+    if session.config.train.scheduler == "constant" or total_steps <= 0:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total_steps) / total_steps))
+    )
+
+
+@attrs.define(kw_only=True)
+class TrainStage(Stage):
+    """Train the named parameter groups on a step loss; select the best state on validation.
+
+    ``step_loss(session, model, batch, step)`` defaults to the task loss; methods that mix
+    extra terms (PaRe) pass their own, and ``extra_modules`` (gates, source heads) are
+    optimised beside the model.
+    """
+
+    name: str = "finetune"
+    trainable: tuple[str, ...] = ALL_GROUPS
+    epochs: int | None = None
+    max_steps: int | None = None
+    lr: float | None = None
+    embedder_lr: float | None = None
+    select_best: bool = True
+    track_reuse: bool = True
+    step_loss: Callable[..., torch.Tensor] = task_step_loss
+    extra_modules: Sequence[nn.Module] = ()
+    on_epoch_start: Callable[[int, int], None] | None = None
+
+    def run(self, session, model: CrossModalModel) -> None:
+        cfg = session.config.train
+        model.set_trainable(self.trainable)
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        for i, module in enumerate(self.extra_modules):
+            named += [(f"extra{i}.{n}", p) for n, p in module.named_parameters()]
+        lr = self.lr if self.lr is not None else cfg.lr
+        new_lr = self.embedder_lr or cfg.embedder_lr or lr
+        optimizer = make_optimizer(session, named, lr, new_lr)
+        train_set = session.task.train
+        epochs = self.epochs if self.epochs is not None else cfg.epochs
+        steps_per_epoch = max(1, math.ceil(len(train_set) / cfg.batch_size))
+        total = epochs * steps_per_epoch
+        cap = self.max_steps if self.max_steps is not None else cfg.max_steps
+        if cap is not None:
+            total = min(total, cap)
+        scheduler = make_scheduler(session, optimizer, total)
+        eval_every = max(1, steps_per_epoch // max(1, cfg.evals_per_epoch))
+        reuse_every = session.config.diagnostics.reuse_every if self.track_reuse else 0
+        metric_name = session.spec.metric
+        sign = -1.0 if session.spec.higher_is_better else 1.0
+        best_score, best_state, best_step = math.inf, None, 0
+
+        model.train()
+        step = 0
+        if reuse_every:
+            session.measure_reuse(model, stage=self.name, step=0)
+        bar = tqdm(total=total, desc=self.name, disable=not session.progress, leave=False, dynamic_ncols=True)
+        epoch = 0
+        while step < total:
+            if self.on_epoch_start is not None:
+                self.on_epoch_start(epoch, epochs)
+            for batch in session.loader(train_set, shuffle=True, seed_offset=epoch):
+                if step >= total:
+                    break
+                batch = session.to_device(batch)
+                loss = self.step_loss(session, model, batch, step)
+                if not torch.isfinite(loss):
+                    if cfg.on_nonfinite == "skip":
+                        optimizer.zero_grad(set_to_none=True)
+                        session.log(stage=self.name, step=step, event="skipped-nonfinite-loss")
+                        step += 1
+                        bar.update(1)
+                        continue
+                    raise NumericalError(
+                        f"stage {self.name!r}: loss is {loss.item()} at step {step} "
+                        f"(task {session.spec.name}, method {session.method_entry.name}); lower train.lr or set "
+                        f"train.on_nonfinite=skip. The last good checkpoint is kept."
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_([p for _, p in named], cfg.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4g}")
+                session.log(stage=self.name, step=step, epoch=epoch, loss=loss.item())
+                if self.select_best and (step % eval_every == 0 or step == total):
+                    val = session.evaluate(model, "val")
+                    session.log(stage=self.name, step=step, epoch=epoch, split="val", **val)
+                    score = sign * val[metric_name]
+                    if score < best_score:
+                        best_score, best_step = score, step
+                        best_state = copy.deepcopy(model.state_dict())
+                    model.train()
+                if reuse_every and step % reuse_every == 0:
+                    session.measure_reuse(model, stage=self.name, step=step)
+            epoch += 1
+        bar.close()
+        if self.select_best and best_state is not None:
+            model.load_state_dict(best_state)
+            session.log(stage=self.name, step=step, event="selected", best_step=best_step, **{f"val_{metric_name}": sign * best_score})
+
+
+@attrs.define(kw_only=True)
+class EvaluateStage(Stage):
+    """Final report: validation (what selection saw) and test (never used for selection)."""
+
+    name: str = "evaluate"
+
+    def run(self, session, model: CrossModalModel) -> None:
+        results: dict[str, Any] = {}
+        for split in session.task.splits():
+            if split == "train":
+                continue
+            results[split] = session.evaluate(model, split)
+            session.log(stage=self.name, split=split, **results[split])
+        session.results.update(results)
