@@ -1,0 +1,82 @@
+"""Embedder alignment (ORCA's first stage): pull the distribution of embedded target data
+towards the embedded source proxy under a registered distance objective."""
+
+from __future__ import annotations
+
+import attrs
+import torch
+from tqdm.auto import tqdm
+
+from mona_kit.engine import masked_mean
+from mona_kit.errors import ConfigError
+from mona_kit.stages import Stage
+
+
+@torch.no_grad()
+def source_token_features(session, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean-pooled f_s tokens of up to ``limit`` source proxy samples (f_s is frozen)."""
+    feats, labels = [], []
+    for batch in session.source_batches("train", batch_size=session.config.train.eval_batch_size, shuffle=False, limit=limit):
+        tokens, mask = session.source_embedder(session.to_device(batch))
+        feats.append(masked_mean(tokens, mask).float())
+        labels.append(batch["y"].to(session.device))
+    return torch.cat(feats), torch.cat(labels)
+
+
+def target_labels(session, targets: torch.Tensor, k: int) -> torch.Tensor:
+    """Class labels, or k-means pseudo-labels of flattened targets for regression and dense tasks."""
+    if session.spec.task_type == "classification":
+        return targets.long()
+    from mona_kit.diagnostics import pseudo_labels
+
+    return torch.as_tensor(pseudo_labels(targets.reshape(len(targets), -1).float(), k=k, seed=session.config.seed))
+
+
+def distance_objective(session, name: str, options: dict):
+    entry = session.kit.objectives.get(name)
+    if entry.meta.get("role") != "distance":
+        raise ConfigError(
+            f"objective {name!r} has role {entry.meta.get('role')!r}, but alignment needs a distance; "
+            f"see 'mona-kit list objectives'."
+        )
+    return entry.build(options).to(session.device)
+
+
+@attrs.define(kw_only=True)
+class AlignStage(Stage):
+    """Train only the target embedder to minimise ``objective(source, embedded target)``.
+
+    One optimiser step per epoch over a fixed target subset, as ORCA does.
+    """
+
+    name: str = "align"
+    objective: str = "otdd"
+    objective_options: dict = attrs.field(factory=dict)
+    epochs: int = 60
+    lr: float = 1e-3
+    max_source: int = 5000
+    target_samples: int = 256
+    pseudo_label_k: int = 10
+
+    def run(self, session, model) -> None:
+        objective = distance_objective(session, self.objective, self.objective_options)
+        xs, ys = source_token_features(session, self.max_source)
+        bound = objective.bind_source(xs, ys)
+        train = session.task.train
+        n = min(self.target_samples, len(train))
+        g = torch.Generator().manual_seed(session.config.seed)
+        index = torch.randperm(len(train), generator=g)[:n].tolist()
+        batch = session.to_device(torch.utils.data.default_collate([train[i] for i in index]))
+        yt = target_labels(session, batch["y"].cpu(), self.pseudo_label_k).to(session.device)
+        model.set_trainable(("embedder",))
+        params = [p for p in model.embedder.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=self.lr)
+        model.train()
+        for epoch in tqdm(range(self.epochs), desc=self.name, disable=not session.progress, leave=False):
+            tokens = model.embedder(batch["x"])
+            xt = tokens.mean(dim=1) if tokens.dim() == 3 else tokens.flatten(2).mean(-1)
+            loss = bound(xt, yt)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            session.log(stage=self.name, step=epoch + 1, distance=loss.item(), objective=self.objective)

@@ -1,0 +1,200 @@
+"""MoNA's stage 1: meta-learn the target embedder (and head) so that fine-tuning the body
+on the target task keeps the body's source knowledge.
+
+One meta step, for a target batch (x_t, y_t) and a labelled source batch (x_s, y_s):
+
+    inner:  theta' = theta - alpha * grad_theta L_task(h(g_theta(f_t(x_t))), y_t)     (K times, graph kept)
+    outer:  L_src  = objective(pool(g_theta'(f_s(x_s))), y_s)                     (align-uniform by default)
+    update: f_t, h_t  <-  minimise L_task(theta) + lambda * L_src(theta')
+
+f_t reaches L_src only through theta', i.e. through the inner gradient: the update needs the
+second-order term (double backward). ``second_order=False`` drops it (first-order MAML), which
+gives f_t no outer gradient at all - kept as an option to show exactly that.
+
+The inner update is differentiated with ``torch.func.functional_call`` over the body's
+parameters and ``torch.autograd.grad(create_graph=True)``: no parameter is patched in place.
+The body itself is not updated here; stage 2 fine-tunes from the pretrained body.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+
+import attrs
+import torch
+from torch.func import functional_call
+from tqdm.auto import tqdm
+
+from mona_kit.engine import masked_mean
+from mona_kit.errors import ConfigError, NumericalError
+from mona_kit.stages import Stage
+
+
+def math_attention():
+    """Double backward needs the math attention kernel (fused SDPA kernels have no second derivative)."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        return sdpa_kernel(SDPBackend.MATH)
+    except ImportError:  # pragma: no cover - older torch
+        return contextlib.nullcontext()
+
+
+def inner_parameter_names(model, groups: Sequence[str]) -> list[str]:
+    """Body parameter names (relative to the body) adapted in the inner loop."""
+    all_groups = model.body.param_groups()
+    if "all" in groups:
+        return [n for names in all_groups.values() for n in names]
+    unknown = [g for g in groups if g not in all_groups]
+    if unknown:
+        raise ConfigError(f"inner_params names unknown body group(s) {unknown}; groups: {sorted(all_groups)} or 'all'.")
+    return [n for g in groups for n in all_groups[g]]
+
+
+def representation_objective(session, name: str, options: dict):
+    entry = session.kit.objectives.get(name)
+    if entry.meta.get("role") != "representation":
+        raise ConfigError(
+            f"objective {name!r} has role {entry.meta.get('role')!r}; MoNA's outer loss needs a representation "
+            f"objective (e.g. align-uniform); see 'mona-kit list objectives'."
+        )
+    return entry.build(options).to(session.device)
+
+
+def meta_loss(
+    model,
+    task_loss: Callable,
+    source_objective: Callable,
+    x_t: torch.Tensor,
+    y_t: torch.Tensor,
+    src_tokens: torch.Tensor,
+    src_mask: torch.Tensor | None,
+    y_s: torch.Tensor,
+    *,
+    names: Sequence[str],
+    inner_steps: int,
+    inner_lr: float,
+    lam: float,
+    second_order: bool = True,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """``L_task(theta) + lam * L_src(theta')`` with theta' from ``inner_steps`` simulated fine-tuning steps."""
+    body = model.body
+    params = dict(body.named_parameters())
+    theta = {n: params[n] for n in names}
+    tokens = model.embedder(x_t)
+    loss_task = None
+    adapted = theta
+    for k in range(inner_steps):
+        feats = functional_call(body, adapted, (tokens,), strict=False)
+        inner_loss = task_loss(model.head(feats), y_t)
+        if k == 0:
+            loss_task = inner_loss
+        grads = torch.autograd.grad(inner_loss, list(adapted.values()), create_graph=second_order, allow_unused=True)
+        adapted = {
+            n: (p if g is None else p - inner_lr * (g if second_order else g.detach()))
+            for (n, p), g in zip(adapted.items(), grads)
+        }
+    args = (src_tokens, src_mask) if src_mask is not None else (src_tokens,)
+    z = masked_mean(functional_call(body, adapted, args, strict=False), src_mask)
+    loss_src = source_objective(z, y_s)
+    total = loss_task + lam * loss_src
+    return total, {"task_loss": loss_task.item(), "source_loss": loss_src.item()}
+
+
+def grad_align_loss(
+    model,
+    task_loss: Callable,
+    source_objective: Callable,
+    x_t, y_t, src_tokens, src_mask, y_s,
+    *,
+    names: Sequence[str],
+    inner_lr: float,
+    lam: float,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """First-order view of one inner step: ``L_task - lam * alpha * <grad L_src, grad L_task>``.
+
+    Target gradients are pushed to agree with the direction that keeps source features aligned
+    and uniform. grad L_src does not depend on f_t, so it is computed once without a graph.
+    """
+    body = model.body
+    params = dict(body.named_parameters())
+    theta = [params[n] for n in names]
+    loss_task = task_loss(model(x_t), y_t)
+    g_task = torch.autograd.grad(loss_task, theta, create_graph=True, allow_unused=True)
+    args = (src_tokens, src_mask) if src_mask is not None else (src_tokens,)
+    loss_src = source_objective(masked_mean(body(*args), src_mask), y_s)
+    g_src = torch.autograd.grad(loss_src, theta, allow_unused=True)
+    dot = sum((a.detach() * b).sum() for a, b in zip(g_src, g_task) if a is not None and b is not None)
+    total = loss_task - lam * inner_lr * dot
+    return total, {"task_loss": loss_task.item(), "source_loss": loss_src.item(), "grad_dot": float(dot)}
+
+
+@attrs.define(kw_only=True)
+class MetaAlignStage(Stage):
+    name: str = "meta-align"
+    steps: int = 40
+    inner_steps: int = 1
+    inner_lr: float = 1e-3
+    lam: float = 0.5
+    objective: str = "align-uniform"
+    objective_options: dict = attrs.field(factory=dict)
+    inner_params: tuple[str, ...] = ("all",)
+    source_batch_size: int = 32
+    meta_lr: float = 1e-3
+    second_order: bool = True
+    first_order_surrogate: bool = False  # mona-grad-align
+
+    def run(self, session, model) -> None:
+        objective = representation_objective(session, self.objective, self.objective_options)
+        names = inner_parameter_names(model, self.inner_params)
+        model.set_trainable(("embedder", "head"))
+        body_params = dict(model.body.named_parameters())
+        for n in names:  # the inner loop differentiates w.r.t. them; they are never stepped here
+            body_params[n].requires_grad_(True)
+        meta_params = list(model.embedder.parameters()) + list(model.head.parameters())
+        optimizer = torch.optim.AdamW(meta_params, lr=self.meta_lr)
+        model.train()
+        target_iter = _cycle(lambda e: session.loader(session.task.train, shuffle=True, seed_offset=1000 + e))
+        source_iter = _cycle(
+            lambda e: session.source_batches("train", batch_size=self.source_batch_size, shuffle=True, seed_offset=2000 + e)
+        )
+        with math_attention():
+            for step in tqdm(range(1, self.steps + 1), desc=self.name, disable=not session.progress, leave=False):
+                tb = session.to_device(next(target_iter))
+                sb = session.to_device(next(source_iter))
+                with torch.no_grad():
+                    src_tokens, src_mask = session.source_embedder(sb)
+                if self.first_order_surrogate:
+                    total, parts = grad_align_loss(
+                        model, session.task_loss, objective, tb["x"], tb["y"], src_tokens, src_mask, sb["y"],
+                        names=names, inner_lr=self.inner_lr, lam=self.lam,
+                    )
+                else:
+                    total, parts = meta_loss(
+                        model, session.task_loss, objective, tb["x"], tb["y"], src_tokens, src_mask, sb["y"],
+                        names=names, inner_steps=self.inner_steps, inner_lr=self.inner_lr, lam=self.lam,
+                        second_order=self.second_order,
+                    )
+                if not torch.isfinite(total):
+                    raise NumericalError(
+                        f"stage {self.name!r}: meta loss is {total.item()} at step {step}; lower method.inner_lr or "
+                        f"method.meta_lr."
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                if session.config.train.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(meta_params, session.config.train.grad_clip)
+                optimizer.step()
+                for p in model.body.parameters():  # body gradients are a by-product; never applied
+                    p.grad = None
+                session.log(stage=self.name, step=step, loss=total.item(), **parts)
+        model.set_trainable(())
+
+
+def _cycle(make_loader):
+    epoch = 0
+    while True:
+        for batch in make_loader(epoch):
+            yield batch
+        epoch += 1

@@ -1,0 +1,103 @@
+"""MoNA (Ma, Li, Cai, Kang, ICML 2024): warm up, meta-learn the target embedder so that
+fine-tuning keeps the body's source knowledge, then fine-tune from the pretrained body.
+
+No official code exists; every choice the paper leaves open is an option below with the
+default of ``../shared/METHODS.md``.
+"""
+
+from __future__ import annotations
+
+from mona_kit.config import config, option
+from mona_kit.stages import ALL_GROUPS, Method, Stage, TrainStage
+
+from .align import AlignStage
+from .meta_align import MetaAlignStage
+
+
+@config
+class MonaConfig:
+    warmup: str = option("task", choices=("task", "align", "none"), help="warm-up of embedder/head: task loss with the body frozen, ORCA-style alignment, or none")
+    warmup_epochs: int = option(1, help="warm-up epochs (task) or alignment epochs (align)")
+    meta_steps: int = option(40, help="stage-1 meta steps (one target and one source batch each)")
+    inner_steps: int = option(1, help="K: simulated fine-tuning steps in the inner loop")
+    inner_lr: float | None = option(None, help="alpha: inner LR (None = 10 x train.lr)")
+    lam: float = option(0.5, help="lambda: weight of the source-knowledge loss (paper: 0.3-0.5)")
+    objective: str = option("align-uniform", help="registered representation objective for the outer loss")
+    objective_options: dict = option(factory=dict, help="options for the outer objective (e.g. {t: 2})")
+    inner_params: tuple[str, ...] = option(("all",), help="body groups adapted in the inner loop ('all' or e.g. [attention, mlp])")
+    source_batch_size: int = option(32, help="labelled source proxy samples per meta step")
+    meta_lr: float | None = option(None, help="LR of embedder and head in stage 1 (None = train.embedder_lr or 10 x train.lr)")
+    second_order: bool = option(True, help="keep the second-order term (False gives the embedder no outer gradient)")
+    positives: str = option("label", choices=("label",), help="positive pairs for the alignment term: same source label")
+
+
+class Mona(Method):
+    uses_source = True
+    first_order_surrogate = False
+
+    def __init__(self, cfg: MonaConfig):
+        self.cfg = cfg
+
+    def warmup_stage(self, session):
+        c = self.cfg
+        if c.warmup == "task":
+            return TrainStage(name="warmup", trainable=("embedder", "head"), epochs=c.warmup_epochs, select_best=False, track_reuse=False)
+        if c.warmup == "align":
+            base = session.config.train.embedder_lr or session.config.train.lr
+            return AlignStage(name="warmup", epochs=max(1, c.warmup_epochs), lr=base * 10, max_source=2000)
+        return None
+
+    def meta_stage(self, session) -> MetaAlignStage:
+        c = self.cfg
+        train = session.config.train
+        return MetaAlignStage(
+            steps=c.meta_steps,
+            inner_steps=c.inner_steps,
+            inner_lr=c.inner_lr if c.inner_lr is not None else 10 * train.lr,
+            lam=c.lam,
+            objective=c.objective,
+            objective_options=dict(c.objective_options),
+            inner_params=tuple(c.inner_params),
+            source_batch_size=c.source_batch_size,
+            meta_lr=c.meta_lr if c.meta_lr is not None else (train.embedder_lr or 10 * train.lr),
+            second_order=c.second_order,
+            first_order_surrogate=self.first_order_surrogate,
+        )
+
+    def stages(self, session):
+        warm = self.warmup_stage(session)
+        stages = [warm] if warm is not None else []
+        stages.append(self.meta_stage(session))
+        stages.append(ResetBody())
+        stages.append(TrainStage(name="finetune", trainable=ALL_GROUPS))
+        return stages
+
+
+class MonaGradAlign(Mona):
+    """Cheaper first-order surrogate: L_task - lambda * alpha * <grad L_src, grad L_task>."""
+
+    first_order_surrogate = True
+
+
+class ResetBody(Stage):
+    """Stage 2 starts from the pretrained body, not from whatever stage 1 touched."""
+
+    name = "reset-body"
+
+    def run(self, session, model) -> None:
+        session.reset_body(model)
+
+
+def register_all(register):
+    register(
+        "mona",
+        Mona,
+        config=MonaConfig,
+        summary="MoNA: warm-up, meta-learn the target embedder to keep source knowledge (second-order), then fine-tune",
+    )
+    register(
+        "mona-grad-align",
+        MonaGradAlign,
+        config=MonaConfig,
+        summary="MoNA's first-order surrogate: align target and source-knowledge gradients, then fine-tune",
+    )
