@@ -127,7 +127,7 @@ def grad_align_loss(
     g_src = torch.autograd.grad(loss_src, theta, allow_unused=True)
     dot = sum((a.detach() * b).sum() for a, b in zip(g_src, g_task) if a is not None and b is not None)
     total = loss_task - lam * inner_lr * dot
-    return total, {"task_loss": loss_task.item(), "source_loss": loss_src.item(), "grad_dot": float(dot)}
+    return total, {"task_loss": loss_task.item(), "source_loss": loss_src.item(), "grad_dot": float(dot.detach())}
 
 
 @attrs.define(kw_only=True)

@@ -10,7 +10,6 @@ first epochs and hard top-k after. Loss::
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F

@@ -1,0 +1,23 @@
+"""``mona-kit plot RUN_DIR... [--out DIR]``: learning and knowledge-reuse curves as PNGs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..runs import RunDir
+
+
+def configure(parser) -> None:
+    parser.add_argument("runs", nargs="+", type=Path, help="run directories")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: <first run's parent>/plots)")
+
+
+def run(args, kit) -> int:
+    from ..plotting import plot_runs
+
+    for path in args.runs:
+        RunDir.open(path)  # a clear error for a folder that is not a run
+    out = args.out or args.runs[0].parent / "plots"
+    for png in plot_runs(args.runs, out):
+        print(png)
+    return 0

@@ -1,0 +1,75 @@
+"""``mona-kit run [CONFIG] [key=value ...]``.
+
+With no CONFIG, runs the embedded default (``mona_kit/configs/default.yaml``) once per
+method of ``--methods`` (default: mona and finetune) and prints a comparison.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+
+import yaml
+
+from ..errors import ConfigError
+from ..runconfig import RunConfig, apply_overrides, read_config_file
+
+DEFAULT_METHODS = ("mona", "finetune")
+
+
+def default_config() -> dict:
+    text = importlib.resources.files("mona_kit").joinpath("configs/default.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def configure(parser) -> None:
+    parser.add_argument("items", nargs="*", metavar="CONFIG|key=value", help="a YAML config file and/or overrides")
+    parser.add_argument("--methods", default=None, help="comma-separated methods to run on the same config, side by side")
+    parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR", help="continue an interrupted run")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--no-plots", action="store_true", help="do not draw plots after the runs")
+
+
+def split_items(items: list[str]) -> tuple[str | None, list[str]]:
+    files = [i for i in items if "=" not in i]
+    if len(files) > 1:
+        raise ConfigError(f"run takes one config file, got {files}; pass the others' settings as key=value.")
+    return (files[0] if files else None), [i for i in items if "=" in i]
+
+
+def run(args, kit) -> int:
+    from ..runner import run as run_one
+    from ..summary import comparison_table
+
+    if args.resume is not None:
+        from ..runs import RunDir
+
+        config = RunConfig.from_dict(RunDir.open(args.resume).read_config())
+        path = run_one(kit, config, resume=args.resume, progress=not args.no_progress)
+        print(comparison_table([path]))
+        return 0
+    path, overrides = split_items(args.items)
+    base = read_config_file(path) if path else default_config()
+    methods = args.methods.split(",") if args.methods else (list(DEFAULT_METHODS) if path is None else [None])
+    configs = []
+    for method in methods:
+        extra = [f"method={method}"] if method else []
+        configs.append(RunConfig.from_dict(apply_overrides(base, overrides + extra)))
+    for config in configs:  # validate every config before the first one trains
+        kit.methods.get(config.method.name).make_config(config.method.options)
+    paths = []
+    for config in configs:
+        print(f"== {config.method.name} on {config.task.name} with {config.backbone.name} (seed {config.seed})", flush=True)
+        paths.append(run_one(kit, config, overwrite=args.overwrite, progress=not args.no_progress))
+    print()
+    print(comparison_table(paths))
+    for p in paths:
+        print(f"run directory: {p}")
+    if not args.no_plots:
+        from ..plotting import plot_runs
+
+        out = Path(paths[0]).parent / "plots"
+        for png in plot_runs(paths, out):
+            print(f"plot: {png}")
+    return 0

@@ -1,0 +1,87 @@
+"""PNG plots of run directories: learning curves and knowledge-reuse curves, one line per run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from .runs import RunDir
+from .summary import read_results
+
+
+def _label(path: Path) -> str:
+    r = read_results(path)
+    return f"{r['method']} (seed {r['seed']})" if r else Path(path).name
+
+
+def _series(events, *, key: str, stage: str | None = None, event: str | None = None, split: str | None = None):
+    xs, ys = [], []
+    for e in events:
+        if key not in e or "step" not in e:
+            continue
+        if stage is not None and e.get("stage") != stage:
+            continue
+        if event is not None and e.get("event") != event:
+            continue
+        if split is not None and e.get("split") != split:
+            continue
+        xs.append(e["step"])
+        ys.append(e[key])
+    return xs, ys
+
+
+def plot_runs(paths: Sequence[Path], out_dir: Path) -> list[Path]:
+    """Draw ``learning-curves.png`` and ``knowledge-reuse.png``; returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = [(Path(p), RunDir(Path(p)).events()) for p in paths]
+    written = []
+    final_stages = ("finetune", "refine", "fpt", "pare", "linear-probe")
+
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
+    for path, events in runs:
+        stage = next((s for s in final_stages if any(e.get("stage") == s for e in events)), None)
+        xs, ys = _series([e for e in events if "split" not in e], key="loss", stage=stage)
+        ax_loss.plot(xs, ys, label=_label(path), alpha=0.8)
+        metric = read_results(path).get("metric")
+        if metric:
+            xs, ys = _series(events, key=metric, stage=stage, split="val")
+            ax_val.plot(xs, ys, marker="o", label=_label(path))
+            ax_val.set_ylabel(f"validation {metric}")
+    ax_loss.set(title="training loss (final stage)", xlabel="step", ylabel="loss")
+    ax_loss.set_yscale("log")
+    ax_val.set(title="validation metric (model selection)", xlabel="step")
+    for ax in (ax_loss, ax_val):
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    written.append(out_dir / "learning-curves.png")
+    fig.savefig(written[-1], dpi=110)
+    plt.close(fig)
+
+    reuse = [(p, [e for e in ev if e.get("event") == "knowledge-reuse"]) for p, ev in runs]
+    if any(r for _, r in reuse):
+        fig, (ax_db, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+        for path, events in reuse:
+            if not events:
+                continue
+            stage = events[-1]["stage"]
+            xs, ys = _series(events, key="davies_bouldin", stage=stage)
+            ax_db.plot(xs, ys, marker=".", label=_label(path))
+            xs, ys = _series(events, key="probe_accuracy", stage=stage)
+            ax_acc.plot(xs, ys, marker=".", label=_label(path))
+        ax_db.set(title="source classes: Davies–Bouldin (lower = kept)", xlabel="fine-tuning step", ylabel="DB index")
+        ax_acc.set(title="source linear-probe accuracy (higher = kept)", xlabel="fine-tuning step", ylabel="accuracy")
+        for ax in (ax_db, ax_acc):
+            ax.legend(fontsize=8)
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
+        written.append(out_dir / "knowledge-reuse.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    return written
