@@ -109,7 +109,7 @@ class Kit:
         for hook_name in HOOKS:
             hook = getattr(pm.hook, hook_name)
             # Call each plugin's impl with its own Registrar, so every entry knows its provider.
-            for impl in reversed(hook.get_hookimpls()):  # registration order
+            for impl in hook.get_hookimpls():  # plugin registration order: built-ins first
                 info = plugins.get(impl.plugin_name)
                 provider = Provider(
                     plugin=impl.plugin_name,

@@ -62,7 +62,20 @@ def representation_objective(session, name: str, options: dict):
     return entry.build(options).to(session.device)
 
 
-def meta_loss(
+def _with_math_attention(fn):
+    """Run ``fn``'s forward passes under the math kernel so its graph can be differentiated twice."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with math_attention():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@_with_math_attention
+def meta_terms(
     model,
     task_loss: Callable,
     source_objective: Callable,
@@ -75,16 +88,14 @@ def meta_loss(
     names: Sequence[str],
     inner_steps: int,
     inner_lr: float,
-    lam: float,
     second_order: bool = True,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """``L_task(theta) + lam * L_src(theta')`` with theta' from ``inner_steps`` simulated fine-tuning steps."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(L_task(theta), L_src(theta'))`` with theta' from ``inner_steps`` simulated fine-tuning steps."""
     body = model.body
     params = dict(body.named_parameters())
-    theta = {n: params[n] for n in names}
+    adapted = {n: params[n] for n in names}
     tokens = model.embedder(x_t)
     loss_task = None
-    adapted = theta
     for k in range(inner_steps):
         feats = functional_call(body, adapted, (tokens,), strict=False)
         inner_loss = task_loss(model.head(feats), y_t)
@@ -97,11 +108,10 @@ def meta_loss(
         }
     args = (src_tokens, src_mask) if src_mask is not None else (src_tokens,)
     z = masked_mean(functional_call(body, adapted, args, strict=False), src_mask)
-    loss_src = source_objective(z, y_s)
-    total = loss_task + lam * loss_src
-    return total, {"task_loss": loss_task.item(), "source_loss": loss_src.item()}
+    return loss_task, source_objective(z, y_s)
 
 
+@_with_math_attention
 def grad_align_loss(
     model,
     task_loss: Callable,
@@ -159,36 +169,37 @@ class MetaAlignStage(Stage):
         source_iter = _cycle(
             lambda e: session.source_batches("train", batch_size=self.source_batch_size, shuffle=True, seed_offset=2000 + e)
         )
-        with math_attention():
-            for step in tqdm(range(1, self.steps + 1), desc=self.name, disable=not session.progress, leave=False):
-                tb = session.to_device(next(target_iter))
-                sb = session.to_device(next(source_iter))
-                with torch.no_grad():
-                    src_tokens, src_mask = session.source_embedder(sb)
-                if self.first_order_surrogate:
-                    total, parts = grad_align_loss(
-                        model, session.task_loss, objective, tb["x"], tb["y"], src_tokens, src_mask, sb["y"],
-                        names=names, inner_lr=self.inner_lr, lam=self.lam,
-                    )
-                else:
-                    total, parts = meta_loss(
-                        model, session.task_loss, objective, tb["x"], tb["y"], src_tokens, src_mask, sb["y"],
-                        names=names, inner_steps=self.inner_steps, inner_lr=self.inner_lr, lam=self.lam,
-                        second_order=self.second_order,
-                    )
-                if not torch.isfinite(total):
-                    raise NumericalError(
-                        f"stage {self.name!r}: meta loss is {total.item()} at step {step}; lower method.inner_lr or "
-                        f"method.meta_lr."
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                if session.config.train.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(meta_params, session.config.train.grad_clip)
-                optimizer.step()
-                for p in model.body.parameters():  # body gradients are a by-product; never applied
-                    p.grad = None
-                session.log(stage=self.name, step=step, loss=total.item(), **parts)
+        for step in tqdm(range(1, self.steps + 1), desc=self.name, disable=not session.progress, leave=False):
+            tb = session.to_device(next(target_iter))
+            sb = session.to_device(next(source_iter))
+            with torch.no_grad():
+                src_tokens, src_mask = session.source_embedder(sb)
+            if self.first_order_surrogate:
+                total, parts = grad_align_loss(
+                    model, session.task_loss, objective, tb["x"], tb["y"], src_tokens, src_mask, sb["y"],
+                    names=names, inner_lr=self.inner_lr, lam=self.lam,
+                )
+            else:
+                loss_task, loss_src = meta_terms(
+                    model, session.task_loss, objective, tb["x"], tb["y"], src_tokens, src_mask, sb["y"],
+                    names=names, inner_steps=self.inner_steps, inner_lr=self.inner_lr,
+                    second_order=self.second_order,
+                )
+                total = loss_task + self.lam * loss_src
+                parts = {"task_loss": loss_task.item(), "source_loss": loss_src.item()}
+            if not torch.isfinite(total):
+                raise NumericalError(
+                    f"stage {self.name!r}: meta loss is {total.item()} at step {step}; lower method.inner_lr or "
+                    f"method.meta_lr."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            if session.config.train.grad_clip:
+                torch.nn.utils.clip_grad_norm_(meta_params, session.config.train.grad_clip)
+            optimizer.step()
+            for p in model.body.parameters():  # body gradients are a by-product; never applied
+                p.grad = None
+            session.log(stage=self.name, step=step, loss=total.item(), **parts)
         model.set_trainable(())
 
 
