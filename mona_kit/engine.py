@@ -260,15 +260,48 @@ class Session:
         return masked_mean(feats, mask)
 
     @torch.no_grad()
-    def source_features(self, body: nn.Module, split: str, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
-        was_training = body.training
-        body.eval()
+    def source_features(self, body: nn.Module | None, split: str, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pooled features of up to ``limit`` source proxy samples: through ``body``, or the
+        embedded tokens themselves (ORCA's alignment space) when ``body`` is None."""
+        was_training = body.training if body is not None else False
+        if body is not None:
+            body.eval()
         feats, labels = [], []
         for batch in self.source_batches(split, batch_size=self.config.train.eval_batch_size, shuffle=False, limit=limit):
-            feats.append(self.embed_source(body, batch).float().cpu())
+            if body is None:
+                tokens, mask = self.source_embedder(self.to_device(batch))
+                feats.append(masked_mean(tokens, mask).float().cpu())
+            else:
+                feats.append(self.embed_source(body, batch).float().cpu())
             labels.append(batch["y"].cpu())
-        body.train(was_training)
+        if body is not None:
+            body.train(was_training)
         return torch.cat(feats), torch.cat(labels)
+
+    @torch.no_grad()
+    def target_features(self, model: CrossModalModel, split: str, limit: int, *, through_body: bool):
+        """Pooled embedder tokens (or body features) of up to ``limit`` target samples, and their targets."""
+        dataset = self.task.splits()[split]
+        if limit < len(dataset):
+            dataset = torch.utils.data.Subset(dataset, range(limit))
+        feats, targets = [], []
+        model.eval()
+        for batch in self.loader(dataset, shuffle=False):
+            batch = self.to_device(batch)
+            tokens = model.embedder(batch["x"])
+            out = model.body(tokens) if through_body else tokens
+            feats.append(pool_tokens(out).float().cpu())
+            targets.append(batch["y"].cpu())
+        model.train()
+        return torch.cat(feats), torch.cat(targets)
+
+    def class_labels(self, targets: torch.Tensor, k: int = 10) -> torch.Tensor:
+        """Class labels, or k-means pseudo-labels of flattened targets for regression and dense tasks."""
+        if self.spec.task_type == "classification":
+            return targets.long()
+        from .diagnostics import pseudo_labels
+
+        return torch.as_tensor(pseudo_labels(targets.reshape(len(targets), -1).float(), k=k, seed=self.config.seed))
 
     def measure_reuse(self, model: CrossModalModel, *, stage: str, step: int) -> dict[str, float]:
         """How well the current body still separates source classes (MoNA paper, Section 3)."""
@@ -283,6 +316,11 @@ class Session:
         }
         self.log(stage=stage, step=step, event="knowledge-reuse", **values)
         return values
+
+
+def pool_tokens(out: torch.Tensor) -> torch.Tensor:
+    """``[B, N, D] -> [B, D]``; a CNN stem map ``[B, C, H, W] -> [B, C]``."""
+    return out.mean(dim=1) if out.dim() == 3 else out.flatten(2).mean(-1)
 
 
 def masked_mean(tokens: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -7,29 +7,9 @@ import attrs
 import torch
 from tqdm.auto import tqdm
 
-from mona_kit.engine import masked_mean
+from mona_kit.engine import pool_tokens
 from mona_kit.errors import ConfigError
 from mona_kit.stages import Stage
-
-
-@torch.no_grad()
-def source_token_features(session, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean-pooled f_s tokens of up to ``limit`` source proxy samples (f_s is frozen)."""
-    feats, labels = [], []
-    for batch in session.source_batches("train", batch_size=session.config.train.eval_batch_size, shuffle=False, limit=limit):
-        tokens, mask = session.source_embedder(session.to_device(batch))
-        feats.append(masked_mean(tokens, mask).float())
-        labels.append(batch["y"].to(session.device))
-    return torch.cat(feats), torch.cat(labels)
-
-
-def target_labels(session, targets: torch.Tensor, k: int) -> torch.Tensor:
-    """Class labels, or k-means pseudo-labels of flattened targets for regression and dense tasks."""
-    if session.spec.task_type == "classification":
-        return targets.long()
-    from mona_kit.diagnostics import pseudo_labels
-
-    return torch.as_tensor(pseudo_labels(targets.reshape(len(targets), -1).float(), k=k, seed=session.config.seed))
 
 
 def distance_objective(session, name: str, options: dict):
@@ -60,22 +40,21 @@ class AlignStage(Stage):
 
     def run(self, session, model) -> None:
         objective = distance_objective(session, self.objective, self.objective_options)
-        xs, ys = source_token_features(session, self.max_source)
+        xs, ys = (t.to(session.device) for t in session.source_features(None, "train", self.max_source))
         bound = objective.bind_source(xs, ys)
         train = session.task.train
         n = min(self.target_samples, len(train))
         g = torch.Generator().manual_seed(session.config.seed)
         index = torch.randperm(len(train), generator=g)[:n].tolist()
         batch = session.to_device(torch.utils.data.default_collate([train[i] for i in index]))
-        yt = target_labels(session, batch["y"].cpu(), self.pseudo_label_k).to(session.device)
+        yt = session.class_labels(batch["y"].cpu(), self.pseudo_label_k).to(session.device)
         model.set_trainable(("embedder",))
         params = [p for p in model.embedder.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=self.lr)
         model.train()
         for epoch in tqdm(range(self.epochs), desc=self.name, disable=not session.progress, leave=False):
             tokens = model.embedder(batch["x"])
-            xt = tokens.mean(dim=1) if tokens.dim() == 3 else tokens.flatten(2).mean(-1)
-            loss = bound(xt, yt)
+            loss = bound(pool_tokens(tokens), yt)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
