@@ -58,7 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         kit = load_kit()
         parser = build_parser(kit)
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        # key=value overrides may follow options (run CONFIG --no-progress seed=1).
+        if extra and hasattr(args, "items") and not any(e.startswith("-") for e in extra):
+            args.items = list(args.items) + extra
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         if not getattr(args, "_handler", None):
             parser.print_help()
             return 0

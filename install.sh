@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Set up mona-kit in a virtual environment: the core, the first-party plugins, and the offline
+# pretrained weights and datasets. Usage: bash install.sh [VENV_DIR]   (default: .venv)
+set -euo pipefail
+cd "$(dirname "$0")"
+venv="${1:-${VENV:-.venv}}"
+python3 -m venv "$venv"
+pip="$venv/bin/pip"
+"$pip" install -q --upgrade pip
+# torch first and pinned: timm imports torchvision, and a free resolve could pull another CUDA build.
+"$pip" install -q torch==2.14.1 torchvision==0.29.1
+"$pip" install -q -e ".[data,test]"
+"$pip" install -q --no-deps -r requirements/assets.txt
+echo "mona-kit installed in $venv: run '$venv/bin/mona-kit run' (or 'source $venv/bin/activate')."
