@@ -72,3 +72,82 @@ def load_state(path: Path) -> dict[str, Any]:
             f"checkpoint {str(path)!r} cannot be loaded safely ({type(exc).__name__}); it is corrupt, truncated or "
             f"holds objects other than plain data. Resume from an earlier checkpoint."
         ) from exc
+
+
+def rng_state() -> dict[str, Any]:
+    import random
+
+    import numpy as np
+
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype("int64")), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "python": repr(random.getstate()),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    import ast
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype("uint32"), pos, has_gauss, gauss))
+    random.setstate(ast.literal_eval(state["python"]))
+
+
+class StageCheckpoint:
+    """Mid-stage checkpoints of one stage, in two alternating slots.
+
+    A slot holds the weights (safetensors) and the rest (optimiser, scheduler, RNG,
+    step, stage-specific extras). The pointer file names the last complete slot and is
+    written last, so a kill at any moment leaves a complete, consistent checkpoint.
+    """
+
+    def __init__(self, folder: Path, index: int, every: int, fingerprint: str = ""):
+        self.folder = Path(folder)
+        self.index = index
+        self.every = every
+        self.fingerprint = fingerprint
+        self.pointer = self.folder / f"stage-{index}-latest.json"
+
+    def due(self, step: int) -> bool:
+        return self.every > 0 and step % self.every == 0
+
+    def save(self, step: int, weights: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+        import json
+
+        from .runs import atomic_write_text
+
+        slot = "a" if (step // max(self.every, 1)) % 2 == 0 else "b"
+        save_weights(self.folder / f"stage-{self.index}-{slot}.safetensors", weights, {"step": str(step)})
+        save_state(self.folder / f"stage-{self.index}-{slot}.pt", {**state, "step": step, "rng": rng_state()})
+        atomic_write_text(self.pointer, json.dumps({"slot": slot, "step": step, "fingerprint": self.fingerprint}))
+
+    def load(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        import json
+
+        if not self.pointer.is_file():
+            return None
+        pointer = json.loads(self.pointer.read_text())
+        if pointer.get("fingerprint", "") != self.fingerprint:
+            raise CheckpointError(
+                f"checkpoint {str(self.pointer)!r} was written by a different config ({pointer.get('fingerprint')} "
+                f"vs {self.fingerprint}); resume with the run's own config.yaml."
+            )
+        slot = pointer["slot"]
+        weights = load_weights(self.folder / f"stage-{self.index}-{slot}.safetensors")
+        state = load_state(self.folder / f"stage-{self.index}-{slot}.pt")
+        if state.get("step") != pointer["step"]:
+            raise CheckpointError(f"checkpoint slot {slot} of stage {self.index} does not match its pointer; it is corrupt.")
+        return weights, state
+
+    def clear(self) -> None:
+        """Drop the mid-stage slots once the stage has finished (its end state is kept elsewhere)."""
+        for slot in ("a", "b"):
+            (self.folder / f"stage-{self.index}-{slot}.safetensors").unlink(missing_ok=True)
+            (self.folder / f"stage-{self.index}-{slot}.pt").unlink(missing_ok=True)
+        self.pointer.unlink(missing_ok=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from .checkpoint import load_weights, save_weights
+from .checkpoint import StageCheckpoint, load_state, load_weights, rng_state, save_state, save_weights, set_rng_state
 from .config import to_dict
 from .engine import Session
 from .errors import CheckpointError
@@ -46,6 +46,42 @@ def resolved_config(session: Session) -> dict[str, Any]:
     return plain
 
 
+def config_fingerprint(resolved: dict[str, Any]) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _diff(a: Any, b: Any, path: str = "") -> str | None:
+    """The first field where two plain configs differ, as 'path: a != b'."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            found = _diff(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+        return None
+    return None if a == b else f"{path}: {a!r} (checkpoint) != {b!r} (now)"
+
+
+def check_resumable(run_dir: RunDir, resolved: dict[str, Any], kit: Kit) -> None:
+    """Refuse to resume with other component versions or a config that resolves differently."""
+    saved_env = run_dir.read_json("env.json") or {}
+    for name, info in (saved_env.get("plugins") or {}).items():
+        now = kit.plugins.get(name)
+        if now is None or now.version != info.get("version"):
+            have = now.version if now else "not loaded"
+            raise CheckpointError(
+                f"run {str(run_dir.path)!r} was made with plugin {name} {info.get('version')}, now {have}; "
+                f"install that version to resume, or start a new run."
+            )
+    diff = _diff(run_dir.read_config(), resolved)
+    if diff:
+        raise CheckpointError(
+            f"run {str(run_dir.path)!r} cannot resume: its config resolves differently now ({diff}); "
+            f"components changed their defaults - start a new run."
+        )
+
+
 def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -59,9 +95,13 @@ def run(kit: Kit, config: RunConfig, *, overwrite: bool = False, progress: bool 
             Path(config.output_dir) / (config.run_name or default_run_name(config)), overwrite=overwrite
         )
     session = Session(kit, config, run=run_dir, progress=progress)
+    resolved = resolved_config(session)
     if resume is None:
-        run_dir.write_config(resolved_config(session))
+        run_dir.write_config(resolved)
         run_dir.write_json("env.json", environment_record(kit, config.seed, str(session.device)))
+    else:
+        check_resumable(run_dir, resolved, kit)
+    fingerprint = config_fingerprint(resolved)
     started = time.time()
     model = session.build_model(pretrained=session.method.pretrained_body)
     stages = list(session.method.stages(session)) + [EvaluateStage()]
@@ -80,14 +120,22 @@ def run(kit: Kit, config: RunConfig, *, overwrite: bool = False, progress: bool 
     for i, stage in enumerate(stages):
         if i < len(done):
             continue
+        start_file = run_dir.checkpoints / f"stage-{i}-start.pt"
+        if start_file.is_file():  # resumed inside this stage: the RNG as it was when the stage began
+            set_rng_state(load_state(start_file)["rng"])
+        else:
+            save_state(start_file, {"rng": rng_state()})
+        session.stage_checkpoint = StageCheckpoint(run_dir.checkpoints, i, config.checkpoint_every, fingerprint)
         session.log(stage=stage.name, event="stage-start", index=i)
         t0 = time.time()
         stage.run(session, model)
+        session.stage_checkpoint = None
         session.log(stage=stage.name, event="stage-end", index=i, seconds=time.time() - t0)
         save_weights(run_dir.checkpoints / f"stage-{i}.safetensors", model.state_dict())
         atomic_write_text(run_dir.checkpoints / "results-partial.json", json.dumps(session.results))
         done.append(stage.name)
         atomic_write_text(progress_file, json.dumps({"done": done}))
+        StageCheckpoint(run_dir.checkpoints, i, config.checkpoint_every, fingerprint).clear()
     results = {
         "method": session.method_entry.name,
         "task": session.spec.name,

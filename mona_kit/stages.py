@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .checkpoint import set_rng_state
 from .errors import NumericalError
 from .model import MODEL_GROUPS, CrossModalModel
 
@@ -118,15 +119,31 @@ class TrainStage(Stage):
         best_score, best_state, best_step = math.inf, None, 0
 
         model.train()
-        step = 0
-        if reuse_every:
+        step, epoch, skip = 0, 0, 0
+        ckpt = getattr(session, "stage_checkpoint", None)
+        loaded = ckpt.load() if ckpt is not None else None
+        if loaded is not None:
+            weights, state = loaded
+            model.load_state_dict({k[6:]: v for k, v in weights.items() if k.startswith("model.")})
+            for i, module in enumerate(self.extra_modules):
+                module.load_state_dict({k[len(f"extra{i}.") :]: v for k, v in weights.items() if k.startswith(f"extra{i}.")})
+            best = {k[5:]: v for k, v in weights.items() if k.startswith("best.")}
+            best_state = best or None
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            step, epoch, skip = state["step"], state["epoch"], state["batch_in_epoch"]
+            best_score, best_step = state["best_score"], state["best_step"]
+            set_rng_state(state["rng"])
+            session.log(stage=self.name, step=step, event="resumed")
+        elif reuse_every:
             session.measure_reuse(model, stage=self.name, step=0)
-        bar = tqdm(total=total, desc=self.name, disable=not session.progress, leave=False, dynamic_ncols=True)
-        epoch = 0
+        bar = tqdm(total=total, initial=step, desc=self.name, disable=not session.progress, leave=False, dynamic_ncols=True)
         while step < total:
             if self.on_epoch_start is not None:
                 self.on_epoch_start(epoch, epochs)
-            for batch in session.loader(train_set, shuffle=True, seed_offset=epoch):
+            for batch_in_epoch, batch in enumerate(session.loader(train_set, shuffle=True, seed_offset=epoch)):
+                if batch_in_epoch < skip:  # resumed mid-epoch: the same seeded order, already-seen batches
+                    continue
                 if step >= total:
                     break
                 batch = session.to_device(batch)
@@ -163,7 +180,18 @@ class TrainStage(Stage):
                     model.train()
                 if reuse_every and step % reuse_every == 0:
                     session.measure_reuse(model, stage=self.name, step=step)
+                if ckpt is not None and ckpt.due(step):
+                    weights = {f"model.{k}": v for k, v in model.state_dict().items()}
+                    for i, module in enumerate(self.extra_modules):
+                        weights.update({f"extra{i}.{k}": v for k, v in module.state_dict().items()})
+                    if best_state is not None:
+                        weights.update({f"best.{k}": v for k, v in best_state.items()})
+                    ckpt.save(step, weights, {
+                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
+                        "batch_in_epoch": batch_in_epoch + 1, "best_score": best_score, "best_step": best_step,
+                    })
             epoch += 1
+            skip = 0
         bar.close()
         if self.select_best and best_state is not None:
             model.load_state_dict(best_state)

@@ -26,6 +26,7 @@ import torch
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
+from mona_kit.checkpoint import set_rng_state
 from mona_kit.engine import masked_mean
 from mona_kit.errors import ConfigError, NumericalError
 from mona_kit.stages import Stage
@@ -169,7 +170,8 @@ class MetaAlignStage(Stage):
         source_iter = _cycle(
             lambda e: session.source_batches("train", batch_size=self.source_batch_size, shuffle=True, seed_offset=2000 + e)
         )
-        for step in tqdm(range(1, self.steps + 1), desc=self.name, disable=not session.progress, leave=False):
+        start = resume_meta_stage(session, model, optimizer, target_iter, source_iter)
+        for step in tqdm(range(start + 1, self.steps + 1), initial=start, total=self.steps, desc=self.name, disable=not session.progress, leave=False):
             tb = session.to_device(next(target_iter))
             sb = session.to_device(next(source_iter))
             with torch.no_grad():
@@ -200,7 +202,27 @@ class MetaAlignStage(Stage):
             for p in model.body.parameters():  # body gradients are a by-product; never applied
                 p.grad = None
             session.log(stage=self.name, step=step, loss=total.item(), **parts)
+            ckpt = getattr(session, "stage_checkpoint", None)
+            if ckpt is not None and ckpt.due(step):
+                ckpt.save(step, {f"model.{k}": v for k, v in model.state_dict().items()}, {"optimizer": optimizer.state_dict()})
         model.set_trainable(())
+
+
+def resume_meta_stage(session, model, optimizer, *iterators) -> int:
+    """Restore a mid-stage checkpoint, if any; returns the step to continue after."""
+    ckpt = getattr(session, "stage_checkpoint", None)
+    loaded = ckpt.load() if ckpt is not None else None
+    if loaded is None:
+        return 0
+    weights, state = loaded
+    model.load_state_dict({k[6:]: v for k, v in weights.items() if k.startswith("model.")})
+    optimizer.load_state_dict(state["optimizer"])
+    for it in iterators:  # the same seeded batch order: skip what was already consumed
+        for _ in range(state["step"]):
+            next(it)
+    set_rng_state(state["rng"])
+    session.log(stage="meta-align", step=state["step"], event="resumed")
+    return state["step"]
 
 
 def _cycle(make_loader):

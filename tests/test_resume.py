@@ -1,0 +1,62 @@
+"""Interrupted runs resume to the same final metrics as uninterrupted ones."""
+
+import json
+
+import pytest
+import torch
+
+from mona_kit.runconfig import RunConfig
+from mona_kit.runner import run
+
+
+class Killed(Exception):
+    pass
+
+
+def config(tmp_path, method, name):
+    opts = {"name": method}
+    if method == "mona":
+        opts.update(objective="toy-align-uniform", meta_steps=6)
+    return RunConfig.from_dict({
+        "task": {"name": "toy-seq", "n_train": 48}, "backbone": "toy-body", "source": "toy-text", "method": opts,
+        "train": {"epochs": 2, "batch_size": 16}, "output_dir": str(tmp_path), "run_name": name, "checkpoint_every": 2,
+    })
+
+
+@pytest.mark.parametrize("method,kill_stage,kill_after", [("finetune", "finetune", 3), ("mona", "meta-align", 3), ("mona", "finetune", 5)])
+def test_resume_matches_uninterrupted(toy_kit, tmp_path, monkeypatch, method, kill_stage, kill_after):
+    reference = json.loads((run(toy_kit, config(tmp_path, method, "ref"), progress=False) / "results.json").read_text())
+
+    from mona_kit.engine import Session
+
+    original_log = Session.log
+    seen = {"n": 0}
+
+    def dying_log(self, **event):  # dies right after a logged training step of the chosen stage
+        original_log(self, **event)
+        if event.get("stage") == kill_stage and "loss" in event and "split" not in event:
+            seen["n"] += 1
+            if seen["n"] == kill_after:
+                raise Killed()
+
+    monkeypatch.setattr(Session, "log", dying_log)
+    with pytest.raises(Killed):
+        run(toy_kit, config(tmp_path, method, "killed"), progress=False)
+    monkeypatch.setattr(Session, "log", original_log)
+    run_dir = tmp_path / "killed"
+    assert not (run_dir / "results.json").exists()
+    torch.manual_seed(12345)  # resuming must not depend on the state of the process
+    resumed = json.loads((run(toy_kit, config(tmp_path, method, "killed"), progress=False, resume=run_dir) / "results.json").read_text())
+    assert resumed["test"] == reference["test"] and resumed["val"] == reference["val"]
+    events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert any(e.get("event") == "resumed" for e in events)
+
+
+def test_resume_refuses_a_changed_config(toy_kit, tmp_path):
+    from mona_kit.errors import CheckpointError
+
+    path = run(toy_kit, config(tmp_path, "finetune", "r"), progress=False)
+    text = (path / "config.yaml").read_text().replace("epochs: 2", "epochs: 3")
+    (path / "config.yaml").write_text(text)
+    with pytest.raises(CheckpointError, match=r"train.epochs: 3 \(checkpoint\) != 2 \(now\)"):
+        run(toy_kit, config(tmp_path, "finetune", "r"), progress=False, resume=path)
