@@ -107,7 +107,8 @@ class StageCheckpoint:
     written last, so a kill at any moment leaves a complete, consistent checkpoint.
     """
 
-    def __init__(self, folder: Path, index: int, every: int, fingerprint: str = ""):
+    def __init__(self, folder: Path, index: int, every: int, fingerprint: str = "", dist_info=None):
+        self.dist_info = dist_info  # under torchrun only rank 0 writes; every rank reads
         self.folder = Path(folder)
         self.index = index
         self.every = every
@@ -122,10 +123,17 @@ class StageCheckpoint:
 
         from .runs import atomic_write_text
 
+        from .distributed import DistInfo, barrier
+
+        info = self.dist_info or DistInfo()
+        if not info.is_main:
+            barrier(info)
+            return
         slot = "a" if (step // max(self.every, 1)) % 2 == 0 else "b"
         save_weights(self.folder / f"stage-{self.index}-{slot}.safetensors", weights, {"step": str(step)})
         save_state(self.folder / f"stage-{self.index}-{slot}.pt", {**state, "step": step, "rng": rng_state()})
         atomic_write_text(self.pointer, json.dumps({"slot": slot, "step": step, "fingerprint": self.fingerprint}))
+        barrier(info)
 
     def load(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
         import json

@@ -80,7 +80,15 @@ class Session:
         self.config = config
         self.run = run
         self.progress = progress
+        from .distributed import check_same_plugins, init_from_env
+
+        self.dist = init_from_env(config.device)
         self.device = resolve_device(config.device)
+        if self.device.type == "cuda" and self.dist.enabled:
+            self.device = torch.device("cuda", self.dist.local_rank)
+        check_same_plugins(self.dist, kit)
+        self.progress = progress and self.dist.is_main
+        self.stage_checkpoint = None
         if config.threads:
             torch.set_num_threads(config.threads)
         seed_everything(config.seed, config.deterministic)
@@ -207,9 +215,16 @@ class Session:
 
     # Data -----------------------------------------------------------------------------------
     def loader(self, dataset, *, shuffle: bool, batch_size: int | None = None, seed_offset: int = 0):
+        """Batches of a split. Under torchrun, a shuffled loader yields this rank's slice of each
+        global batch (``batch_size`` is global); evaluation loaders see the whole split."""
         from .data import make_loader
+        from .distributed import shard_indices
 
         bs = batch_size or (self.config.train.batch_size if shuffle else self.config.train.eval_batch_size)
+        if shuffle and self.dist.enabled:
+            indices = shard_indices(len(dataset), bs, self.config.seed + seed_offset, self.dist)
+            dataset = torch.utils.data.Subset(dataset, indices)
+            bs, shuffle = bs // self.dist.world_size, False
         return make_loader(
             dataset,
             batch_size=bs,
@@ -243,8 +258,24 @@ class Session:
         }
 
     def log(self, **event: Any) -> None:
-        if self.run is not None:
+        if self.run is not None and self.dist.is_main:
             self.run.log(event)
+
+    # Distributed ----------------------------------------------------------------------------
+    def ddp(self, module: nn.Module) -> nn.Module:
+        """``module`` wrapped in DistributedDataParallel under torchrun; itself otherwise."""
+        if not self.dist.enabled or not any(p.requires_grad for p in module.parameters()):
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=True)
+
+    def sync_gradients(self, params) -> None:
+        """Average gradients across ranks explicitly (for steps DDP cannot wrap: double backward)."""
+        from .distributed import all_reduce_mean_
+
+        all_reduce_mean_(self.dist, [p.grad for p in params])
 
     # Knowledge reuse -------------------------------------------------------------------------
     def source_batches(self, split: str, *, batch_size: int, shuffle: bool, limit: int | None = None, seed_offset: int = 0):

@@ -17,6 +17,7 @@ import attrs
 
 from .checkpoint import StageCheckpoint, load_state, load_weights, rng_state, save_state, save_weights, set_rng_state
 from .config import to_dict
+from .distributed import barrier, broadcast_object, init_from_env
 from .engine import Session
 from .errors import CheckpointError
 from .kit import Kit
@@ -88,18 +89,23 @@ def peak_memory_mb() -> float:
 
 def run(kit: Kit, config: RunConfig, *, overwrite: bool = False, progress: bool = True, resume: Path | None = None) -> Path:
     """Run ``config`` to completion; returns the run directory."""
+    info = init_from_env(config.device)
     if resume is not None:
         run_dir = RunDir.open(resume)
     else:
-        run_dir = RunDir.create(
-            Path(config.output_dir) / (config.run_name or default_run_name(config)), overwrite=overwrite
-        )
+        # Under torchrun every rank must agree on the folder: rank 0's name (its timestamp) wins.
+        path = Path(config.output_dir) / broadcast_object(info, config.run_name or default_run_name(config))
+        if info.is_main:
+            RunDir.create(path, overwrite=overwrite)
+        barrier(info)
+        run_dir = RunDir(path)
     session = Session(kit, config, run=run_dir, progress=progress)
+    main = session.dist.is_main
     resolved = resolved_config(session)
-    if resume is None:
+    if resume is None and main:
         run_dir.write_config(resolved)
-        run_dir.write_json("env.json", environment_record(kit, config.seed, str(session.device)))
-    else:
+        run_dir.write_json("env.json", environment_record(kit, config.seed, str(session.device)) | {"world_size": info.world_size})
+    elif resume is not None:
         check_resumable(run_dir, resolved, kit)
     fingerprint = config_fingerprint(resolved)
     started = time.time()
@@ -123,19 +129,22 @@ def run(kit: Kit, config: RunConfig, *, overwrite: bool = False, progress: bool 
         start_file = run_dir.checkpoints / f"stage-{i}-start.pt"
         if start_file.is_file():  # resumed inside this stage: the RNG as it was when the stage began
             set_rng_state(load_state(start_file)["rng"])
-        else:
+        elif main:
             save_state(start_file, {"rng": rng_state()})
-        session.stage_checkpoint = StageCheckpoint(run_dir.checkpoints, i, config.checkpoint_every, fingerprint)
+        barrier(info)
+        session.stage_checkpoint = StageCheckpoint(run_dir.checkpoints, i, config.checkpoint_every, fingerprint, info)
         session.log(stage=stage.name, event="stage-start", index=i)
         t0 = time.time()
         stage.run(session, model)
         session.stage_checkpoint = None
         session.log(stage=stage.name, event="stage-end", index=i, seconds=time.time() - t0)
-        save_weights(run_dir.checkpoints / f"stage-{i}.safetensors", model.state_dict())
-        atomic_write_text(run_dir.checkpoints / "results-partial.json", json.dumps(session.results))
         done.append(stage.name)
-        atomic_write_text(progress_file, json.dumps({"done": done}))
-        StageCheckpoint(run_dir.checkpoints, i, config.checkpoint_every, fingerprint).clear()
+        if main:
+            save_weights(run_dir.checkpoints / f"stage-{i}.safetensors", model.state_dict())
+            atomic_write_text(run_dir.checkpoints / "results-partial.json", json.dumps(session.results))
+            atomic_write_text(progress_file, json.dumps({"done": done}))
+            StageCheckpoint(run_dir.checkpoints, i, config.checkpoint_every, fingerprint).clear()
+        barrier(info)
     results = {
         "method": session.method_entry.name,
         "task": session.spec.name,
@@ -147,5 +156,7 @@ def run(kit: Kit, config: RunConfig, *, overwrite: bool = False, progress: bool 
         "wall_time_s": time.time() - started,
         "peak_memory_mb": peak_memory_mb(),
     }
-    run_dir.write_json("results.json", results)
+    if main:
+        run_dir.write_json("results.json", results)
+    barrier(info)
     return run_dir.path

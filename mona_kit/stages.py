@@ -137,6 +137,10 @@ class TrainStage(Stage):
             session.log(stage=self.name, step=step, event="resumed")
         elif reuse_every:
             session.measure_reuse(model, stage=self.name, step=0)
+        # The plain task loss trains through DDP under torchrun; custom step losses reach into the
+        # model's parts, so their gradients are averaged explicitly instead.
+        uses_ddp = self.step_loss is task_step_loss
+        forward_model = session.ddp(model) if uses_ddp else model
         bar = tqdm(total=total, initial=step, desc=self.name, disable=not session.progress, leave=False, dynamic_ncols=True)
         while step < total:
             if self.on_epoch_start is not None:
@@ -147,7 +151,7 @@ class TrainStage(Stage):
                 if step >= total:
                     break
                 batch = session.to_device(batch)
-                loss = self.step_loss(session, model, batch, step)
+                loss = self.step_loss(session, forward_model, batch, step)
                 if not torch.isfinite(loss):
                     if cfg.on_nonfinite == "skip":
                         optimizer.zero_grad(set_to_none=True)
@@ -162,6 +166,8 @@ class TrainStage(Stage):
                     )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if not uses_ddp:
+                    session.sync_gradients([p for _, p in named])
                 if cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_([p for _, p in named], cfg.grad_clip)
                 optimizer.step()

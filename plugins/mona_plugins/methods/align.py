@@ -48,12 +48,17 @@ class AlignStage(Stage):
         index = torch.randperm(len(train), generator=g)[:n].tolist()
         batch = session.to_device(torch.utils.data.default_collate([train[i] for i in index]))
         yt = session.class_labels(batch["y"].cpu(), self.pseudo_label_k).to(session.device)
+        info = session.dist
+        if info.enabled:  # each rank aligns its contiguous share of the target subset; DDP averages
+            share = slice(info.rank * n // info.world_size, (info.rank + 1) * n // info.world_size)
+            batch, yt = {k: v[share] for k, v in batch.items()}, yt[share]
         model.set_trainable(("embedder",))
+        embedder = session.ddp(model.embedder)
         params = [p for p in model.embedder.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=self.lr)
         model.train()
         for epoch in tqdm(range(self.epochs), desc=self.name, disable=not session.progress, leave=False):
-            tokens = model.embedder(batch["x"])
+            tokens = embedder(batch["x"])
             loss = bound(pool_tokens(tokens), yt)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -196,6 +196,7 @@ class MetaAlignStage(Stage):
                 )
             optimizer.zero_grad(set_to_none=True)
             total.backward()
+            session.sync_gradients(meta_params)  # DDP cannot wrap a double backward: average explicitly
             if session.config.train.grad_clip:
                 torch.nn.utils.clip_grad_norm_(meta_params, session.config.train.grad_clip)
             optimizer.step()
