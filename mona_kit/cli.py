@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .errors import MonaError
+from .errors import MonaError, PluginError
 
 #: Built-in verbs: module name under mona_kit.commands.
 VERBS = ("run", "list", "describe", "plugins", "hooks", "data", "gap", "plot")
@@ -44,6 +44,8 @@ def build_parser(kit=None) -> argparse.ArgumentParser:
         p.set_defaults(_handler=module.run)
     if kit is not None:
         for entry in kit.commands:
+            if entry.name in VERBS:
+                raise PluginError(f"{entry.provider} registers CLI verb {entry.name!r}, which is built in; rename it.")
             p = sub.add_parser(entry.name, help=entry.summary, description=entry.summary)
             entry.meta["configure"](p)
             p.set_defaults(_handler=entry.factory)

@@ -281,12 +281,23 @@ class Session:
     def source_batches(self, split: str, *, batch_size: int, shuffle: bool, limit: int | None = None, seed_offset: int = 0):
         dataset = self.source_splits[split]
         if limit is not None and limit < len(dataset):
-            dataset = torch.utils.data.Subset(dataset, range(limit))
+            # A seeded random subset: proxy files are often sorted by class.
+            keep = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(self.config.seed))[:limit]
+            dataset = torch.utils.data.Subset(dataset, sorted(keep.tolist()))
         return self.loader(dataset, shuffle=shuffle, batch_size=batch_size, seed_offset=seed_offset)
+
+    def embed_source_tokens(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """f_s of a prepared source batch, with padding columns no sample uses cut off
+        (text proxies are padded to the token budget; attention over pure padding is wasted work)."""
+        tokens, mask = self.source_embedder(self.to_device(batch))
+        if mask is not None and tokens.dim() == 3:
+            longest = int(mask.sum(1).max())
+            tokens, mask = tokens[:, :longest], mask[:, :longest]
+        return tokens, mask
 
     def embed_source(self, body: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Mean-pooled body features of a source proxy batch: ``pool(g(f_s(x_s)))``."""
-        tokens, mask = self.source_embedder(self.to_device(batch))
+        tokens, mask = self.embed_source_tokens(batch)
         feats = body(tokens, mask) if mask is not None else body(tokens)
         return masked_mean(feats, mask)
 
@@ -300,7 +311,7 @@ class Session:
         feats, labels = [], []
         for batch in self.source_batches(split, batch_size=self.config.train.eval_batch_size, shuffle=False, limit=limit):
             if body is None:
-                tokens, mask = self.source_embedder(self.to_device(batch))
+                tokens, mask = self.embed_source_tokens(batch)
                 feats.append(masked_mean(tokens, mask).float().cpu())
             else:
                 feats.append(self.embed_source(body, batch).float().cpu())
@@ -314,7 +325,8 @@ class Session:
         """Pooled embedder tokens (or body features) of up to ``limit`` target samples, and their targets."""
         dataset = self.task.splits()[split]
         if limit < len(dataset):
-            dataset = torch.utils.data.Subset(dataset, range(limit))
+            keep = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(self.config.seed))[:limit]
+            dataset = torch.utils.data.Subset(dataset, sorted(keep.tolist()))
         feats, targets = [], []
         model.eval()
         for batch in self.loader(dataset, shuffle=False):

@@ -67,7 +67,7 @@ def register_methods(register):
     """Register transfer methods.
 
     ``register(name, factory, *, config=None, summary="", ...)``;
-    ``factory(config)`` returns a :class:`mona_kit.components.Method`.
+    ``factory(config)`` returns a :class:`mona_kit.stages.Method`.
     """
 
 

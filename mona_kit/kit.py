@@ -99,6 +99,22 @@ class Registrar:
         self._kit.registries[kind].add_resolver(prefix, resolver, provider, summary)
 
 
+class CommandRegistrar(Registrar):
+    """``register(name, configure, handler, *, summary="")`` for ``register_commands``."""
+
+    def __call__(self, name: str, configure: Callable, handler: Callable, *, summary: str = "", replace: bool = False) -> None:
+        if not callable(configure) or not callable(handler):
+            raise PluginError(
+                f"{self._provider.plugin} registers command {name!r}: configure(parser) and handler(args, kit) "
+                f"must both be callable."
+            )
+        entry = Entry(
+            name=name, kind="commands", factory=handler, provider=self._provider, summary=summary,
+            meta={"configure": configure},
+        )
+        self._kit.registries["commands"].add(entry, replace=replace)
+
+
 class Kit:
     """All registries, built from a plugin manager."""
 
@@ -116,7 +132,7 @@ class Kit:
                     distribution=info.distribution if info else "unknown",
                     version=info.version if info else "unknown",
                 )
-                registrar = Registrar(self, hook_name, provider)
+                registrar = (CommandRegistrar if hook_name == "register_commands" else Registrar)(self, hook_name, provider)
                 kwargs = {arg: registrar for arg in impl.argnames}
                 try:
                     impl.function(**kwargs)

@@ -175,7 +175,7 @@ class MetaAlignStage(Stage):
             tb = session.to_device(next(target_iter))
             sb = session.to_device(next(source_iter))
             with torch.no_grad():
-                src_tokens, src_mask = session.source_embedder(sb)
+                src_tokens, src_mask = session.embed_source_tokens(sb)
             if self.first_order_surrogate:
                 total, parts = grad_align_loss(
                     model, session.task_loss, objective, tb["x"], tb["y"], src_tokens, src_mask, sb["y"],

