@@ -7,12 +7,11 @@ Forward + backward, batch 8, 64 tokens. Target: ratio <= 1.05. Run with
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import pytest
 import torch
 from torch import nn
+
+from _timing import interleaved_times, ratio_info
 
 from mona_kit.components import TaskSpec
 from mona_kit.kit import load_kit
@@ -72,26 +71,10 @@ def setup():
 
 def test_assembly_vs_raw_transformers(benchmark, setup):
     kit_model, raw_model, x, y = setup
-    for _ in range(3):  # warm-up
-        _step(kit_model, x, y)
-        _step(raw_model, x, y)
-    times = {"kit": [], "raw": []}
-    for _ in range(20):  # interleaved, so drift hits both alike
-        for name, model in (("kit", kit_model), ("raw", raw_model)):
-            start = time.perf_counter()
-            _step(model, x, y)
-            times[name].append(time.perf_counter() - start)
-    # The ratio of minima: on a shared CPU, load from other processes only ever adds time.
-    kit_s, raw_s = min(times["kit"]), min(times["raw"])
-    median_ratio = statistics.median(times["kit"]) / statistics.median(times["raw"])
-    benchmark.extra_info.update(
-        ratio=round(kit_s / raw_s, 4), median_ratio=round(median_ratio, 4), kit_min_s=round(kit_s, 5),
-        raw_min_s=round(raw_s, 5), batch=BATCH, tokens=64, backbone="minilm-l6",
-    )
-    print(
-        f"\nassembly/raw forward+backward ratio: {kit_s / raw_s:.3f} (min; median {median_ratio:.3f}; "
-        f"kit {kit_s * 1e3:.1f} ms, raw {raw_s * 1e3:.1f} ms)"
-    )
+    times = interleaved_times({"kit": lambda: _step(kit_model, x, y), "raw": lambda: _step(raw_model, x, y)}, rounds=20, warmup=3)
+    info = ratio_info(times, "kit", "raw")
+    benchmark.extra_info.update(info, batch=BATCH, tokens=64, backbone="minilm-l6")
+    print(f"\nassembly/raw forward+backward ratio: {info['ratio']:.3f} (min; median {info['median_ratio']:.3f})")
     benchmark.pedantic(_step, args=(kit_model, x, y), rounds=5, iterations=1)
 
 

@@ -151,7 +151,8 @@ class MetaAlignStage(Stage):
     objective: str = "align-uniform"
     objective_options: dict = attrs.field(factory=dict)
     inner_params: tuple[str, ...] = ("all",)
-    source_batch_size: int = 32
+    source_batch_size: int = 16
+    source_tokens: int | None = None  # None: as many as the target embedder emits
     meta_lr: float = 1e-3
     second_order: bool = True
     first_order_surrogate: bool = False  # mona-grad-align
@@ -176,6 +177,9 @@ class MetaAlignStage(Stage):
             sb = session.to_device(next(source_iter))
             with torch.no_grad():
                 src_tokens, src_mask = session.embed_source_tokens(sb)
+                keep = self.source_tokens or getattr(model.embedder, "num_tokens", src_tokens.shape[1])
+                src_tokens = src_tokens[:, :keep]
+                src_mask = src_mask[:, :keep] if src_mask is not None else None
             if self.first_order_surrogate:
                 total, parts = grad_align_loss(
                     model, session.task_loss, objective, tb["x"], tb["y"], src_tokens, src_mask, sb["y"],

@@ -25,7 +25,8 @@ class MonaConfig:
     objective: str = option("align-uniform", help="registered representation objective for the outer loss")
     objective_options: dict = option(factory=dict, help="options for the outer objective (e.g. {t: 2})")
     inner_params: tuple[str, ...] = option(("all",), help="body groups adapted in the inner loop ('all' or e.g. [attention, mlp])")
-    source_batch_size: int = option(32, help="labelled source proxy samples per meta step")
+    source_batch_size: int = option(16, help="labelled source proxy samples per meta step")
+    source_tokens: int | None = option(None, help="source tokens kept per sample in stage 1 (None: as many as the target embedder emits, so both passes cost alike)")
     meta_lr: float | None = option(None, help="LR of embedder and head in stage 1 (None = train.embedder_lr or 10 x train.lr)")
     second_order: bool = option(True, help="keep the second-order term (False gives the embedder no outer gradient)")
     positives: str = option("label", choices=("label",), help="positive pairs for the alignment term: same source label")
@@ -59,6 +60,7 @@ class Mona(Method):
             objective_options=dict(c.objective_options),
             inner_params=tuple(c.inner_params),
             source_batch_size=c.source_batch_size,
+            source_tokens=c.source_tokens,
             meta_lr=c.meta_lr if c.meta_lr is not None else (train.embedder_lr or 10 * train.lr),
             second_order=c.second_order,
             first_order_surrogate=self.first_order_surrogate,

@@ -1,0 +1,34 @@
+"""Interleaved timing for ratios measured in one run.
+
+On a shared CPU, load from other processes only ever adds time, so each candidate's minimum
+over interleaved rounds is the least disturbed estimate, and drift hits every candidate alike.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+
+def interleaved_times(candidates: dict[str, Callable[[], object]], rounds: int = 10, warmup: int = 2) -> dict[str, list[float]]:
+    for _ in range(warmup):
+        for fn in candidates.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def ratio_info(times: dict[str, list[float]], numerator: str, denominator: str) -> dict[str, float]:
+    """``ratio`` of minima (and of medians, for reference) plus both minima in seconds."""
+    return {
+        "ratio": round(min(times[numerator]) / min(times[denominator]), 4),
+        "median_ratio": round(statistics.median(times[numerator]) / statistics.median(times[denominator]), 4),
+        f"{numerator}_min_s": round(min(times[numerator]), 5),
+        f"{denominator}_min_s": round(min(times[denominator]), 5),
+    }
