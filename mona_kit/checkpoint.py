@@ -6,8 +6,6 @@ moment leaves either the previous checkpoint or the new one, never half of one.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,22 +14,14 @@ import torch
 from .errors import CheckpointError
 
 
+#: How to get past a damaged checkpoint file: the run's records cannot rebuild it.
+RESTORE = "restore the file from a backup or start a new run with the same config."
+
+
 def _atomic(path: Path, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise CheckpointError(f"cannot write checkpoint {str(path)!r}: {exc.strerror}; the previous checkpoint is intact.") from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from .runs import atomic_replace
+
+    atomic_replace(path, write)
 
 
 def save_weights(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
@@ -43,16 +33,15 @@ def save_weights(path: Path, state: dict[str, torch.Tensor], metadata: dict[str,
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist.")
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist; {RESTORE}")
     try:
         return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or truncated ({exc}); resume from an earlier one.") from exc
+    except Exception as exc:  # SafetensorError for a cut or garbled file, OSError for an unreadable one
+        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or truncated ({type(exc).__name__}); {RESTORE}") from exc
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:
@@ -63,14 +52,14 @@ def save_state(path: Path, state: dict[str, Any]) -> None:
 def load_state(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist.")
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist; {RESTORE}")
     try:
         # weights_only: a checkpoint can never execute code on load.
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for a payload, EOFError/RuntimeError for a cut file
         raise CheckpointError(
             f"checkpoint {str(path)!r} cannot be loaded safely ({type(exc).__name__}); it is corrupt, truncated or "
-            f"holds objects other than plain data. Resume from an earlier checkpoint."
+            f"holds objects other than plain data (nothing in it was run); {RESTORE}"
         ) from exc
 
 
@@ -138,9 +127,15 @@ class StageCheckpoint:
     def load(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
         import json
 
-        if not self.pointer.is_file():
+        from .runs import read_json_record
+
+        pointer = read_json_record(self.pointer)
+        if pointer is None:
             return None
-        pointer = json.loads(self.pointer.read_text())
+        if not isinstance(pointer.get("slot"), str) or pointer["slot"] not in ("a", "b") or not isinstance(pointer.get("step"), int):
+            raise CheckpointError(
+                f"checkpoint pointer {str(self.pointer)!r} is damaged; delete it to restart stage {self.index} from its start."
+            )
         if pointer.get("fingerprint", "") != self.fingerprint:
             raise CheckpointError(
                 f"checkpoint {str(self.pointer)!r} was written by a different config ({pointer.get('fingerprint')} "
@@ -149,7 +144,7 @@ class StageCheckpoint:
         slot = pointer["slot"]
         weights = load_weights(self.folder / f"stage-{self.index}-{slot}.safetensors")
         state = load_state(self.folder / f"stage-{self.index}-{slot}.pt")
-        if state.get("step") != pointer["step"]:
+        if not isinstance(state, dict) or state.get("step") != pointer["step"]:
             raise CheckpointError(f"checkpoint slot {slot} of stage {self.index} does not match its pointer; it is corrupt.")
         return weights, state
 

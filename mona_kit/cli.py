@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from .errors import MonaError, PluginError
 
 #: Built-in verbs: module name under mona_kit.commands.
-VERBS = ("run", "list", "describe", "plugins", "hooks", "data", "gap", "plot")
+VERBS = ("run", "sweep", "list", "describe", "plugins", "hooks", "data", "gap", "plot")
 
 HELP = {
     "run": "run a method on a task (no arguments: the embedded default, MoNA beside fine-tuning)",
@@ -21,6 +21,7 @@ HELP = {
     "plugins": "list loaded plugins and what each contributes",
     "hooks": "list the hooks a plugin can implement",
     "data": "list, describe and verify datasets",
+    "sweep": "run methods x tasks x seeds from a profile (resumable) and write tables and plots",
     "gap": "estimate the modality gap between target and source proxy data before training",
     "plot": "plot learning and knowledge-reuse curves of run directories",
 }

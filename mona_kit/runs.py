@@ -28,20 +28,65 @@ import yaml
 from .errors import MonaError
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file, fsync and rename, so a crash never leaves half a file."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: Mode of a freshly written record: what ``open()`` would give (mkstemp alone gives 0600).
+FILE_MODE = 0o666 & ~_umask()
+
+
+def write_failed(path: Path, exc: OSError) -> MonaError:
+    """The one-line error for a record or checkpoint that could not be written (full disk, read-only)."""
+    reason = exc.strerror or type(exc).__name__
+    return MonaError(
+        f"cannot write {str(path)!r}: {reason}; free disk space or make the folder writable (or choose another "
+        f"output_dir). The previous version of the file is intact; resume with run --resume RUN_DIR."
+    )
+
+
+def atomic_replace(path: Path, write) -> None:
+    """Write ``path`` through ``write(tmp_path)`` to a temporary file, fsync it, rename it over ``path``
+    and fsync the folder: a crash or a full disk leaves the previous file whole, never half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        os.chmod(tmp, FILE_MODE)
+        write(tmp)
+        with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        tmp = None
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        raise write_failed(path, exc) from exc
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file, fsync and rename, so a crash never leaves half a file."""
+    atomic_replace(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def _jsonable(value: Any) -> Any:
@@ -88,6 +133,28 @@ def environment_record(kit, seed: int, device: str) -> dict[str, Any]:
     }
 
 
+def damaged_record(path: Path) -> MonaError:
+    from .errors import CheckpointError
+
+    return CheckpointError(
+        f"{str(path)!r} is damaged (not the file a run writes); restore it from a backup or start a new run."
+    )
+
+
+def read_json_record(path: Path) -> dict[str, Any] | None:
+    """A JSON record a run wrote (None when absent); a damaged one is a one-line CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise damaged_record(path) from exc
+    if not isinstance(data, dict):
+        raise damaged_record(path)
+    return data
+
+
 class RunDir:
     """One run's directory and its records."""
 
@@ -97,6 +164,10 @@ class RunDir:
     @classmethod
     def create(cls, path: Path, *, overwrite: bool = False) -> "RunDir":
         path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise MonaError(
+                f"run directory {str(path)!r} is an existing file, not a folder; choose another run_name or output_dir."
+            )
         if path.exists() and any(path.iterdir()):
             if not overwrite:
                 raise MonaError(
@@ -128,18 +199,28 @@ class RunDir:
         atomic_write_text(self.path / "config.yaml", yaml.safe_dump(plain, sort_keys=False))
 
     def read_config(self) -> dict[str, Any]:
-        return yaml.safe_load((self.path / "config.yaml").read_text())
+        path = self.path / "config.yaml"
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise damaged_record(path) from exc
+        if not isinstance(data, dict):
+            raise damaged_record(path)
+        return data
 
     def write_json(self, name: str, data: dict[str, Any]) -> None:
         atomic_write_text(self.path / name, json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n")
 
     def read_json(self, name: str) -> dict[str, Any] | None:
-        p = self.path / name
-        return json.loads(p.read_text()) if p.is_file() else None
+        return read_json_record(self.path / name)
 
     def log(self, event: dict[str, Any]) -> None:
-        with open(self.path / "metrics.jsonl", "a") as fh:
-            fh.write(json.dumps(_jsonable(event)) + "\n")
+        path = self.path / "metrics.jsonl"
+        try:
+            with open(path, "a") as fh:
+                fh.write(json.dumps(_jsonable(event)) + "\n")
+        except OSError as exc:
+            raise write_failed(path, exc) from exc
 
     def events(self) -> list[dict[str, Any]]:
         p = self.path / "metrics.jsonl"

@@ -74,6 +74,47 @@ def make_scheduler(session, optimizer, total_steps: int):
     )
 
 
+def first_nonfinite_gradient(named_params: Sequence[tuple[str, nn.Parameter]]) -> tuple[str, float] | None:
+    """``(name, a bad value)`` of the first parameter whose gradient holds NaN or Inf, else None.
+
+    One fused norm decides the common case; only a non-finite norm pays for the per-tensor scan
+    (which also tells a real NaN/Inf apart from a norm that merely overflowed).
+    """
+    grads = [(n, p.grad) for n, p in named_params if p.grad is not None]
+    if not grads:
+        return None
+    if torch.isfinite(torch.nn.utils.get_total_norm([g for _, g in grads])):
+        return None
+    for name, g in grads:
+        bad = ~torch.isfinite(g)
+        if bad.any():
+            return name, float(g[bad].flatten()[0])
+    return None
+
+
+def nonfinite_error(session, stage: str, step: int, what: str, advice: str) -> NumericalError:
+    """The one-line stop message: which stage, step and component, and what to change."""
+    return NumericalError(
+        f"stage {stage!r}: {what} at step {step} (task {session.spec.name}, method {session.method_entry.name}); "
+        f"{advice} or set train.on_nonfinite=skip. The last good checkpoint is kept."
+    )
+
+
+def check_gradients(session, stage: str, step: int, named_params, advice: str = "lower train.lr") -> bool:
+    """True when every gradient is finite. Otherwise stop with the parameter's name, or (with
+    ``train.on_nonfinite=skip``) log the skip, drop the gradients and return False."""
+    bad = first_nonfinite_gradient(named_params)
+    if bad is None:
+        return True
+    name, value = bad
+    if session.config.train.on_nonfinite != "skip":
+        raise nonfinite_error(session, stage, step, f"gradient of {name!r} is {value}", advice)
+    for _, p in named_params:
+        p.grad = None
+    session.log(stage=stage, step=step, event="skipped-nonfinite-gradient", parameter=name)
+    return False
+
+
 @attrs.define(kw_only=True)
 class TrainStage(Stage):
     """Train the named parameter groups on a step loss; select the best state on validation.
@@ -159,19 +200,17 @@ class TrainStage(Stage):
                         step += 1
                         bar.update(1)
                         continue
-                    raise NumericalError(
-                        f"stage {self.name!r}: loss is {loss.item()} at step {step} "
-                        f"(task {session.spec.name}, method {session.method_entry.name}); lower train.lr or set "
-                        f"train.on_nonfinite=skip. The last good checkpoint is kept."
-                    )
+                    raise nonfinite_error(session, self.name, step, f"loss is {loss.item()}", "lower train.lr")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if not uses_ddp:
                     session.sync_gradients([p for _, p in named])
-                if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_([p for _, p in named], cfg.grad_clip)
-                optimizer.step()
-                scheduler.step()
+                # After the (DDP or explicit) gradient average, so every rank takes the same branch.
+                if check_gradients(session, self.name, step, named):
+                    if cfg.grad_clip:
+                        torch.nn.utils.clip_grad_norm_([p for _, p in named], cfg.grad_clip)
+                    optimizer.step()
+                    scheduler.step()
                 step += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.4g}")

@@ -28,8 +28,11 @@ from tqdm.auto import tqdm
 
 from mona_kit.checkpoint import set_rng_state
 from mona_kit.engine import masked_mean
-from mona_kit.errors import ConfigError, NumericalError
-from mona_kit.stages import Stage
+from mona_kit.errors import ConfigError
+from mona_kit.stages import Stage, check_gradients, nonfinite_error
+
+#: What to change when the meta step diverges.
+ADVICE = "lower method.inner_lr or method.meta_lr"
 
 
 def math_attention():
@@ -164,7 +167,9 @@ class MetaAlignStage(Stage):
         body_params = dict(model.body.named_parameters())
         for n in names:  # the inner loop differentiates w.r.t. them; they are never stepped here
             body_params[n].requires_grad_(True)
-        meta_params = list(model.embedder.parameters()) + list(model.head.parameters())
+        named_meta = [(f"embedder.{n}", p) for n, p in model.embedder.named_parameters()]
+        named_meta += [(f"head.{n}", p) for n, p in model.head.named_parameters()]
+        meta_params = [p for _, p in named_meta]
         optimizer = torch.optim.AdamW(meta_params, lr=self.meta_lr)
         model.train()
         target_iter = _cycle(lambda e: session.loader(session.task.train, shuffle=True, seed_offset=1000 + e))
@@ -193,20 +198,21 @@ class MetaAlignStage(Stage):
                 )
                 total = loss_task + self.lam * loss_src
                 parts = {"task_loss": loss_task.item(), "source_loss": loss_src.item()}
-            if not torch.isfinite(total):
-                raise NumericalError(
-                    f"stage {self.name!r}: meta loss is {total.item()} at step {step}; lower method.inner_lr or "
-                    f"method.meta_lr."
-                )
             optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            session.sync_gradients(meta_params)  # DDP cannot wrap a double backward: average explicitly
-            if session.config.train.grad_clip:
-                torch.nn.utils.clip_grad_norm_(meta_params, session.config.train.grad_clip)
-            optimizer.step()
-            for p in model.body.parameters():  # body gradients are a by-product; never applied
-                p.grad = None
-            session.log(stage=self.name, step=step, loss=total.item(), **parts)
+            if not torch.isfinite(total):
+                if session.config.train.on_nonfinite != "skip":
+                    raise nonfinite_error(session, self.name, step, f"meta loss is {total.item()}", ADVICE)
+                session.log(stage=self.name, step=step, event="skipped-nonfinite-loss")
+            else:
+                total.backward()
+                session.sync_gradients(meta_params)  # DDP cannot wrap a double backward: average explicitly
+                for p in model.body.parameters():  # body gradients are a by-product; never applied
+                    p.grad = None
+                if check_gradients(session, self.name, step, named_meta, ADVICE):
+                    if session.config.train.grad_clip:
+                        torch.nn.utils.clip_grad_norm_(meta_params, session.config.train.grad_clip)
+                    optimizer.step()
+                session.log(stage=self.name, step=step, loss=total.item(), **parts)
             ckpt = getattr(session, "stage_checkpoint", None)
             if ckpt is not None and ckpt.due(step):
                 ckpt.save(step, {f"model.{k}": v for k, v in model.state_dict().items()}, {"optimizer": optimizer.state_dict()})

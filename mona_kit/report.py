@@ -1,0 +1,189 @@
+"""Tables and plots of a sweep: mean ± std over seeds per method and task, best marked,
+average rank; error bars per task; knowledge-reuse curves per method."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from .runs import RunDir, atomic_write_text
+from .summary import mean_std
+
+
+def aggregate(rows: list[dict[str, Any]], split: str = "test") -> dict[tuple[str, str], dict[str, Any]]:
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["method_label"], r["task_label"])].append(r)
+    out = {}
+    for key, rs in groups.items():
+        metric = rs[0]["metric"]
+        values = [r.get(split, {}).get(metric) for r in rs]
+        mean, std = mean_std(values)
+        out[key] = {
+            "mean": mean, "std": std, "n": len(rs), "metric": metric, "higher_is_better": rs[0].get("higher_is_better", False),
+            "seconds": sum(r.get("wall_time_s", 0) for r in rs) / len(rs),
+            "peak_mb": max(r.get("peak_memory_mb", 0) for r in rs), "values": values,
+        }
+    return out
+
+
+def ranks(agg: dict[tuple[str, str], dict[str, Any]], methods: list[str], tasks: list[str]) -> dict[str, float]:
+    """Average rank of each method over the tasks where it has a result (1 = best; ties share)."""
+    per_method: dict[str, list[float]] = defaultdict(list)
+    for task in tasks:
+        scored = [(m, agg[(m, task)]) for m in methods if (m, task) in agg and not math.isnan(agg[(m, task)]["mean"])]
+        if not scored:
+            continue
+        sign = -1.0 if scored[0][1]["higher_is_better"] else 1.0
+        values = sorted(sign * a["mean"] for _, a in scored)
+        for m, a in scored:
+            v = sign * a["mean"]
+            first = values.index(v) + 1
+            last = len(values) - values[::-1].index(v)
+            per_method[m].append((first + last) / 2)
+    return {m: sum(r) / len(r) for m, r in per_method.items()}
+
+
+def markdown_table(rows: list[dict[str, Any]], *, title: str = "") -> str:
+    agg = aggregate(rows)
+    methods = list(dict.fromkeys(r["method_label"] for r in rows))
+    tasks = list(dict.fromkeys(r["task_label"] for r in rows))
+    avg_rank = ranks(agg, methods, tasks)
+    metric_of = {t: next(a["metric"] for (m, tt), a in agg.items() if tt == t) for t in tasks}
+    best = {}
+    for t in tasks:
+        scored = [(m, agg[(m, t)]) for m in methods if (m, t) in agg and not math.isnan(agg[(m, t)]["mean"])]
+        if scored:
+            sign = -1.0 if scored[0][1]["higher_is_better"] else 1.0
+            best[t] = min(scored, key=lambda x: sign * x[1]["mean"])[0]
+    full_n = max((a["n"] for a in agg.values()), default=0)
+    lines = [f"### {title}", ""] if title else []
+    lines.append("| method | " + " | ".join(f"{t} ({metric_of[t]} ↓)" for t in tasks) + " | avg. rank |")
+    lines.append("|---" * (len(tasks) + 2) + "|")
+    for m in methods:
+        cells = []
+        for t in tasks:
+            a = agg.get((m, t))
+            if a is None or math.isnan(a["mean"]):
+                cells.append("–")
+                continue
+            text = f"{a['mean']:.4f} ± {a['std']:.4f}" + (f" (n={a['n']})" if a["n"] < full_n else "")
+            cells.append(f"**{text}**" if best.get(t) == m else text)
+        rank = f"{avg_rank[m]:.2f}" if m in avg_rank else "–"
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {rank} |")
+    lines.append("")
+    lines.append("Test-split metric, mean ± sample std over seeds (model selected on the validation split); "
+                 "lower is better; best mean per task in bold; rank averaged over tasks.")
+    return "\n".join(lines)
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    fields = ["method_label", "task_label", "seed", "metric", "val", "test", "wall_time_s", "peak_memory_mb", "run_dir"]
+    lines = []
+    for r in rows:
+        m = r["metric"]
+        lines.append({
+            "method_label": r["method_label"], "task_label": r["task_label"], "seed": r["seed"], "metric": m,
+            "val": r.get("val", {}).get(m), "test": r.get("test", {}).get(m), "wall_time_s": round(r.get("wall_time_s", 0), 2),
+            "peak_memory_mb": round(r.get("peak_memory_mb", 0), 1), "run_dir": r["run_dir"],
+        })
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(lines)
+
+
+def plot_errors(rows: list[dict[str, Any]], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    agg = aggregate(rows)
+    methods = list(dict.fromkeys(r["method_label"] for r in rows))
+    tasks = list(dict.fromkeys(r["task_label"] for r in rows))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks) + 1, 4), squeeze=False)
+    colors = plt.get_cmap("tab10")
+    for ax, t in zip(axes[0], tasks):
+        for i, m in enumerate(methods):
+            a = agg.get((m, t))
+            if a is None or math.isnan(a["mean"]):
+                continue
+            ax.bar(i, a["mean"], yerr=a["std"], color=colors(i % 10), capsize=3)
+            ax.scatter([i] * len([v for v in a["values"] if v is not None]), [v for v in a["values"] if v is not None],
+                       color="k", s=8, zorder=3)
+        metric = next(a["metric"] for (mm, tt), a in agg.items() if tt == t)
+        ax.set_title(t, fontsize=10)
+        ax.set_ylabel(f"test {metric} (lower is better)", fontsize=8)
+        ax.set_xticks(range(len(methods)))
+        ax.set_xticklabels(methods, rotation=60, ha="right", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_reuse(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    """Knowledge-reuse curves of the final training stage, mean over seeds, one line per method,
+    one column per task: Davies–Bouldin index (top) and source linear-probe accuracy (bottom)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves: dict[tuple[str, str], dict[int, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        events = [e for e in RunDir(Path(r["run_dir"])).events() if e.get("event") == "knowledge-reuse"]
+        if not events:
+            continue
+        stage = events[-1]["stage"]
+        latest = {e["step"]: e for e in events if e["stage"] == stage}  # a resumed run may repeat steps
+        for step, e in latest.items():
+            curves[(r["method_label"], r["task_label"])][step].append((e["davies_bouldin"], e["probe_accuracy"]))
+    if not curves:
+        return None
+    tasks = list(dict.fromkeys(t for _, t in curves))
+    methods = list(dict.fromkeys(m for m, _ in curves))
+    fig, axes = plt.subplots(2, len(tasks), figsize=(3.4 * len(tasks) + 1, 6.5), squeeze=False)
+    colors = plt.get_cmap("tab10")
+    for j, t in enumerate(tasks):
+        for i, m in enumerate(methods):
+            points = curves.get((m, t))
+            if not points:
+                continue
+            steps = sorted(points)
+            db = [sum(p[0] for p in points[s]) / len(points[s]) for s in steps]
+            acc = [sum(p[1] for p in points[s]) / len(points[s]) for s in steps]
+            axes[0][j].plot(steps, db, marker=".", color=colors(i % 10), label=m)
+            axes[1][j].plot(steps, acc, marker=".", color=colors(i % 10), label=m)
+        axes[0][j].set_title(t, fontsize=10)
+        axes[1][j].set_xlabel("fine-tuning step")
+        for ax in (axes[0][j], axes[1][j]):
+            ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("source Davies–Bouldin (lower = kept)")
+    axes[1][0].set_ylabel("source linear-probe acc. (higher = kept)")
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(output: Path, rows: list[dict[str, Any]], *, title: str, command: str) -> list[Path]:
+    output = Path(output)
+    table = markdown_table(rows, title=title)
+    atomic_write_text(output / "table.md", table + f"\n\nProduced by: `{command}`\n")
+    write_csv(rows, output / "results.csv")
+    written = [output / "table.md", output / "results.csv", plot_errors(rows, output / "errors.png")]
+    reuse = plot_reuse(rows, output / "knowledge-reuse.png")
+    if reuse:
+        written.append(reuse)
+    atomic_write_text(output / "summary.json", json.dumps(
+        {f"{m}|{t}": {k: v for k, v in a.items() if k != "values"} for (m, t), a in aggregate(rows).items()}, indent=1))
+    return written

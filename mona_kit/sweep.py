@@ -1,0 +1,140 @@
+"""Sweeps: methods x tasks x seeds, one run directory per cell, then tables and plots.
+
+A profile (YAML) names the cells::
+
+    name: cpu
+    output: benchmarks/results/cpu
+    seeds: [0, 1, 2]
+    base: {backbone: minilm-l6, train: {...}}          # shared by every cell
+    tasks:                                              # label -> config keys for that task
+      darcy-16: {task: {name: darcy-16, max_train: 300}, embedder: {name: grid2d-patch, patch: 4}}
+    methods:                                            # label -> method (name + options)
+      finetune: finetune
+      orca: {name: orca, align_epochs: 20}
+      orca-{objective}: {name: orca, objective: "*distance"}   # one cell per registered distance
+
+``"*distance"`` / ``"*representation"`` expand to every registered objective of that role,
+so an objective a third-party plugin registers joins the sweep by name alone.
+
+Each cell runs as its own ``mona-kit run`` process (peak memory per cell, isolation, and the
+exact command a user re-runs). Finished cells are skipped; interrupted ones resume.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import yaml
+
+from .errors import ConfigError
+from .runconfig import RunConfig, apply_overrides
+from .runs import atomic_write_text
+
+
+@attrs.frozen
+class Cell:
+    method: str  #: label in the table
+    task: str  #: label in the table
+    seed: int
+    config: dict[str, Any]  #: the plain run config
+
+    @property
+    def key(self) -> str:
+        return f"{self.method}/{self.task}/seed{self.seed}"
+
+
+def read_profile(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"sweep profile {str(path)!r} does not exist; see benchmarks/profiles/ for examples.")
+    data = yaml.safe_load(path.read_text()) or {}
+    missing = [k for k in ("name", "output", "seeds", "tasks", "methods") if k not in data]
+    if missing:
+        raise ConfigError(f"sweep profile {str(path)!r} needs {', '.join(missing)}; see benchmarks/profiles/cpu.yaml.")
+    unknown = set(data) - {"name", "output", "seeds", "tasks", "methods", "base", "description"}
+    if unknown:
+        raise ConfigError(f"sweep profile {str(path)!r} has unknown keys {sorted(unknown)}.")
+    return data
+
+
+def expand_methods(methods: dict[str, Any], kit) -> dict[str, dict[str, Any]]:
+    """label -> method mapping, with ``"*role"`` objectives expanded over the registry."""
+    out: dict[str, dict[str, Any]] = {}
+    for label, spec in methods.items():
+        spec = {"name": spec} if isinstance(spec, str) else dict(spec)
+        wildcard = [k for k, v in spec.items() if isinstance(v, str) and v.startswith("*")]
+        if not wildcard:
+            out[label] = spec
+            continue
+        key = wildcard[0]
+        role = spec[key][1:]
+        for entry in kit.objectives:
+            if entry.meta.get("role") == role:
+                out[label.replace("{" + key + "}", entry.name)] = {**spec, key: entry.name}
+    return out
+
+
+def cells(profile: dict[str, Any], kit) -> Iterator[Cell]:
+    base = profile.get("base") or {}
+    for method_label, method in expand_methods(profile["methods"], kit).items():
+        for task_label, task_cfg in profile["tasks"].items():
+            for seed in profile["seeds"]:
+                config = copy.deepcopy(base)
+                config.update(copy.deepcopy(task_cfg or {}))
+                config["method"] = method
+                config["seed"] = seed
+                RunConfig.from_dict(config)  # a bad profile fails before the first cell runs
+                yield Cell(method=method_label, task=task_label, seed=seed, config=config)
+
+
+def cell_dir(output: Path, cell: Cell) -> Path:
+    return Path(output) / "cells" / cell.method / cell.task / f"seed{cell.seed}"
+
+
+def run_cell(output: Path, cell: Cell, *, python: str = sys.executable) -> dict[str, Any]:
+    """Run (or resume, or skip) one cell in its own process; returns its results or a failure record."""
+    run_dir = cell_dir(output, cell)
+    if (run_dir / "results.json").is_file():
+        return {"status": "done", **json.loads((run_dir / "results.json").read_text())}
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    config_file = run_dir.parent / f"seed{cell.seed}.yaml"
+    config = {**cell.config, "output_dir": str(run_dir.parent), "run_name": run_dir.name}
+    atomic_write_text(config_file, yaml.safe_dump(config, sort_keys=False))
+    if (run_dir / "config.yaml").is_file():
+        cmd = [python, "-m", "mona_kit", "run", "--resume", str(run_dir), "--no-progress", "--no-plots"]
+    else:
+        cmd = [python, "-m", "mona_kit", "run", str(config_file), "--no-progress", "--no-plots", "--overwrite"]
+    started = time.time()
+    log = run_dir.parent / f"seed{cell.seed}.log"
+    with open(log, "a") as fh:
+        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
+    if proc.returncode != 0 or not (run_dir / "results.json").is_file():
+        tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
+        return {"status": "failed", "error": tail[0], "log": str(log), "seconds": time.time() - started}
+    return {"status": "ran", **json.loads((run_dir / "results.json").read_text())}
+
+
+def collect(output: Path) -> list[dict[str, Any]]:
+    """Every finished cell's results, labelled by its place in the sweep."""
+    rows = []
+    for results in sorted(Path(output).glob("cells/*/*/seed*/results.json")):
+        r = json.loads(results.read_text())
+        seed_dir = results.parent
+        r.update(method_label=seed_dir.parent.parent.name, task_label=seed_dir.parent.name, run_dir=str(seed_dir))
+        rows.append(r)
+    return rows
+
+
+def apply_cli_overrides(profile: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``key=value`` overrides apply to every cell's base config."""
+    profile = dict(profile)
+    profile["base"] = apply_overrides(profile.get("base") or {}, overrides) if overrides else profile.get("base") or {}
+    return profile
