@@ -76,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"mona-kit: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # e.g. 'mona-kit list datasets | head'
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("mona-kit: interrupted; finished stages are checkpointed (resume with run --resume RUN_DIR).", file=sys.stderr)
         return 130

@@ -181,6 +181,7 @@ def _prepare(session, resume: bool, run_dir: RunDir | None):
     if resume:
         check_resumable(run_dir, resolved, session.kit)
     _check_split_samples(session)
+    session.method.check(session)
     with _components_named(session):
         model = session.build_model(pretrained=session.method.pretrained_body)
         stages = list(session.method.stages(session)) + [EvaluateStage()]

@@ -23,7 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoint import set_rng_state
-from .errors import NumericalError, ShapeError
+from .errors import ConfigError, NumericalError, ShapeError
 from .model import MODEL_GROUPS, CrossModalModel
 
 ALL_GROUPS: tuple[str, ...] = MODEL_GROUPS
@@ -48,6 +48,20 @@ class Method:
 
     def stages(self, session) -> Sequence[Stage]:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def check(self, session) -> None:
+        """Refuse inputs this method cannot use, before anything trains (raise a MonaError).
+
+        The default checks that a method using the source proxy gets a labelled one of the
+        body's modality; methods with objectives also check those by name and role.
+        """
+        if self.uses_source:
+            source = session.source_task  # raises on a modality mismatch
+            if source.spec.task_type != "classification":
+                raise ConfigError(
+                    f"method {session.method_entry.name!r} needs a labelled source proxy (classification), but "
+                    f"{source.spec.name!r} is {source.spec.task_type}; choose a labelled proxy (source: NAME)."
+                )
 
 
 def task_step_loss(session, model: CrossModalModel, batch: dict[str, torch.Tensor], step: int) -> torch.Tensor:

@@ -8,6 +8,7 @@ A profile (YAML) names the cells::
     base: {backbone: minilm-l6, train: {...}}          # shared by every cell
     tasks:                                              # label -> config keys for that task
       darcy-16: {task: {name: darcy-16, max_train: 300}, embedder: {name: grid2d-patch, patch: 4}}
+    keep_checkpoints: false                             # drop a finished cell's checkpoints
     methods:                                            # label -> method (name + options)
       finetune: finetune
       orca: {name: orca, align_epochs: 20}
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -59,7 +61,7 @@ def read_profile(path: Path) -> dict[str, Any]:
     missing = [k for k in ("name", "output", "seeds", "tasks", "methods") if k not in data]
     if missing:
         raise ConfigError(f"sweep profile {str(path)!r} needs {', '.join(missing)}; see benchmarks/profiles/cpu.yaml.")
-    unknown = set(data) - {"name", "output", "seeds", "tasks", "methods", "base", "description"}
+    unknown = set(data) - {"name", "output", "seeds", "tasks", "methods", "base", "description", "keep_checkpoints"}
     if unknown:
         raise ConfigError(f"sweep profile {str(path)!r} has unknown keys {sorted(unknown)}.")
     return data
@@ -99,7 +101,7 @@ def cell_dir(output: Path, cell: Cell) -> Path:
     return Path(output) / "cells" / cell.method / cell.task / f"seed{cell.seed}"
 
 
-def run_cell(output: Path, cell: Cell, *, python: str = sys.executable) -> dict[str, Any]:
+def run_cell(output: Path, cell: Cell, *, python: str = sys.executable, keep_checkpoints: bool = False) -> dict[str, Any]:
     """Run (or resume, or skip) one cell in its own process; returns its results or a failure record."""
     run_dir = cell_dir(output, cell)
     if (run_dir / "results.json").is_file():
@@ -119,6 +121,8 @@ def run_cell(output: Path, cell: Cell, *, python: str = sys.executable) -> dict[
     if proc.returncode != 0 or not (run_dir / "results.json").is_file():
         tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
         return {"status": "failed", "error": tail[0], "log": str(log), "seconds": time.time() - started}
+    if not keep_checkpoints:  # a finished cell's weights (~90 MB per stage for MiniLM) are not needed to re-run it
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     return {"status": "ran", **json.loads((run_dir / "results.json").read_text())}
 
 

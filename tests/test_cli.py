@@ -138,3 +138,25 @@ def test_hooks_verb_lists_every_hook(capsys):
     assert cli.main(["hooks"]) == 0
     out = capsys.readouterr().out
     assert all(h in out for h in HOOKS)
+
+
+def test_method_objective_of_the_wrong_role_fails_before_training(toy_cli, capsys, tmp_path):
+    err = one_line_error(capsys, 2, ["run", str(toy_config(tmp_path)), "method=mona", "method.objective=toy-ce"])
+    assert "has role 'task-loss'; MoNA's outer loss needs a representation objective" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_source_proxy_without_labels_is_refused(toy_cli, toy_kit, capsys, tmp_path):
+    import attrs
+
+    import toy_plugin
+
+    unlabelled = attrs.evolve(toy_plugin.make_text_proxy().spec, task_type="regression")
+    entry = toy_kit.datasets.get("toy-text")
+    original = entry.factory
+    object.__setattr__(entry, "factory", lambda: attrs.evolve(original(), spec=unlabelled))
+    try:
+        err = one_line_error(capsys, 2, ["run", str(toy_config(tmp_path)), "method=mona", "method.objective=toy-align-uniform"])
+    finally:
+        object.__setattr__(entry, "factory", original)
+    assert "needs a labelled source proxy (classification), but 'toy-text' is regression" in err

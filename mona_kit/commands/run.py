@@ -51,7 +51,9 @@ def run(args, kit) -> int:
         return 0
     path, overrides = split_items(args.items)
     base = read_config_file(path) if path else default_config()
-    methods = args.methods.split(",") if args.methods else (list(DEFAULT_METHODS) if path is None else [None])
+    # The embedded default compares methods side by side unless the user picked one (method=...).
+    picked = any(o.startswith("method=") for o in overrides)
+    methods = args.methods.split(",") if args.methods else (list(DEFAULT_METHODS) if path is None and not picked else [None])
     configs = []
     for method in methods:
         extra = [f"method={method}"] if method else []

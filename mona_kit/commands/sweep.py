@@ -35,7 +35,7 @@ def run(args, kit) -> int:
         bar = tqdm(todo, desc=f"sweep {profile['name']}", dynamic_ncols=True)
         for cell in bar:
             bar.set_postfix_str(cell.key)
-            result = run_cell(output, cell)
+            result = run_cell(output, cell, keep_checkpoints=bool(profile.get("keep_checkpoints", False)))
             status = result["status"]
             if status == "failed":
                 failures.append((cell.key, result["error"], result["log"]))

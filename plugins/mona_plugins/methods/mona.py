@@ -11,7 +11,7 @@ from mona_kit.config import config, option
 from mona_kit.stages import ALL_GROUPS, Method, Stage, TrainStage
 
 from .align import AlignStage
-from .meta_align import MetaAlignStage
+from .meta_align import MetaAlignStage, representation_objective
 
 
 @config
@@ -65,6 +65,10 @@ class Mona(Method):
             second_order=c.second_order,
             first_order_surrogate=self.first_order_surrogate,
         )
+
+    def check(self, session) -> None:
+        super().check(session)
+        representation_objective(session, self.cfg.objective, dict(self.cfg.objective_options))
 
     def stages(self, session):
         warm = self.warmup_stage(session)

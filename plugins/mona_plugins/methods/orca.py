@@ -8,7 +8,9 @@ from __future__ import annotations
 from mona_kit.config import config, option
 from mona_kit.stages import ALL_GROUPS, Method, TrainStage
 
-from .align import AlignStage
+from mona_kit.errors import ConfigError
+
+from .align import AlignStage, distance_objective
 
 
 @config
@@ -49,6 +51,16 @@ class Orca(Method):
 
     def stages(self, session):
         return [self.align_stage(session), TrainStage(name="refine", trainable=ALL_GROUPS)]
+
+    def check(self, session) -> None:
+        super().check(session)
+        objective = distance_objective(session, self.cfg.objective, dict(self.cfg.objective_options))
+        if getattr(objective, "needs_labels", False) and session.spec.task_type != "classification" and self.cfg.pseudo_label_k < 2:
+            raise ConfigError(
+                f"objective {self.cfg.objective!r} needs target labels, but task {session.spec.name!r} "
+                f"({session.spec.task_type}) has none and pseudo-labelling is off; set method.pseudo_label_k >= 2 "
+                f"(k-means pseudo-labels) or choose an objective without labels (mmd, l2)."
+            )
 
 
 def register_all(register):

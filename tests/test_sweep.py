@@ -1,0 +1,64 @@
+"""A sweep runs cells as real 'mona-kit run' processes, skips finished cells, reports, and a
+cell re-run from its recorded config reproduces its metric bitwise."""
+
+import json
+import subprocess
+import sys
+
+import yaml
+
+from mona_kit.kit import load_kit
+from mona_kit.report import markdown_table, ranks
+from mona_kit.sweep import cells, expand_methods
+
+PROFILE = {
+    "name": "t", "output": "OUT", "seeds": [0, 1],
+    "base": {"backbone": "tiny-bert", "train": {"epochs": 1, "batch_size": 16}},
+    "tasks": {"gunpoint": {"task": "gunpoint"}},
+    "methods": {"finetune": "finetune", "linear-probe": "linear-probe"},
+}
+
+
+def test_objective_wildcards_expand_over_the_registry():
+    kit = load_kit(entry_points=False)
+    methods = expand_methods({"orca-{objective}": {"name": "orca", "objective": "*distance"}}, kit)
+    distances = {e.name for e in kit.objectives if e.meta.get("role") == "distance"}
+    assert {m["objective"] for m in methods.values()} == distances
+    assert set(methods) == {f"orca-{d}" for d in distances}
+    assert len(list(cells({**PROFILE, "methods": {"orca-{objective}": {"name": "orca", "objective": "*distance"}}}, kit))) == 2 * len(distances)
+
+
+def test_sweep_runs_skips_reports_and_reproduces(tmp_path):
+    out = tmp_path / "out"
+    profile = tmp_path / "p.yaml"
+    profile.write_text(yaml.safe_dump({**PROFILE, "output": str(out)}))
+    cmd = [sys.executable, "-m", "mona_kit", "sweep", str(profile)]
+    first = subprocess.run(cmd, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-1500:]
+    table = (out / "table.md").read_text()
+    assert "| finetune |" in table and "| linear-probe |" in table and "avg. rank" in table
+    assert (out / "errors.png").stat().st_size > 1000 and (out / "results.csv").is_file()
+    assert not list(out.glob("cells/*/*/seed*/checkpoints"))  # dropped after each finished cell
+    second = subprocess.run(cmd, capture_output=True, text=True)
+    assert second.returncode == 0 and second.stdout.count(": done") == 4  # every cell skipped
+    cell = out / "cells" / "finetune" / "gunpoint" / "seed1"
+    recorded = json.loads((cell / "results.json").read_text())
+    again = subprocess.run(
+        [sys.executable, "-m", "mona_kit", "run", str(cell / "config.yaml"), f"output_dir={tmp_path}", "run_name=again",
+         "--no-progress", "--no-plots"], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-1500:]
+    rerun = json.loads((tmp_path / "again" / "results.json").read_text())
+    assert rerun["test"] == recorded["test"] and rerun["val"] == recorded["val"]
+
+
+def test_ranks_share_ties_and_respect_direction():
+    rows = [
+        {"method_label": m, "task_label": t, "metric": "e", "higher_is_better": False, "test": {"e": v}, "seed": 0}
+        for m, t, v in [("a", "x", 0.1), ("b", "x", 0.1), ("c", "x", 0.3), ("a", "y", 0.5), ("b", "y", 0.2), ("c", "y", 0.9)]
+    ]
+    from mona_kit.report import aggregate
+
+    r = ranks(aggregate(rows), ["a", "b", "c"], ["x", "y"])
+    assert r == {"a": (1.5 + 2) / 2, "b": (1.5 + 1) / 2, "c": 3.0}
+    table = markdown_table(rows)
+    assert "**0.2000 ± 0.0000**" in table
