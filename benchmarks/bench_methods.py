@@ -14,7 +14,7 @@ from _timing import interleaved_times, ratio_info
 from mona_kit.engine import Session
 from mona_kit.kit import load_kit
 from mona_kit.runconfig import RunConfig
-from mona_plugins.methods.meta_align import grad_align_loss, inner_parameter_names, math_attention, meta_terms
+from mona_plugins.methods.meta_align import grad_align_loss, inner_parameter_names, meta_terms
 
 CONFIG = {
     "task": {"name": "darcy-16", "max_train": 64},

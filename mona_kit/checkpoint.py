@@ -125,8 +125,6 @@ class StageCheckpoint:
         barrier(info)
 
     def load(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
-        import json
-
         from .runs import read_json_record
 
         pointer = read_json_record(self.pointer)

@@ -166,13 +166,7 @@ def modality_gap(
     yt = None if target_labels is None else torch.as_tensor(target_labels)
     out = {}
     for name in objectives:
-        entry = kit.objectives.get(name)
-        if entry.meta.get("role") != "distance":
-            raise MonaError(
-                f"objective {name!r} has role {entry.meta.get('role')!r}, not 'distance'; "
-                f"pick one listed by 'mona-kit list objectives' with role distance."
-            )
-        objective = entry.build(dict(options.get(name, {})))
+        objective = kit.build_objective(name, "distance", options.get(name), purpose="the modality gap")
         with torch.no_grad():
             out[name] = float(objective(xs, ys, xt, yt))
     return out

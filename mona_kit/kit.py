@@ -11,7 +11,7 @@ from typing import Any
 
 import pluggy
 
-from .errors import MonaError, PluginError, UnknownNameError, did_you_mean
+from .errors import ConfigError, MonaError, PluginError, UnknownNameError, did_you_mean
 from .plugins import BUILTIN_PLUGINS, PluginInfo, make_plugin_manager
 from .registry import KINDS, Entry, Provider, Registry
 
@@ -156,6 +156,16 @@ class Kit:
                 f"unknown component kind {kind!r}.{did_you_mean(kind, KINDS)} Kinds: {', '.join(KINDS)}."
             )
         return self.registries[kind]
+
+    def build_objective(self, name: str, role: str, options: dict | None = None, *, purpose: str):
+        """Build a registered objective, refusing one of another role (``purpose`` names the user)."""
+        entry = self.objectives.get(name)
+        if entry.meta.get("role") != role:
+            raise ConfigError(
+                f"objective {name!r} has role {entry.meta.get('role')!r}; {purpose} needs a {role} objective; "
+                f"see 'mona-kit list objectives'."
+            )
+        return entry.build(dict(options or {}))
 
     def find(self, name: str) -> list[Entry]:
         """Every entry of any kind with this name (``describe`` uses it)."""

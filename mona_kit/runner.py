@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import attrs
 import torch
 
 from .checkpoint import StageCheckpoint, load_state, load_weights, rng_state, save_state, save_weights, set_rng_state
@@ -24,7 +23,7 @@ from .distributed import barrier, broadcast_object, init_from_env
 from .engine import Session
 from .errors import CheckpointError, DataError, MonaError, PluginError, ShapeError
 from .kit import Kit
-from .runconfig import ComponentRef, RunConfig
+from .runconfig import RunConfig
 from .runs import RunDir, atomic_write_text, environment_record
 from .stages import EvaluateStage
 

@@ -1,11 +1,10 @@
-"""Tables from run directories: one row per run, or mean ± std over seeds."""
+"""Tables from run directories: one row per run (sweep tables live in mona_kit.report)."""
 
 from __future__ import annotations
 
 import json
 import math
 import statistics
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -42,16 +41,3 @@ def mean_std(values: Iterable[float]) -> tuple[float, float]:
     if not values:
         return math.nan, math.nan
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def aggregate(results: Iterable[dict], split: str = "test") -> dict[tuple[str, str], dict]:
-    """(method, task) -> {mean, std, n, metric, higher_is_better} over seeds."""
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for r in results:
-        groups[(r["method"], r["task"])].append(r)
-    out = {}
-    for key, rs in groups.items():
-        metric = rs[0]["metric"]
-        mean, std = mean_std(r.get(split, {}).get(metric) for r in rs)
-        out[key] = {"mean": mean, "std": std, "n": len(rs), "metric": metric, "higher_is_better": rs[0].get("higher_is_better", False)}
-    return out

@@ -11,7 +11,6 @@ benchmark files and unsafe pickles in datasets (tests/test_benchmark_loaders.py,
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import types
@@ -21,7 +20,7 @@ import torch
 import yaml
 
 import mona_kit.cli as cli
-from mona_kit.components import TaskData, TaskSpec
+from mona_kit.components import TaskData
 from mona_kit.config import config, option
 from mona_kit.hookspecs import hookimpl
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import mona_kit.cli as cli
-from mona_kit.errors import MonaError, NumericalError
+from mona_kit.errors import NumericalError
 from mona_kit.hookspecs import hookimpl
 from mona_kit.runconfig import RunConfig
 from mona_kit.runner import run

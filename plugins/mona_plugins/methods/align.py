@@ -8,18 +8,11 @@ import torch
 from tqdm.auto import tqdm
 
 from mona_kit.engine import pool_tokens
-from mona_kit.errors import ConfigError
 from mona_kit.stages import Stage
 
 
 def distance_objective(session, name: str, options: dict):
-    entry = session.kit.objectives.get(name)
-    if entry.meta.get("role") != "distance":
-        raise ConfigError(
-            f"objective {name!r} has role {entry.meta.get('role')!r}, but alignment needs a distance; "
-            f"see 'mona-kit list objectives'."
-        )
-    return entry.build(options).to(session.device)
+    return session.kit.build_objective(name, "distance", options, purpose="embedder alignment").to(session.device)
 
 
 @attrs.define(kw_only=True)

@@ -57,13 +57,7 @@ def inner_parameter_names(model, groups: Sequence[str]) -> list[str]:
 
 
 def representation_objective(session, name: str, options: dict):
-    entry = session.kit.objectives.get(name)
-    if entry.meta.get("role") != "representation":
-        raise ConfigError(
-            f"objective {name!r} has role {entry.meta.get('role')!r}; MoNA's outer loss needs a representation "
-            f"objective (e.g. align-uniform); see 'mona-kit list objectives'."
-        )
-    return entry.build(options).to(session.device)
+    return session.kit.build_objective(name, "representation", options, purpose="MoNA's outer loss").to(session.device)
 
 
 def _with_math_attention(fn):
