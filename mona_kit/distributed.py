@@ -119,6 +119,11 @@ def shard_indices(n: int, batch_size: int, seed: int, info: DistInfo) -> list[in
             f"train.batch_size {batch_size} is the global batch and must divide by the {info.world_size} ranks; "
             f"choose a multiple of {info.world_size}."
         )
+    if n < batch_size:
+        raise MonaError(
+            f"the training split has {n} samples, fewer than one global batch of {batch_size}; under torchrun "
+            f"lower train.batch_size (a multiple of {info.world_size})."
+        )
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed))).tolist()
     per_rank = batch_size // info.world_size
     out = []

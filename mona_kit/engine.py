@@ -118,7 +118,12 @@ class Session:
 
     def _build_body(self, pretrained: bool) -> Backbone:
         cfg = self.backbone_config
-        if cfg is not None and hasattr(cfg, "pretrained") and not pretrained:
+        if not pretrained and (cfg is None or not hasattr(cfg, "pretrained")):
+            raise ConfigError(
+                f"method {self.method_entry.name!r} needs a randomly initialised body, but backbone "
+                f"{self.backbone_entry.name!r} has no 'pretrained' option; add one to its config class."
+            )
+        if not pretrained:
             import attrs
 
             cfg = attrs.evolve(cfg, pretrained=False)

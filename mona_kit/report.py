@@ -23,8 +23,9 @@ def aggregate(rows: list[dict[str, Any]], split: str = "test") -> dict[tuple[str
         metric = rs[0]["metric"]
         values = [r.get(split, {}).get(metric) for r in rs]
         mean, std = mean_std(values)
+        finite = sum(1 for v in values if v is not None and math.isfinite(v))
         out[key] = {
-            "mean": mean, "std": std, "n": len(rs), "metric": metric, "higher_is_better": rs[0].get("higher_is_better", False),
+            "mean": mean, "std": std, "n": finite, "runs": len(rs), "metric": metric, "higher_is_better": rs[0].get("higher_is_better", False),
             "seconds": sum(r.get("wall_time_s", 0) for r in rs) / len(rs),
             "peak_mb": max(r.get("peak_memory_mb", 0) for r in rs), "values": values,
         }
@@ -54,30 +55,36 @@ def markdown_table(rows: list[dict[str, Any]], *, title: str = "") -> str:
     tasks = list(dict.fromkeys(r["task_label"] for r in rows))
     avg_rank = ranks(agg, methods, tasks)
     metric_of = {t: next(a["metric"] for (m, tt), a in agg.items() if tt == t) for t in tasks}
+    arrow = {t: ("↑" if next(a["higher_is_better"] for (m, tt), a in agg.items() if tt == t) else "↓") for t in tasks}
     best = {}
     for t in tasks:
         scored = [(m, agg[(m, t)]) for m in methods if (m, t) in agg and not math.isnan(agg[(m, t)]["mean"])]
         if scored:
             sign = -1.0 if scored[0][1]["higher_is_better"] else 1.0
             best[t] = min(scored, key=lambda x: sign * x[1]["mean"])[0]
-    full_n = max((a["n"] for a in agg.values()), default=0)
+    full_n = max((a["runs"] for a in agg.values()), default=0)
     lines = [f"### {title}", ""] if title else []
-    lines.append("| method | " + " | ".join(f"{t} ({metric_of[t]} ↓)" for t in tasks) + " | avg. rank |")
+    lines.append("| method | " + " | ".join(f"{t} ({metric_of[t]} {arrow[t]})" for t in tasks) + " | avg. rank |")
     lines.append("|---" * (len(tasks) + 2) + "|")
     for m in methods:
         cells = []
         for t in tasks:
             a = agg.get((m, t))
-            if a is None or math.isnan(a["mean"]):
+            if a is None:
                 cells.append("–")
                 continue
-            text = f"{a['mean']:.4f} ± {a['std']:.4f}" + (f" (n={a['n']})" if a["n"] < full_n else "")
+            if math.isnan(a["mean"]):
+                cells.append(f"diverged ({a['runs']} runs)")
+                continue
+            text = f"{a['mean']:.4f} ± {a['std']:.4f}" + (f" (n={a['n']} of {a['runs']})" if a["n"] < a["runs"] else
+                                                          f" (n={a['n']})" if a["n"] < full_n else "")
             cells.append(f"**{text}**" if best.get(t) == m else text)
         rank = f"{avg_rank[m]:.2f}" if m in avg_rank else "–"
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {rank} |")
     lines.append("")
     lines.append("Test-split metric, mean ± sample std over seeds (model selected on the validation split); "
-                 "lower is better; best mean per task in bold; rank averaged over tasks.")
+                 "↓ lower / ↑ higher is better; best mean per task in bold; rank averaged over tasks; "
+                 "a seed whose metric is not finite is left out of the mean and counted in n.")
     return "\n".join(lines)
 
 
@@ -119,7 +126,8 @@ def plot_errors(rows: list[dict[str, Any]], path: Path) -> Path:
                        color="k", s=8, zorder=3)
         metric = next(a["metric"] for (mm, tt), a in agg.items() if tt == t)
         ax.set_title(t, fontsize=10)
-        ax.set_ylabel(f"test {metric} (lower is better)", fontsize=8)
+        better = "higher" if next(a["higher_is_better"] for (mm, tt), a in agg.items() if tt == t) else "lower"
+        ax.set_ylabel(f"test {metric} ({better} is better)", fontsize=8)
         ax.set_xticks(range(len(methods)))
         ax.set_xticklabels(methods, rotation=60, ha="right", fontsize=8)
         ax.grid(axis="y", alpha=0.3)

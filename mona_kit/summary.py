@@ -37,7 +37,8 @@ def comparison_table(paths: Sequence[Path]) -> str:
 
 
 def mean_std(values: Iterable[float]) -> tuple[float, float]:
-    values = [v for v in values if v is not None]
+    """Over the finite values (a diverged seed's NaN is counted apart, see report.aggregate)."""
+    values = [v for v in values if v is not None and math.isfinite(v)]
     if not values:
         return math.nan, math.nan
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)

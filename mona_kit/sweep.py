@@ -78,9 +78,27 @@ def expand_methods(methods: dict[str, Any], kit) -> dict[str, dict[str, Any]]:
             continue
         key = wildcard[0]
         role = spec[key][1:]
-        for entry in kit.objectives:
-            if entry.meta.get("role") == role:
-                out[label.replace("{" + key + "}", entry.name)] = {**spec, key: entry.name}
+        if "{" + key + "}" not in label:
+            raise ConfigError(f"sweep method {label!r} expands {key}: {spec[key]!r}, so its label needs '{{{key}}}'.")
+        names = [e.name for e in kit.objectives if e.meta.get("role") == role]
+        if not names:
+            raise ConfigError(
+                f"sweep method {label!r}: no registered objective has role {role!r} "
+                f"(roles: distance, representation, task-loss)."
+            )
+        for name in names:
+            out[label.replace("{" + key + "}", name)] = {**spec, key: name}
+    return out
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` over ``base``; nested mappings merge (a task's ``train: {epochs: 9}`` keeps the base lr)."""
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
     return out
 
 
@@ -89,8 +107,7 @@ def cells(profile: dict[str, Any], kit) -> Iterator[Cell]:
     for method_label, method in expand_methods(profile["methods"], kit).items():
         for task_label, task_cfg in profile["tasks"].items():
             for seed in profile["seeds"]:
-                config = copy.deepcopy(base)
-                config.update(copy.deepcopy(task_cfg or {}))
+                config = deep_merge(base, task_cfg or {})
                 config["method"] = method
                 config["seed"] = seed
                 RunConfig.from_dict(config)  # a bad profile fails before the first cell runs
@@ -102,14 +119,29 @@ def cell_dir(output: Path, cell: Cell) -> Path:
 
 
 def run_cell(output: Path, cell: Cell, *, python: str = sys.executable, keep_checkpoints: bool = False) -> dict[str, Any]:
-    """Run (or resume, or skip) one cell in its own process; returns its results or a failure record."""
+    """Run (or resume, or skip) one cell in its own process; returns its results or a failure record.
+
+    A finished or started cell is reused only if the profile still gives it the same config."""
     run_dir = cell_dir(output, cell)
     if (run_dir / "results.json").is_file():
+        config_file = run_dir.parent / f"seed{cell.seed}.yaml"
+        expected = yaml.safe_dump({**cell.config, "output_dir": str(run_dir.parent), "run_name": run_dir.name}, sort_keys=False)
+        if config_file.is_file() and config_file.read_text() != expected:
+            raise ConfigError(
+                f"cell {cell.key} was run with another config ({config_file}); the profile changed. Use a new "
+                f"output folder (--output) or delete {run_dir.parent} to rerun it."
+            )
         return {"status": "done", **json.loads((run_dir / "results.json").read_text())}
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     config_file = run_dir.parent / f"seed{cell.seed}.yaml"
     config = {**cell.config, "output_dir": str(run_dir.parent), "run_name": run_dir.name}
-    atomic_write_text(config_file, yaml.safe_dump(config, sort_keys=False))
+    text = yaml.safe_dump(config, sort_keys=False)
+    if config_file.is_file() and config_file.read_text() != text:
+        raise ConfigError(
+            f"cell {cell.key} was started with another config ({config_file}); the profile changed. Use a new "
+            f"output folder (--output) or delete {run_dir.parent} to rerun it."
+        )
+    atomic_write_text(config_file, text)
     if (run_dir / "config.yaml").is_file():
         cmd = [python, "-m", "mona_kit", "run", "--resume", str(run_dir), "--no-progress", "--no-plots"]
     else:

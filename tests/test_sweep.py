@@ -62,3 +62,29 @@ def test_ranks_share_ties_and_respect_direction():
     assert r == {"a": (1.5 + 2) / 2, "b": (1.5 + 1) / 2, "c": 3.0}
     table = markdown_table(rows)
     assert "**0.2000 ± 0.0000**" in table
+
+
+def test_bad_wildcards_and_label_collisions_are_errors():
+    import pytest
+
+    from mona_kit.errors import ConfigError
+
+    kit = load_kit(entry_points=False)
+    with pytest.raises(ConfigError, match="no registered objective has role 'distnace'"):
+        expand_methods({"orca-{objective}": {"name": "orca", "objective": "*distnace"}}, kit)
+    with pytest.raises(ConfigError, match="its label needs '{objective}'"):
+        expand_methods({"orca": {"name": "orca", "objective": "*distance"}}, kit)
+
+
+def test_task_sections_merge_into_the_base():
+    from mona_kit.sweep import deep_merge
+
+    merged = deep_merge({"train": {"lr": 0.1, "epochs": 3}}, {"train": {"epochs": 9}})
+    assert merged == {"train": {"lr": 0.1, "epochs": 9}}
+
+
+def test_a_diverged_seed_is_counted_not_hidden():
+    rows = [{"method_label": "a", "task_label": "x", "metric": "e", "higher_is_better": True, "test": {"e": v}, "seed": i}
+            for i, v in enumerate([0.5, float("nan"), 0.7])]
+    table = markdown_table(rows)
+    assert "0.6000 ± 0.1414 (n=2 of 3)" in table and "(e ↑)" in table
