@@ -276,6 +276,15 @@ class Session:
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=True)
 
+    def all_finite(self, value: torch.Tensor) -> bool:
+        """Whether ``value`` is finite on every rank (one rank's NaN must stop or skip all of them)."""
+        ok = torch.isfinite(value).all().to(torch.float32).reshape(1)
+        if self.dist.enabled:
+            import torch.distributed as dist
+
+            dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+        return bool(ok.item())
+
     def sync_gradients(self, params) -> None:
         """Average gradients across ranks explicitly (for steps DDP cannot wrap: double backward)."""
         from .distributed import all_reduce_mean_

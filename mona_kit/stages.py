@@ -87,6 +87,15 @@ def make_scheduler(session, optimizer, total_steps: int):
     )
 
 
+def train_mode(model: nn.Module) -> None:
+    """``model.train()``, except that frozen BatchNorm layers keep their running statistics
+    (a linear probe of a CNN body must not change the body through them)."""
+    model.train()
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in module.parameters()):
+            module.eval()
+
+
 def first_nonfinite_gradient(named_params: Sequence[tuple[str, nn.Parameter]]) -> tuple[str, float] | None:
     """``(name, a bad value)`` of the first parameter whose gradient holds NaN or Inf, else None.
 
@@ -172,7 +181,7 @@ class TrainStage(Stage):
         sign = -1.0 if session.spec.higher_is_better else 1.0
         best_score, best_state, best_step = math.inf, None, 0
 
-        model.train()
+        train_mode(model)
         step, epoch, skip = 0, 0, 0
         ckpt = getattr(session, "stage_checkpoint", None)
         loaded = ckpt.load() if ckpt is not None else None
@@ -197,8 +206,8 @@ class TrainStage(Stage):
         forward_model = session.ddp(model) if uses_ddp else model
         bar = tqdm(total=total, initial=step, desc=self.name, disable=not session.progress, leave=False, dynamic_ncols=True)
         while step < total:
-            if self.on_epoch_start is not None:
-                self.on_epoch_start(epoch, epochs)
+            if self.on_epoch_start is not None:  # epochs this stage will really run (max_steps may cut it)
+                self.on_epoch_start(epoch, math.ceil(total / steps_per_epoch))
             for batch_in_epoch, batch in enumerate(session.loader(train_set, shuffle=True, seed_offset=epoch)):
                 if batch_in_epoch < skip:  # resumed mid-epoch: the same seeded order, already-seen batches
                     continue
@@ -206,24 +215,21 @@ class TrainStage(Stage):
                     break
                 batch = session.to_device(batch)
                 loss = self.step_loss(session, forward_model, batch, step)
-                if not torch.isfinite(loss):
-                    if cfg.on_nonfinite == "skip":
-                        optimizer.zero_grad(set_to_none=True)
-                        session.log(stage=self.name, step=step, event="skipped-nonfinite-loss")
-                        step += 1
-                        bar.update(1)
-                        continue
-                    raise nonfinite_error(session, self.name, step, f"loss is {loss.item()}", "lower train.lr")
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if not uses_ddp:
-                    session.sync_gradients([p for _, p in named])
-                # After the (DDP or explicit) gradient average, so every rank takes the same branch.
-                if check_gradients(session, self.name, step, named):
-                    if cfg.grad_clip:
-                        torch.nn.utils.clip_grad_norm_([p for _, p in named], cfg.grad_clip)
-                    optimizer.step()
-                    scheduler.step()
+                if not session.all_finite(loss):  # agreed across ranks, so no rank waits alone in all-reduce
+                    if cfg.on_nonfinite != "skip":
+                        raise nonfinite_error(session, self.name, step, f"loss is {loss.item()}", "lower train.lr")
+                    session.log(stage=self.name, step=step, event="skipped-nonfinite-loss")
+                else:
+                    loss.backward()
+                    if not uses_ddp:
+                        session.sync_gradients([p for _, p in named])
+                    # After the (DDP or explicit) gradient average, so every rank takes the same branch.
+                    if check_gradients(session, self.name, step, named):
+                        if cfg.grad_clip:
+                            torch.nn.utils.clip_grad_norm_([p for _, p in named], cfg.grad_clip)
+                        optimizer.step()
+                        scheduler.step()
                 step += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.4g}")
@@ -235,7 +241,7 @@ class TrainStage(Stage):
                     if score < best_score:
                         best_score, best_step = score, step
                         best_state = copy.deepcopy(model.state_dict())
-                    model.train()
+                    train_mode(model)
                 if reuse_every and step % reuse_every == 0:
                     session.measure_reuse(model, stage=self.name, step=step)
                 if ckpt is not None and ckpt.due(step):

@@ -149,3 +149,21 @@ def test_mona_stage_two_starts_from_the_pretrained_body(toy_kit):
     pretrained = session.pretrained_body.state_dict()
     assert all(torch.equal(v, pretrained[k]) for k, v in model.body.state_dict().items())
     assert any(not torch.equal(v, model.embedder.state_dict()[k]) for k, v in emb_before.items())
+
+
+def test_linear_probe_leaves_a_cnn_body_untouched(tmp_path):
+    """Frozen BatchNorm layers keep their running statistics while the head trains."""
+    from mona_kit.engine import Session
+    from mona_kit.kit import load_kit
+    from mona_kit.runconfig import RunConfig
+
+    kit = load_kit(entry_points=False)
+    cfg = RunConfig.from_dict({"task": {"name": "darcy-16", "max_train": 16, "max_val": 8, "max_test": 8},
+                               "backbone": "tiny-cnn", "method": "linear-probe", "train": {"epochs": 1, "batch_size": 8}})
+    session = Session(kit, cfg, progress=False)
+    model = session.build_model()
+    before = copy.deepcopy(model.body.state_dict())
+    for stage in session.method.stages(session):
+        stage.run(session, model)
+    after = model.body.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in before.items())

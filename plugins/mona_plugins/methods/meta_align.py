@@ -193,7 +193,7 @@ class MetaAlignStage(Stage):
                 total = loss_task + self.lam * loss_src
                 parts = {"task_loss": loss_task.item(), "source_loss": loss_src.item()}
             optimizer.zero_grad(set_to_none=True)
-            if not torch.isfinite(total):
+            if not session.all_finite(total):  # agreed across ranks
                 if session.config.train.on_nonfinite != "skip":
                     raise nonfinite_error(session, self.name, step, f"meta loss is {total.item()}", ADVICE)
                 session.log(stage=self.name, step=step, event="skipped-nonfinite-loss")

@@ -11,6 +11,7 @@ from mona_kit.config import config, option
 from mona_kit.stages import ALL_GROUPS, Method, Stage, TrainStage
 
 from .align import AlignStage
+from .orca import orca_align_lr
 from .meta_align import MetaAlignStage, representation_objective
 
 
@@ -43,9 +44,8 @@ class Mona(Method):
         c = self.cfg
         if c.warmup == "task":
             return TrainStage(name="warmup", trainable=("embedder", "head"), epochs=c.warmup_epochs, select_best=False, track_reuse=False)
-        if c.warmup == "align":
-            base = session.config.train.embedder_lr or session.config.train.lr
-            return AlignStage(name="warmup", epochs=max(1, c.warmup_epochs), lr=base * 10, max_source=2000)
+        if c.warmup == "align":  # ORCA's alignment with ORCA's LR rule, as the warm-up
+            return AlignStage(name="warmup", epochs=max(1, c.warmup_epochs), lr=orca_align_lr(session, None))
         return None
 
     def meta_stage(self, session) -> MetaAlignStage:

@@ -81,7 +81,7 @@ class Pare(Method):
         weight = c.weight if c.weight is not None else default_weight(session.spec)
         state = {"epoch": 0, "epochs": max(1, session.config.train.epochs)}
         source_iter = _source_cycle(session, c.source_batch_size)
-        generator = torch.Generator(device="cpu").manual_seed(session.config.seed)
+        generator = torch.Generator(device=session.device).manual_seed(session.config.seed)
 
         def on_epoch_start(epoch: int, epochs: int) -> None:
             state["epoch"], state["epochs"] = epoch, epochs
