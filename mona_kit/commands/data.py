@@ -1,5 +1,5 @@
-"""``mona-kit data list | info NAME | verify NAME``: what datasets exist, what they hold, and
-whether a folder of files is readable."""
+"""``mona-kit data list | info NAME | verify NAME | convert NAME``: what datasets exist, what they
+hold, whether a folder of files is readable, and turning published files into a loadable form."""
 
 from __future__ import annotations
 
@@ -21,9 +21,15 @@ def configure(parser) -> None:
         p.add_argument("--root", required=verb == "verify", help="folder with the dataset's files")
         if verb == "info":
             p.add_argument("--json", action="store_true", help="machine-readable output")
+    text = "convert a dataset's published files (--from) into the files its loader reads (--root)"
+    p = sub.add_parser("convert", help=text, description=text + "; only for datasets that register a converter (see `data list`).")
+    p.add_argument("name", help="a dataset with a converter, e.g. nb360-psicov, nb360-cosmic, nb360-fsd50k")
+    p.add_argument("options", nargs="*", metavar="KEY=VALUE", help="converter options, e.g. seed=1")
+    p.add_argument("--from", dest="source", required=True, help="folder with the published (unpacked) files")
+    p.add_argument("--root", required=True, help="folder to write into; pass the same --root to the loader")
 
 
-def _options(args) -> dict[str, Any]:
+def _options(args, root: bool = True) -> dict[str, Any]:
     from ..runconfig import parse_overrides
 
     opts: dict[str, Any] = {}
@@ -31,9 +37,30 @@ def _options(args) -> dict[str, Any]:
         if len(path) != 1:
             raise ConfigError(f"dataset option {'.'.join(path)!r} does not nest; use KEY=VALUE.")
         opts[path[0]] = value
-    if args.root is not None:
+    if root and args.root is not None:
         opts["root"] = args.root
     return opts
+
+
+def convert(args, kit) -> int:
+    """Run the converter a dataset entry registers (meta ``convert``) from --from into --root."""
+    from pathlib import Path
+
+    entry = kit.datasets.get(args.name)
+    converter = entry.meta.get("convert")
+    if not callable(converter):
+        have = [e.name for e in kit.datasets.list() if callable(e.meta.get("convert"))]
+        raise ConfigError(f"dataset {args.name!r} has no converter; `mona-kit data convert` works for: {', '.join(have) or 'none'}.")
+    source = Path(args.source).expanduser()
+    if not source.is_dir():
+        from ..errors import DataError
+
+        raise DataError(f"{args.name}: --from {args.source} is not a folder; point it at the unpacked published files.")
+    written = converter(source, Path(args.root).expanduser(), **_options(args, root=False))
+    for path in written:
+        print(f"wrote {path}")
+    print(f"{args.name}: converted; check it with: mona-kit data verify {args.name} --root {args.root}")
+    return 0
 
 
 def describe(task_data) -> dict[str, Any]:
@@ -60,6 +87,8 @@ def run(args, kit) -> int:
             where = "offline" if e.meta.get("offline") else "needs root"
             print(f"{e.name:34s} {e.meta.get('modality', ''):16s} {where:11s} {e.summary}")
         return 0
+    if verb == "convert":
+        return convert(args, kit)
     entry = kit.datasets.get(args.name)
     task_data = entry.build(_options(args))
     info = describe(task_data)

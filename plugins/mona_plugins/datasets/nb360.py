@@ -3,8 +3,9 @@
 Layouts follow the files NAS-Bench-360 publishes (and ORCA reads). Pickle-based files (CIFAR-100
 python batches, spherical ``.gz``, ECG ``.pkl``, satellite ``.npy`` object arrays) are read
 with a safe unpickler that only rebuilds containers and numpy arrays. Three tasks ship as
-trees of pickled per-sample features (PSICOV, Cosmic) or raw audio (FSD50K); they load from a
-numpy-only ``.npz`` conversion whose layout is given in each error message and summary.
+trees of pickled per-sample features (PSICOV), per-exposure arrays (Cosmic) or audio chunks
+(FSD50K); they load from numpy-only ``.npz`` files that ``mona-kit data convert NAME --from SRC
+--root ROOT`` writes (see ``nb360_convert``).
 """
 
 from __future__ import annotations
@@ -259,16 +260,16 @@ TASKS = (
               "NAS-Bench-360 Darcy flow (.mat, coeff/sol subsampled to 85x85); relative L2"),
     Nb360Task("nb360-psicov", ("protein/psicov_train.npz", "protein/psicov_test.npz"), "dense2d", (57, 128, 128), (1, 128, 128),
               "mse", "mae8", "protein", read_npz_pairs(torch.float32),
-              "NAS-Bench-360 PSICOV as npz (x [N,57,128,128] features, y [N,1,128,128] distances in A); MAE8"),
+              "NAS-Bench-360 PSICOV (protein.zip -> `mona-kit data convert`): 57x128x128 pair features -> 1x128x128 distances (A); MAE8"),
     Nb360Task("nb360-cosmic", ("cosmic/cosmic_train.npz", "cosmic/cosmic_test.npz"), "dense2d", (1, 128, 128), (1, 128, 128),
               "bce", "one-minus-auroc", "astronomy", read_npz_pairs(torch.float32),
-              "NAS-Bench-360 Cosmic as npz (x [N,1,128,128] images, y [N,1,128,128] 0/1 cosmic-ray masks); 1-AUROC"),
+              "NAS-Bench-360 Cosmic (deepCR tars -> `mona-kit data convert`): 1x128x128 images -> 0/1 cosmic-ray masks; 1-AUROC"),
     Nb360Task("nb360-ninapro", tuple(f"ninaPro/{s}" for s in ("ninapro_train.npy", "ninapro_val.npy", "ninapro_test.npy", "label_train.npy", "label_val.npy", "label_test.npy")),
               "classification", (1, 16, 52), (18,), "cross-entropy", "zero-one-error", "emg", read_ninapro,
               "NAS-Bench-360 NinaPro DB5 (.npy): EMG 1x16x52 -> 18 gestures; 0-1 error"),
     Nb360Task("nb360-fsd50k", ("fsd50k/fsd50k_train.npz", "fsd50k/fsd50k_val.npz", "fsd50k/fsd50k_test.npz"), "multilabel", (1, 96, 102), (200,),
               "bce", "one-minus-map", "audio", read_npz_pairs(torch.float32),
-              "NAS-Bench-360 FSD50K as npz (x [N,1,96,102] log-mel, y [N,200] multi-hot); 1-mAP"),
+              "NAS-Bench-360 FSD50K (audio.zip -> `mona-kit data convert`): 1x96x102 log-mel -> 200 labels; 1-mAP"),
     Nb360Task("nb360-ecg", ("challenge2017.pkl",), "classification", (1, 1000), (4,),
               "cross-entropy", "one-minus-macro-f1", "physiological", read_ecg,
               "NAS-Bench-360 ECG (PhysioNet 2017 challenge2017.pkl, read safely): 1x1000 windows -> N/A/O/~; 1-macro-F1"),
@@ -280,11 +281,11 @@ TASKS = (
               "NAS-Bench-360 DeepSEA (deepsea_filtered.npz): one-hot 4x1000 -> 36 chromatin labels; 1-AUROC"),
 )
 
-#: Tasks whose published format is not read directly: how to get the npz.
+#: Tasks whose published format is converted first: what to download and the command that converts it.
 CONVERSION = {
-    "nb360-psicov": "convert PDNet's deepcov/psicov features and -cb.npy distance maps to x/y arrays (window 128)",
-    "nb360-cosmic": "convert the per-exposure image/mask files listed in train_dirs.npy/test_dirs.npy to x/y arrays",
-    "nb360-fsd50k": "convert the FSD50K clips to 96x102 log-mel chunks (x) and 200-label multi-hot vectors (y)",
+    "nb360-psicov": "protein.zip, unzip it and run `mona-kit data convert nb360-psicov --from UNZIPPED_DIR --root {root}`",
+    "nb360-cosmic": "cosmic/deepCR.ACS-WFC.train.tar and .test.tar, unpack both into one folder and run `mona-kit data convert nb360-cosmic --from THAT_DIR --root {root}`",
+    "nb360-fsd50k": "audio/audio.zip, unzip it and run `mona-kit data convert nb360-fsd50k --from UNZIPPED_DIR --root {root}`",
 }
 
 OPTIONS = {"nb360-darcy": DarcyOptions, "nb360-ecg": EcgOptions}
@@ -293,7 +294,7 @@ OPTIONS = {"nb360-darcy": DarcyOptions, "nb360-ecg": EcgOptions}
 def make_loader(task: Nb360Task):
     def load(opts):
         root = Path(opts.root).expanduser()
-        get = GET if task.name not in CONVERSION else f"{GET}, then {CONVERSION[task.name]}"
+        get = GET if task.name not in CONVERSION else f"{GET}: download {CONVERSION[task.name].format(root=root)}"
         paths = require_files(root, list(task.files), what=task.name, get=get)
         input_shape = task.input_shape
         if isinstance(opts, DarcyOptions):
@@ -318,6 +319,19 @@ def make_loader(task: Nb360Task):
     return load
 
 
+def _converter(name: str):
+    """The converter of ``name``, imported only when a conversion runs (plugin import stays light)."""
+
+    def convert(src, dest, **options):
+        from .nb360_convert import CONVERTERS
+
+        return CONVERTERS[name](src, dest, **options)
+
+    convert.__qualname__ = f"convert[{name}]"
+    return convert
+
+
 def register_all(register) -> None:
     for t in TASKS:
-        register(t.name, make_loader(t), config=OPTIONS.get(t.name, Nb360Options), summary=t.summary, modality=t.modality, offline=False, files=list(t.files))
+        extra = {"convert": _converter(t.name)} if t.name in CONVERSION else {}
+        register(t.name, make_loader(t), config=OPTIONS.get(t.name, Nb360Options), summary=t.summary, modality=t.modality, offline=False, files=list(t.files), **extra)
