@@ -157,6 +157,9 @@ class TrainStage(Stage):
     step_loss: Callable[..., torch.Tensor] = task_step_loss
     extra_modules: Sequence[nn.Module] = ()
     on_epoch_start: Callable[[int, int], None] | None = None
+    #: (get, set) of plain state a custom step loss keeps outside the model (iterator positions,
+    #: RNGs); saved with mid-stage checkpoints so a resumed stage continues exactly.
+    extra_state: tuple[Callable[[], dict], Callable[[dict], None]] | None = None
 
     def run(self, session, model: CrossModalModel) -> None:
         cfg = session.config.train
@@ -195,6 +198,8 @@ class TrainStage(Stage):
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             step, epoch, skip = state["step"], state["epoch"], state["batch_in_epoch"]
+            if self.extra_state is not None:
+                self.extra_state[1](state["extra"])
             best_score, best_step = state["best_score"], state["best_step"]
             set_rng_state(state["rng"])
             session.log(stage=self.name, step=step, event="resumed")
@@ -253,6 +258,7 @@ class TrainStage(Stage):
                     ckpt.save(step, weights, {
                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
                         "batch_in_epoch": batch_in_epoch + 1, "best_score": best_score, "best_step": best_step,
+                        "extra": self.extra_state[0]() if self.extra_state is not None else {},
                     })
             epoch += 1
             skip = 0

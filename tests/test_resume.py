@@ -23,7 +23,9 @@ def config(tmp_path, method, name):
     })
 
 
-@pytest.mark.parametrize("method,kill_stage,kill_after", [("finetune", "finetune", 3), ("mona", "meta-align", 3), ("mona", "finetune", 5)])
+@pytest.mark.parametrize("method,kill_stage,kill_after", [
+    ("finetune", "finetune", 3), ("mona", "meta-align", 3), ("mona", "finetune", 5), ("pare", "pare", 3),
+])
 def test_resume_matches_uninterrupted(toy_kit, tmp_path, monkeypatch, method, kill_stage, kill_after):
     reference = json.loads((run(toy_kit, config(tmp_path, method, "ref"), progress=False) / "results.json").read_text())
 

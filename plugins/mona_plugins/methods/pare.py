@@ -42,8 +42,9 @@ def default_weight(spec) -> float:
     return 1.0 if len(spec.input_shape) == 3 else 0.1
 
 
-def mix_tokens(target, source, gate, k: int, *, gumbel: bool, tau: float, generator=None):
-    """Replace the k lowest-scoring target tokens by the k highest-scoring source tokens.
+def mix_tokens(target, source, gate, k: int, *, gumbel: bool, tau: float, generator=None, source_mask=None):
+    """Replace the k lowest-scoring target tokens by the k highest-scoring source tokens
+    (padding positions of the source, where ``source_mask`` is 0, are never picked first).
 
     The selected source tokens carry a straight-through factor (1 in the forward pass) whose
     gradient reaches the gate, so the gate learns which source tokens help.
@@ -51,6 +52,9 @@ def mix_tokens(target, source, gate, k: int, *, gumbel: bool, tau: float, genera
     n = target.shape[1]
     source = source[:, :n] if source.shape[1] >= n else F.pad(source, (0, 0, 0, n - source.shape[1]))
     s_logit = gate(source).squeeze(-1)  # [B, N]
+    if source_mask is not None:
+        m = source_mask[:, :n] if source_mask.shape[1] >= n else F.pad(source_mask, (0, n - source_mask.shape[1]))
+        s_logit = s_logit.masked_fill(m == 0, -1e4)
     t_logit = gate(target).squeeze(-1)
     noisy = s_logit
     if gumbel:
@@ -82,6 +86,16 @@ class Pare(Method):
         state = {"epoch": 0, "epochs": max(1, session.config.train.epochs)}
         source_iter = _source_cycle(session, c.source_batch_size)
         generator = torch.Generator(device=session.device).manual_seed(session.config.seed)
+        drawn = {"source_batches": 0}
+
+        def get_state() -> dict:  # saved with the stage checkpoint, so a resume mixes the same batches
+            return {"source_batches": drawn["source_batches"], "gumbel_rng": generator.get_state()}
+
+        def set_state(saved: dict) -> None:
+            for _ in range(saved["source_batches"]):
+                next(source_iter)
+            drawn["source_batches"] = saved["source_batches"]
+            generator.set_state(saved["gumbel_rng"])
 
         def on_epoch_start(epoch: int, epochs: int) -> None:
             state["epoch"], state["epochs"] = epoch, epochs
@@ -90,12 +104,14 @@ class Pare(Method):
             tokens = model.embedder(batch["x"])
             loss_t = session.task_loss(model.head(model.body(tokens)), batch["y"])
             sb = session.to_device(next(source_iter))
+            drawn["source_batches"] += 1
             with torch.no_grad():
-                src_tokens, _ = session.source_embedder(sb)
+                src_tokens, src_mask = session.embed_source_tokens(sb)
             b = min(len(tokens), len(src_tokens))
             k = replaced_tokens(state["epoch"], state["epochs"], tokens.shape[1], c.start_ratio, c.end_ratio)
             mixed = mix_tokens(
-                tokens[:b], src_tokens[:b], gate, k, gumbel=state["epoch"] < c.gumbel_epochs, tau=c.tau, generator=generator
+                tokens[:b], src_tokens[:b], gate, k, gumbel=state["epoch"] < c.gumbel_epochs, tau=c.tau, generator=generator,
+                source_mask=None if src_mask is None else src_mask[:b],
             )
             feats = model.body(mixed)
             lam = k / tokens.shape[1]
@@ -111,6 +127,7 @@ class Pare(Method):
                 step_loss=step_loss,
                 extra_modules=(gate, source_head),
                 on_epoch_start=on_epoch_start,
+                extra_state=(get_state, set_state),
             )
         ]
 
