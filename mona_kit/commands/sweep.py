@@ -20,7 +20,7 @@ def configure(parser) -> None:
 
 def run(args, kit) -> int:
     from ..report import write_report
-    from ..sweep import apply_cli_overrides, cells, collect, read_profile, run_cell
+    from ..sweep import apply_cli_overrides, cells, collect, expand_methods, read_profile, run_cell
     from .run import split_items
 
     path, overrides = split_items(args.items)
@@ -44,6 +44,11 @@ def run(args, kit) -> int:
         for key, error, log in failures:
             print(f"FAILED {key}: {error} (log: {log})", file=sys.stderr)
     rows = collect(output)
+    # Tables and plots list methods and tasks in the profile's order.
+    method_order = {label: i for i, label in enumerate(expand_methods(profile["methods"], kit))}
+    task_order = {label: i for i, label in enumerate(profile["tasks"])}
+    rows.sort(key=lambda r: (method_order.get(r["method_label"], len(method_order)),
+                             task_order.get(r["task_label"], len(task_order)), r["seed"]))
     command = "mona-kit sweep " + " ".join(shlex.quote(a) for a in args.items)
     for p in write_report(output, rows, title=f"{profile['name']}: {len(rows)} cells", command=command):
         print(p)
