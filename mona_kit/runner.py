@@ -207,6 +207,9 @@ def run(kit: Kit, config: RunConfig, *, overwrite: bool = False, progress: bool 
     info = init_from_env(config.device)
     if resume is not None:
         run_dir = RunDir.open(resume)
+        if info.is_main:  # a kill -9 mid-write leaves a temporary file that no rename will ever claim
+            for stale in list(run_dir.path.glob(".*.tmp")) + list(run_dir.checkpoints.glob(".*.tmp")):
+                stale.unlink(missing_ok=True)
     else:
         # Under torchrun every rank must agree on the folder: rank 0's name (its timestamp) wins.
         run_dir = RunDir(Path(config.output_dir) / broadcast_object(info, config.run_name or default_run_name(config)))
