@@ -11,4 +11,6 @@ pip="$venv/bin/pip"
 "$pip" install -q torch==2.14.1 torchvision==0.29.1
 "$pip" install -q -e ".[data,test]"
 "$pip" install -q --no-deps -r requirements/assets.txt
+# The example third-party plugin (a new modality through the entry point); MONA_KIT_PLUGINS=none hides it.
+"$pip" install -q --no-deps -e plugins/mona-kit-example
 echo "mona-kit installed in $venv: run '$venv/bin/mona-kit run' (or 'source $venv/bin/activate')."
