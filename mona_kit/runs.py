@@ -141,18 +141,21 @@ def damaged_record(path: Path) -> MonaError:
     )
 
 
-def read_json_record(path: Path) -> dict[str, Any] | None:
-    """A JSON record a run wrote (None when absent); a damaged one is a one-line CheckpointError."""
-    path = Path(path)
-    if not path.is_file():
-        return None
+def _read_mapping(path: Path, parse, errors: tuple[type[Exception], ...]) -> dict[str, Any]:
+    """A mapping a run wrote; anything else (cut, edited, replaced) is a one-line CheckpointError."""
     try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = parse(path.read_text())
+    except (*errors, UnicodeDecodeError) as exc:
         raise damaged_record(path) from exc
     if not isinstance(data, dict):
         raise damaged_record(path)
     return data
+
+
+def read_json_record(path: Path) -> dict[str, Any] | None:
+    """A JSON record a run wrote (None when absent)."""
+    path = Path(path)
+    return _read_mapping(path, json.loads, (json.JSONDecodeError,)) if path.is_file() else None
 
 
 class RunDir:
@@ -199,14 +202,7 @@ class RunDir:
         atomic_write_text(self.path / "config.yaml", yaml.safe_dump(plain, sort_keys=False))
 
     def read_config(self) -> dict[str, Any]:
-        path = self.path / "config.yaml"
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise damaged_record(path) from exc
-        if not isinstance(data, dict):
-            raise damaged_record(path)
-        return data
+        return _read_mapping(self.path / "config.yaml", yaml.safe_load, (yaml.YAMLError,))
 
     def write_json(self, name: str, data: dict[str, Any]) -> None:
         atomic_write_text(self.path / name, json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n")

@@ -17,3 +17,17 @@ def toy_kit():
     from mona_kit.kit import load_kit
 
     return load_kit(builtins=["mona_plugins.methods"], entry_points=False, extra=[toy_plugin])
+
+
+@pytest.fixture(scope="module")
+def kit():
+    """Every first-party plugin, no third-party ones."""
+    from mona_kit.kit import load_kit
+
+    return load_kit(entry_points=False)
+
+
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch):
+    """A cache folder of the test's own, so cached tensors never leak between tests."""
+    monkeypatch.setenv("MONA_KIT_CACHE", str(tmp_path / "cache"))

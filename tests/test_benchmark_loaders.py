@@ -11,18 +11,10 @@ import scipy.io
 import torch
 
 from mona_kit.errors import DataError
-from mona_kit.kit import load_kit
 from mona_kit.testing import check_task_data
 
 
-@pytest.fixture(scope="module")
-def kit():
-    return load_kit(entry_points=False)
-
-
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("MONA_KIT_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 rng = np.random.default_rng(0)

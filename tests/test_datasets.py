@@ -15,11 +15,6 @@ SMALL = {"max_train": 64, "max_val": 16, "max_test": 16}
 GENERATED = {"n_train": 60, "n_test": 20, "resolution": 32}
 
 
-@pytest.fixture(scope="module")
-def kit():
-    return load_kit(entry_points=False)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:

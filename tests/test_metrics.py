@@ -5,15 +5,9 @@ import pytest
 import torch
 from sklearn import metrics as skm
 
-from mona_kit.kit import load_kit
 from mona_kit.testing import check_metric
 
 ERROR_METRICS = ["zero-one-error", "relative-l2", "nrmse", "mae8", "one-minus-auroc", "one-minus-map", "one-minus-macro-f1"]
-
-
-@pytest.fixture(scope="module")
-def kit():
-    return load_kit(entry_points=False)
 
 
 def build(kit, name, **opts):

@@ -12,19 +12,11 @@ import scipy.io.wavfile
 
 from mona_kit.cli import build_parser
 from mona_kit.errors import ConfigError, DataError, MonaError
-from mona_kit.kit import load_kit
 
 rng = np.random.default_rng(0)
 
 
-@pytest.fixture(scope="module")
-def kit():
-    return load_kit(entry_points=False)
-
-
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("MONA_KIT_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 def convert(kit, name, src, dest, *options):
