@@ -56,13 +56,7 @@ def plot_runs(paths: Sequence[Path], out_dir: Path) -> list[Path]:
     ax_loss.set(title="training loss (final stage)", xlabel="step", ylabel="loss")
     ax_loss.set_yscale("log")
     ax_val.set(title="validation metric (model selection)", xlabel="step")
-    for ax in (ax_loss, ax_val):
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    written.append(out_dir / "learning-curves.png")
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
+    written.append(_save(fig, (ax_loss, ax_val), out_dir / "learning-curves.png"))
 
     reuse = [(p, [e for e in ev if e.get("event") == "knowledge-reuse"]) for p, ev in runs]
     if any(r for _, r in reuse):
@@ -77,11 +71,18 @@ def plot_runs(paths: Sequence[Path], out_dir: Path) -> list[Path]:
             ax_acc.plot(xs, ys, marker=".", label=_label(path))
         ax_db.set(title="source classes: Davies–Bouldin (lower = kept)", xlabel="fine-tuning step", ylabel="DB index")
         ax_acc.set(title="source linear-probe accuracy (higher = kept)", xlabel="fine-tuning step", ylabel="accuracy")
-        for ax in (ax_db, ax_acc):
-            ax.legend(fontsize=8)
-            ax.grid(alpha=0.3)
-        fig.tight_layout()
-        written.append(out_dir / "knowledge-reuse.png")
-        fig.savefig(written[-1], dpi=110)
-        plt.close(fig)
+        written.append(_save(fig, (ax_db, ax_acc), out_dir / "knowledge-reuse.png"))
     return written
+
+
+def _save(fig, axes, path: Path) -> Path:
+    """Legends, light grids, tight layout; write the PNG and free the figure."""
+    import matplotlib.pyplot as plt
+
+    for ax in axes:
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
