@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from .errors import MonaError
 from .runs import RunDir
 from .summary import read_results
 
 
 def _label(path: Path) -> str:
     r = read_results(path)
-    return f"{r['method']} (seed {r['seed']})" if r else Path(path).name
+    return f"{r.get('method', '?')} (seed {r.get('seed', '?')})" if r else Path(path).name
 
 
 def _series(events, *, key: str, stage: str | None = None, event: str | None = None, split: str | None = None):
@@ -38,7 +39,11 @@ def plot_runs(paths: Sequence[Path], out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_out_dir(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MonaError(f"cannot create plot folder {str(out_dir)!r}: {exc.strerror}; choose a writable --out.") from exc
     runs = [(Path(p), RunDir(Path(p)).events()) for p in paths]
     written = []
     final_stages = ("finetune", "refine", "fpt", "pare", "linear-probe")
@@ -75,14 +80,21 @@ def plot_runs(paths: Sequence[Path], out_dir: Path) -> list[Path]:
     return written
 
 
+def check_out_dir(out_dir: Path) -> None:
+    """The plot folder (or the first part of its path that exists) must be a folder, not a file."""
+    for folder in (Path(out_dir), *Path(out_dir).parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise MonaError(f"plot folder {str(out_dir)!r}: {str(folder)!r} is a file, not a folder; choose another --out.")
+            return
+
+
 def _save(fig, axes, path: Path) -> Path:
-    """Legends, light grids, tight layout; write the PNG and free the figure."""
-    import matplotlib.pyplot as plt
+    """Legends, light grids, tight layout; write the PNG (one line on a write failure) and free the figure."""
+    from .report import save_figure
 
     for ax in axes:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

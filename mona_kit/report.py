@@ -10,8 +10,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .runs import RunDir, atomic_write_text
-from .summary import mean_std
+from .runs import RunDir, atomic_replace, atomic_write_text
+from .summary import as_number, mean_std
 
 
 def aggregate(rows: list[dict[str, Any]], split: str = "test") -> dict[tuple[str, str], dict[str, Any]]:
@@ -21,13 +21,13 @@ def aggregate(rows: list[dict[str, Any]], split: str = "test") -> dict[tuple[str
     out = {}
     for key, rs in groups.items():
         metric = rs[0]["metric"]
-        values = [r.get(split, {}).get(metric) for r in rs]
+        values = [as_number(r.get(split, {}).get(metric)) for r in rs]  # a diverged seed's 'nan' -> nan
         mean, std = mean_std(values)
         finite = sum(1 for v in values if v is not None and math.isfinite(v))
         out[key] = {
             "mean": mean, "std": std, "n": finite, "runs": len(rs), "metric": metric, "higher_is_better": rs[0].get("higher_is_better", False),
-            "seconds": sum(r.get("wall_time_s", 0) for r in rs) / len(rs),
-            "peak_mb": max(r.get("peak_memory_mb", 0) for r in rs), "values": values,
+            "seconds": sum(as_number(r.get("wall_time_s")) or 0 for r in rs) / len(rs),
+            "peak_mb": max(as_number(r.get("peak_memory_mb")) or 0 for r in rs), "values": values,
         }
     return out
 
@@ -95,14 +95,28 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
         m = r["metric"]
         lines.append({
             "method_label": r["method_label"], "task_label": r["task_label"], "seed": r["seed"], "metric": m,
-            "val": r.get("val", {}).get(m), "test": r.get("test", {}).get(m), "wall_time_s": round(r.get("wall_time_s", 0), 2),
-            "peak_memory_mb": round(r.get("peak_memory_mb", 0), 1), "run_dir": r["run_dir"],
+            "val": r.get("val", {}).get(m), "test": r.get("test", {}).get(m), "wall_time_s": round(as_number(r.get("wall_time_s")) or 0, 2),
+            "peak_memory_mb": round(as_number(r.get("peak_memory_mb")) or 0, 1), "run_dir": r["run_dir"],
         })
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(lines)
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(lines)
+
+    atomic_replace(path, write)  # a full disk is one line and leaves the previous table whole
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Write a figure as PNG through a temporary file (one-line error on a write failure), then free it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        atomic_replace(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    finally:
+        plt.close(fig)
+    return path
 
 
 def plot_errors(rows: list[dict[str, Any]], path: Path) -> Path:
@@ -132,9 +146,7 @@ def plot_errors(rows: list[dict[str, Any]], path: Path) -> Path:
         ax.set_xticklabels(methods, rotation=60, ha="right", fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_reuse(rows: list[dict[str, Any]], path: Path) -> Path | None:
@@ -178,9 +190,7 @@ def plot_reuse(rows: list[dict[str, Any]], path: Path) -> Path | None:
     axes[1][0].set_ylabel("source linear-probe acc. (higher = kept)")
     axes[0][-1].legend(fontsize=7, loc="best")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_report(output: Path, rows: list[dict[str, Any]], *, title: str, command: str) -> list[Path]:

@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def read_results(path: Path) -> dict:
-    p = Path(path) / "results.json"
-    return json.loads(p.read_text()) if p.is_file() else {}
+    """A run's ``results.json`` ({} when absent); a damaged one is a one-line error naming the file."""
+    from .runs import read_json_record
+
+    return read_json_record(Path(path) / "results.json") or {}
 
 
-def _fmt(x: float | None) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
+def as_number(x: Any) -> float | None:
+    """A metric as a float: runs record a non-finite value as the string 'nan' / 'inf' (JSON has none)."""
+    if isinstance(x, bool):
+        return None
+    if isinstance(x, (int, float)):
+        return float(x)
+    if isinstance(x, str):
+        try:
+            return float(x)
+        except ValueError:
+            return None
+    return None
+
+
+def _fmt(x: Any) -> str:
+    x = as_number(x)
+    if x is None or math.isnan(x):
         return "-"
     return f"{x:.4g}"
 
@@ -28,17 +45,18 @@ def comparison_table(paths: Sequence[Path]) -> str:
         if not r:
             rows.append(f"| ? | ? | ? | - | - | - |  ({path}: no results.json)")
             continue
-        m = r["metric"]
+        m = r.get("metric")
+        val, test = (r.get(split) if isinstance(r.get(split), dict) else {} for split in ("val", "test"))
         rows.append(
-            f"| {r['method']} | {r['task']} | {m} {'↑' if r.get('higher_is_better') else '↓'} | "
-            f"{_fmt(r.get('val', {}).get(m))} | {_fmt(r.get('test', {}).get(m))} | {r.get('wall_time_s', 0):.0f} |"
+            f"| {r.get('method', '?')} | {r.get('task', '?')} | {m} {'↑' if r.get('higher_is_better') else '↓'} | "
+            f"{_fmt(val.get(m))} | {_fmt(test.get(m))} | {as_number(r.get('wall_time_s')) or 0:.0f} |"
         )
     return "\n".join(rows)
 
 
 def mean_std(values: Iterable[float]) -> tuple[float, float]:
     """Over the finite values (a diverged seed's NaN is counted apart, see report.aggregate)."""
-    values = [v for v in values if v is not None and math.isfinite(v)]
+    values = [v for v in map(as_number, values) if v is not None and math.isfinite(v)]
     if not values:
         return math.nan, math.nan
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)

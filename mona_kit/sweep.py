@@ -18,27 +18,37 @@ A profile (YAML) names the cells::
 so an objective a third-party plugin registers joins the sweep by name alone.
 
 Each cell runs as its own ``mona-kit run`` process (peak memory per cell, isolation, and the
-exact command a user re-runs). Finished cells are skipped; interrupted ones resume.
+exact command a user re-runs). Finished cells are skipped; interrupted ones resume. Every cell's
+config is checked before the first one trains, and a cell's process dies with the sweep's.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import attrs
 import yaml
 
-from .errors import ConfigError
-from .runconfig import RunConfig, apply_overrides
-from .runs import atomic_write_text
+from .errors import ConfigError, MonaError
+from .runconfig import COMPONENT_KEYS, RunConfig, apply_overrides
+from .runs import atomic_write_text, damaged_record, write_failed
+from .yamlsafe import load_yaml_text
+
+PROFILE_KEYS = ("name", "output", "seeds", "tasks", "methods", "base", "description", "keep_checkpoints")
+#: numpy seeds the global RNG modulo 2**32 and the engine adds offsets to the seed: keep seeds in 32 bits.
+MAX_SEED = 2**32 - 1
+#: Registry of each component key of a run config (``source`` is a dataset).
+_KINDS = {"task": "datasets", "source": "datasets", "backbone": "backbones", "embedder": "embedders",
+          "head": "heads", "method": "methods"}
 
 
 @attrs.frozen
@@ -53,28 +63,114 @@ class Cell:
         return f"{self.method}/{self.task}/seed{self.seed}"
 
 
-def read_profile(path: Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"sweep profile {str(path)!r} does not exist; see benchmarks/profiles/ for examples.")
-    data = yaml.safe_load(path.read_text()) or {}
+# --- profiles ------------------------------------------------------------------------------------
+
+
+def _load_profile_yaml(text: str, where: str) -> Any:
+    """The one place a profile's YAML is parsed: the bounded loader (aliases, depth, size, duplicate
+    keys), every failure one line naming the profile."""
+    return load_yaml_text(text, what=f"sweep profile {where}")
+
+
+def check_label(label: Any, what: str) -> str:
+    """A label names a folder under the sweep's output: one plain path component, never a path."""
+    if not isinstance(label, str) or not label.strip():
+        raise ConfigError(f"sweep {what} {label!r} must be a non-empty string (it names a folder of the sweep).")
+    bad = (
+        label in (".", "..") or ".." in label or "\x00" in label
+        or any(sep in label for sep in ("/", "\\"))
+        or PurePosixPath(label).is_absolute() or PureWindowsPath(label).drive
+        or label != label.strip()
+    )
+    if bad:
+        raise ConfigError(
+            f"sweep {what} {label!r} is not a plain folder name (no '/', '\\', '..', drive or surrounding spaces); "
+            f"rename it in the profile."
+        )
+    return label
+
+
+def _check_profile(data: Any, where: str) -> dict[str, Any]:
+    if data is None:
+        raise ConfigError(f"sweep profile {where} is empty; it needs name, output, seeds, tasks and methods (see benchmarks/profiles/tiny.yaml).")
+    if not isinstance(data, dict):
+        raise ConfigError(f"sweep profile {where} must hold a mapping of key: value, got a {type(data).__name__}; see benchmarks/profiles/tiny.yaml.")
     missing = [k for k in ("name", "output", "seeds", "tasks", "methods") if k not in data]
     if missing:
-        raise ConfigError(f"sweep profile {str(path)!r} needs {', '.join(missing)}; see benchmarks/profiles/cpu.yaml.")
-    unknown = set(data) - {"name", "output", "seeds", "tasks", "methods", "base", "description", "keep_checkpoints"}
+        raise ConfigError(f"sweep profile {where} needs {', '.join(missing)}; see benchmarks/profiles/cpu.yaml.")
+    unknown = set(data) - set(PROFILE_KEYS)
     if unknown:
-        raise ConfigError(f"sweep profile {str(path)!r} has unknown keys {sorted(unknown)}.")
+        raise ConfigError(f"sweep profile {where} has unknown keys {sorted(map(str, unknown))}; valid keys: {', '.join(PROFILE_KEYS)}.")
+    check_label(data["name"], "name")
+    if not isinstance(data["output"], str) or not data["output"].strip():
+        raise ConfigError(f"sweep profile {where}: 'output' must be a folder path, got {data['output']!r}.")
+    seeds = data["seeds"]
+    if not isinstance(seeds, list) or not seeds:
+        raise ConfigError(f"sweep profile {where}: 'seeds' must be a non-empty list of integers (e.g. seeds: [0, 1, 2]), got {seeds!r}.")
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise ConfigError(f"sweep profile {where}: seed {seed!r} must be an integer from 0 to {MAX_SEED}.")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"sweep profile {where}: 'seeds' lists a seed twice ({seeds}); each seed is one cell.")
+    for key, what in (("tasks", "task"), ("methods", "method")):
+        section = data[key]
+        if not isinstance(section, dict) or not section:
+            raise ConfigError(
+                f"sweep profile {where}: '{key}' must be a non-empty mapping of label: {what} "
+                f"(see benchmarks/profiles/tiny.yaml), got {section!r}."
+            )
+        for label, value in section.items():
+            check_label(label, f"{what} label")
+            if key == "tasks" and value is not None and not isinstance(value, dict):
+                raise ConfigError(f"sweep task {label!r} must be a mapping of config keys (e.g. {{task: NAME}}), got {value!r}.")
+            if key == "methods" and not (isinstance(value, str) or (isinstance(value, dict) and isinstance(value.get("name"), str))):
+                raise ConfigError(f"sweep method {label!r} must be a method name or a mapping with 'name', got {value!r}.")
+    if data.get("base") is not None and not isinstance(data["base"], dict):
+        raise ConfigError(f"sweep profile {where}: 'base' must be a mapping of config keys, got {data['base']!r}.")
+    if not isinstance(data.get("keep_checkpoints", False), bool):
+        raise ConfigError(f"sweep profile {where}: 'keep_checkpoints' must be true or false, got {data['keep_checkpoints']!r}.")
     return data
+
+
+def read_profile(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    where = repr(str(path))
+    if not path.exists():
+        raise ConfigError(f"sweep profile {where} does not exist; see benchmarks/profiles/ for examples.")
+    if not path.is_file():
+        raise ConfigError(f"sweep profile {where} is not a file; pass a profile YAML (see benchmarks/profiles/).")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"sweep profile {where} is not UTF-8 text (byte {exc.start}); pass a profile YAML.") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read sweep profile {where}: {exc.strerror or type(exc).__name__}.") from exc
+    try:
+        data = _load_profile_yaml(text, where)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"sweep profile {where} is not valid YAML{line}; fix the syntax.") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"sweep profile {where} is nested too deeply; flatten it.") from exc
+    return _check_profile(data, where)
 
 
 def expand_methods(methods: dict[str, Any], kit) -> dict[str, dict[str, Any]]:
     """label -> method mapping, with ``"*role"`` objectives expanded over the registry."""
     out: dict[str, dict[str, Any]] = {}
+
+    def put(label: str, spec: dict[str, Any], origin: str) -> None:
+        check_label(label, "method label")
+        if label in out:
+            raise ConfigError(f"sweep method label {label!r} is given twice (again by {origin!r}); rename one.")
+        out[label] = spec
+
     for label, spec in methods.items():
         spec = {"name": spec} if isinstance(spec, str) else dict(spec)
         wildcard = [k for k, v in spec.items() if isinstance(v, str) and v.startswith("*")]
         if not wildcard:
-            out[label] = spec
+            put(label, spec, label)
             continue
         key = wildcard[0]
         role = spec[key][1:]
@@ -87,7 +183,7 @@ def expand_methods(methods: dict[str, Any], kit) -> dict[str, dict[str, Any]]:
                 f"(roles: distance, representation, task-loss)."
             )
         for name in names:
-            out[label.replace("{" + key + "}", name)] = {**spec, key: name}
+            put(label.replace("{" + key + "}", name), {**spec, key: name}, label)
     return out
 
 
@@ -102,7 +198,21 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def check_cell_config(config: dict[str, Any], kit) -> RunConfig:
+    """What ``mona-kit run`` checks before training: the run config, then every named component's
+    options against its registry (``auto`` components are chosen at build time)."""
+    run_config = RunConfig.from_dict(config)
+    for key in COMPONENT_KEYS:
+        ref = getattr(run_config, key)
+        if ref.name == "auto":
+            continue
+        kit.registry(_KINDS[key]).get(ref.name).make_config(ref.options)
+    return run_config
+
+
 def cells(profile: dict[str, Any], kit) -> Iterator[Cell]:
+    """Every cell of the profile, each config checked (a bad one fails before any cell runs when the
+    caller lists them all first)."""
     base = profile.get("base") or {}
     for method_label, method in expand_methods(profile["methods"], kit).items():
         for task_label, task_cfg in profile["tasks"].items():
@@ -110,12 +220,139 @@ def cells(profile: dict[str, Any], kit) -> Iterator[Cell]:
                 config = deep_merge(base, task_cfg or {})
                 config["method"] = method
                 config["seed"] = seed
-                RunConfig.from_dict(config)  # a bad profile fails before the first cell runs
-                yield Cell(method=method_label, task=task_label, seed=seed, config=config)
+                cell = Cell(method=method_label, task=task_label, seed=seed, config=config)
+                try:
+                    check_cell_config(config, kit)
+                except MonaError as exc:
+                    raise ConfigError(f"sweep cell {cell.key}: {exc}") from exc
+                yield cell
+
+
+# --- cell folders --------------------------------------------------------------------------------
 
 
 def cell_dir(output: Path, cell: Cell) -> Path:
-    return Path(output) / "cells" / cell.method / cell.task / f"seed{cell.seed}"
+    """``OUTPUT/cells/METHOD/TASK/seedN``, refused if it would resolve outside ``OUTPUT/cells``."""
+    root = Path(output) / "cells"
+    path = root / cell.method / cell.task / f"seed{cell.seed}"
+    if root.resolve() not in path.resolve().parents:  # '..' or a symlink would lead elsewhere
+        raise ConfigError(
+            f"sweep cell {cell.key} would be written outside the output folder's cells {str(root)!r} (a '..' or a "
+            f"symlink); rename its labels or remove the link."
+        )
+    return path
+
+
+def check_output(output: Path) -> None:
+    """The output folder (or the first part of its path that exists) must be a folder."""
+    output = Path(output)
+    for folder in (output, *output.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ConfigError(f"sweep output {str(output)!r}: {str(folder)!r} is a file, not a folder; choose another --output.")
+            return
+
+
+def _canonical(config: dict[str, Any]) -> str:
+    """A cell's config as comparable text, independent of where the sweep folder lives (output_dir
+    and run_name are derived from the cell's place, so a moved folder is the same cell)."""
+    plain = {k: v for k, v in config.items() if k not in ("output_dir", "run_name")}
+    return json.dumps(yaml.safe_load(yaml.safe_dump(plain)), sort_keys=True, default=str)
+
+
+def _recorded_config(config_file: Path) -> dict[str, Any] | None:
+    if not config_file.is_file():
+        return None
+    try:
+        data = yaml.safe_load(config_file.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise damaged_record(config_file) from exc
+    if not isinstance(data, dict):
+        raise damaged_record(config_file)
+    return data
+
+
+def read_cell_results(path: Path) -> dict[str, Any]:
+    """A cell's ``results.json``; a damaged one is a one-line error naming the file."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _damaged_results(path) from exc
+    metric = data.get("metric") if isinstance(data, dict) else None
+    if not isinstance(metric, str) or not isinstance(data.get("test"), dict) or not isinstance(data.get("seed"), int):
+        raise _damaged_results(path)
+    return data
+
+
+def _damaged_results(path: Path) -> MonaError:
+    return ConfigError(
+        f"{str(path)!r} is damaged (not the results.json a run writes); delete its cell folder "
+        f"{str(Path(path).parent)!r} to rerun the cell, or restore the file."
+    )
+
+
+def _refuse_changed(cell: Cell, run_dir: Path) -> None:
+    """A cell started before must still get the same config from the profile (its place aside)."""
+    config_file = run_dir.parent / f"seed{cell.seed}.yaml"
+    recorded = _recorded_config(config_file)
+    if recorded is not None and _canonical(recorded) != _canonical(cell.config):
+        state = "run" if (run_dir / "results.json").is_file() else "started"
+        raise ConfigError(
+            f"cell {cell.key} was {state} with another config ({config_file}); the profile changed. Use a new "
+            f"output folder (--output) or delete {run_dir.parent} to rerun it."
+        )
+
+
+def check_existing(output: Path, todo: list[Cell]) -> None:
+    """Before anything runs: every cell already started must still have the profile's config, and
+    every finished one must have readable results."""
+    for cell in todo:
+        run_dir = cell_dir(output, cell)
+        _refuse_changed(cell, run_dir)
+        if (run_dir / "results.json").is_file():
+            read_cell_results(run_dir / "results.json")
+
+
+# --- running a cell ------------------------------------------------------------------------------
+
+#: Started as ``python -c`` in front of ``mona-kit``: ask Linux to SIGKILL this process when its parent
+#: (the sweep) dies, even by kill -9, so no cell keeps writing its folder as an orphan. If the sweep
+#: died before the request was made, exit instead. Elsewhere (no prctl) it runs as is.
+_CHILD_BOOT = """\
+import os, sys
+parent = int(sys.argv.pop(1))
+try:
+    import ctypes, signal
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+except (OSError, AttributeError, TypeError):  # not Linux
+    pass
+if os.getppid() != parent:
+    sys.exit(137)
+import runpy
+runpy.run_module("mona_kit", run_name="__main__", alter_sys=True)
+"""
+
+
+def child_command(python: str, argv: list[str]) -> list[str]:
+    """``python -m mona_kit ARGV...`` that dies with this process."""
+    return [python, "-c", _CHILD_BOOT, str(os.getpid()), *argv]
+
+
+def locked_elsewhere(run_dir: Path) -> str | None:
+    """Who holds the run folder's lock when a live process does (None when free): the run's own OS
+    lock (mona_kit.runs.RunLock), which a dead holder never keeps."""
+    from . import runs
+
+    lock = getattr(runs, "RunLock", None)
+    if lock is None or not Path(run_dir).is_dir():
+        return None
+    try:
+        lock(run_dir).probe()
+    except ImportError:  # no fcntl (not POSIX): the run itself refuses a second writer
+        return None
+    except MonaError as exc:
+        return str(exc)
+    return None
 
 
 def run_cell(output: Path, cell: Cell, *, python: str = sys.executable, keep_checkpoints: bool = False) -> dict[str, Any]:
@@ -123,46 +360,49 @@ def run_cell(output: Path, cell: Cell, *, python: str = sys.executable, keep_che
 
     A finished or started cell is reused only if the profile still gives it the same config."""
     run_dir = cell_dir(output, cell)
-    if (run_dir / "results.json").is_file():
-        config_file = run_dir.parent / f"seed{cell.seed}.yaml"
-        expected = yaml.safe_dump({**cell.config, "output_dir": str(run_dir.parent), "run_name": run_dir.name}, sort_keys=False)
-        if config_file.is_file() and config_file.read_text() != expected:
-            raise ConfigError(
-                f"cell {cell.key} was run with another config ({config_file}); the profile changed. Use a new "
-                f"output folder (--output) or delete {run_dir.parent} to rerun it."
-            )
-        return {"status": "done", **json.loads((run_dir / "results.json").read_text())}
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
     config_file = run_dir.parent / f"seed{cell.seed}.yaml"
-    config = {**cell.config, "output_dir": str(run_dir.parent), "run_name": run_dir.name}
-    text = yaml.safe_dump(config, sort_keys=False)
-    if config_file.is_file() and config_file.read_text() != text:
-        raise ConfigError(
-            f"cell {cell.key} was started with another config ({config_file}); the profile changed. Use a new "
-            f"output folder (--output) or delete {run_dir.parent} to rerun it."
-        )
-    atomic_write_text(config_file, text)
+    _refuse_changed(cell, run_dir)
+    if (run_dir / "results.json").is_file():
+        return {"status": "done", **read_cell_results(run_dir / "results.json")}
+    holder = locked_elsewhere(run_dir)
+    if holder:  # another sweep (or a user's run) is writing this cell: leave it alone
+        return {"status": "running elsewhere", "error": holder}
+    try:
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MonaError(f"cannot create {str(run_dir.parent)!r}: {exc.strerror}; choose a writable --output.") from exc
+    # output_dir follows the folder (a moved sweep writes where it now is); the comparison above ignores it.
+    text = yaml.safe_dump({**cell.config, "output_dir": str(run_dir.parent), "run_name": run_dir.name}, sort_keys=False)
+    if not config_file.is_file() or config_file.read_text() != text:
+        atomic_write_text(config_file, text)
     if (run_dir / "config.yaml").is_file():
-        cmd = [python, "-m", "mona_kit", "run", "--resume", str(run_dir), "--no-progress", "--no-plots"]
+        argv = ["run", "--resume", str(run_dir), "--no-progress", "--no-plots"]
     else:
-        cmd = [python, "-m", "mona_kit", "run", str(config_file), "--no-progress", "--no-plots", "--overwrite"]
+        argv = ["run", str(config_file), "--no-progress", "--no-plots", "--overwrite"]
     started = time.time()
     log = run_dir.parent / f"seed{cell.seed}.log"
-    with open(log, "a") as fh:
-        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
+    try:
+        with open(log, "a") as fh:
+            proc = subprocess.run(child_command(python, argv), stdout=fh, stderr=subprocess.STDOUT)
+    except OSError as exc:  # the log cannot be opened (full disk, read-only folder)
+        raise write_failed(log, exc) from exc
     if proc.returncode != 0 or not (run_dir / "results.json").is_file():
-        tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
+        holder = locked_elsewhere(run_dir)
+        if holder:  # another process took the cell between our check and the child's start
+            return {"status": "running elsewhere", "error": holder}
+        tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [f"(no output; exit status {proc.returncode})"]
         return {"status": "failed", "error": tail[0], "log": str(log), "seconds": time.time() - started}
     if not keep_checkpoints:  # a finished cell's weights (~90 MB per stage for MiniLM) are not needed to re-run it
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    return {"status": "ran", **json.loads((run_dir / "results.json").read_text())}
+    return {"status": "ran", **read_cell_results(run_dir / "results.json")}
 
 
 def collect(output: Path) -> list[dict[str, Any]]:
-    """Every finished cell's results, labelled by its place in the sweep."""
+    """Every finished cell's results, labelled by its place in the sweep. A damaged ``results.json``
+    stops the report with a one-line error naming the file (a table silently missing a cell would lie)."""
     rows = []
     for results in sorted(Path(output).glob("cells/*/*/seed*/results.json")):
-        r = json.loads(results.read_text())
+        r = read_cell_results(results)
         seed_dir = results.parent
         r.update(method_label=seed_dir.parent.parent.name, task_label=seed_dir.parent.name, run_dir=str(seed_dir))
         rows.append(r)

@@ -1,6 +1,11 @@
 """``mona-kit sweep PROFILE [key=value ...]``: methods x tasks x seeds, resumable, then
 ``table.md``, ``results.csv``, ``errors.png`` and ``knowledge-reuse.png`` in the profile's output.
-``--report-only`` redraws them from finished cells."""
+``--report-only`` redraws them from finished cells.
+
+Every cell's config is checked, and every started cell's record read, before the first cell
+trains. Exit status: 0 when every cell finished (or runs in another process), 1 when any cell
+failed (the report is still written from the finished ones), 2 for bad input.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..errors import ConfigError
+
 
 def configure(parser) -> None:
     parser.add_argument("items", nargs="+", metavar="PROFILE|key=value", help="a sweep profile (YAML) and overrides for every cell")
@@ -18,20 +25,37 @@ def configure(parser) -> None:
     parser.add_argument("--only", default=None, help="comma-separated method labels to run")
 
 
+def select(todo: list, only: str, labels: list[str]) -> list:
+    """The cells of the method labels in ``--only``; an unknown label lists the valid ones."""
+    keep = [x.strip() for x in only.split(",")]
+    unknown = [x for x in keep if x not in labels]
+    if unknown:
+        raise ConfigError(f"sweep --only: unknown method label {', '.join(repr(x) for x in unknown)}; the profile's are {', '.join(labels)}.")
+    return [c for c in todo if c.method in keep]
+
+
 def run(args, kit) -> int:
     from ..report import write_report
-    from ..sweep import apply_cli_overrides, cells, collect, expand_methods, read_profile, run_cell
+    from ..sweep import apply_cli_overrides, cells, check_existing, check_output, collect, expand_methods, read_profile, run_cell
     from .run import split_items
 
     path, overrides = split_items(args.items)
+    if path is None:
+        raise ConfigError("sweep needs a profile file (e.g. benchmarks/profiles/tiny.yaml) before its key=value overrides.")
     profile = apply_cli_overrides(read_profile(Path(path)), overrides)
     output = args.output or Path(profile["output"])
-    todo = list(cells(profile, kit))
-    if args.only:
-        keep = set(args.only.split(","))
-        todo = [c for c in todo if c.method in keep]
-    if not args.report_only:
-        failures = []
+    check_output(output)
+    method_labels = list(expand_methods(profile["methods"], kit))
+    todo = list(cells(profile, kit))  # every cell's config checked before the first one trains
+    if args.only is not None:
+        todo = select(todo, args.only, method_labels)
+    check_existing(output, todo)
+    failures = []
+    if args.report_only:
+        if not collect(output):
+            raise ConfigError(f"sweep {profile['name']}: no finished cell in {str(output)!r} yet; run the sweep without --report-only first.")
+    else:
+        busy = []
         bar = tqdm(todo, desc=f"sweep {profile['name']}", dynamic_ncols=True)
         for cell in bar:
             bar.set_postfix_str(cell.key)
@@ -39,17 +63,31 @@ def run(args, kit) -> int:
             status = result["status"]
             if status == "failed":
                 failures.append((cell.key, result["error"], result["log"]))
-            tqdm.write(f"{cell.key}: {status}" + (f" ({result['error']})" if status == "failed" else
-                       f" test {result['metric']}={result['test'][result['metric']]:.4g} in {result['wall_time_s']:.0f}s"))
+                detail = f" ({result['error']})"
+            elif status == "running elsewhere":
+                busy.append(cell.key)
+                detail = f" (skipped: {result['error']})"
+            else:
+                detail = f" test {result['metric']}={result['test'].get(result['metric'], float('nan')):.4g} in {result.get('wall_time_s', 0):.0f}s"
+            tqdm.write(f"{cell.key}: {status}{detail}")
+        bar.close()
         for key, error, log in failures:
             print(f"FAILED {key}: {error} (log: {log})", file=sys.stderr)
+        if busy:
+            print(f"sweep {profile['name']}: {len(busy)} cell(s) running elsewhere, not run here: {', '.join(busy)}; "
+                  f"re-run the sweep when they finish.", file=sys.stderr)
     rows = collect(output)
-    # Tables and plots list methods and tasks in the profile's order.
-    method_order = {label: i for i, label in enumerate(expand_methods(profile["methods"], kit))}
-    task_order = {label: i for i, label in enumerate(profile["tasks"])}
-    rows.sort(key=lambda r: (method_order.get(r["method_label"], len(method_order)),
-                             task_order.get(r["task_label"], len(task_order)), r["seed"]))
-    command = "mona-kit sweep " + " ".join(shlex.quote(a) for a in args.items)
-    for p in write_report(output, rows, title=f"{profile['name']}: {len(rows)} cells", command=command):
-        print(p)
+    if rows:
+        # Tables and plots list methods and tasks in the profile's order.
+        method_order = {label: i for i, label in enumerate(method_labels)}
+        task_order = {label: i for i, label in enumerate(profile["tasks"])}
+        rows.sort(key=lambda r: (method_order.get(r["method_label"], len(method_order)),
+                                 task_order.get(r["task_label"], len(task_order)), r["seed"]))
+        command = "mona-kit sweep " + " ".join(shlex.quote(a) for a in args.items)
+        for p in write_report(output, rows, title=f"{profile['name']}: {len(rows)} cells", command=command):
+            print(p)
+    if failures:
+        print(f"sweep {profile['name']}: {len(failures)} of {len(todo)} cells failed ({', '.join(k for k, _, _ in failures)}); "
+              f"see their logs, fix and re-run the sweep (finished cells are kept).", file=sys.stderr)
+        return 1
     return 0

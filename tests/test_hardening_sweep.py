@@ -1,0 +1,384 @@
+"""Hardening of sweeps and plots (issue 11): bad profiles, labels and folders are one line, exit 2,
+nothing written, before any cell trains; a failed cell makes the sweep exit 1; a sweep's cell dies
+with it (kill -9); a moved sweep folder is the same sweep; a cell locked by a live run is left alone.
+
+The bad-input table runs the CLI in-process (as tests/test_bad_input.py does): only checks run, so
+no cell ever starts. The tests that need real cells start real ``mona-kit`` processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+import mona_kit.cli as cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GOOD = {
+    "name": "t", "output": "{tmp}/out", "seeds": [0],
+    "base": {"backbone": "tiny-bert", "train": {"epochs": 1, "batch_size": 16}},
+    "tasks": {"gunpoint": {"task": "gunpoint"}},
+    "methods": {"finetune": "finetune"},
+}
+
+# A results.json as a finished run writes it (the fields the report reads).
+RESULTS = {"method": "finetune", "task": "gunpoint", "seed": 0, "metric": "zero-one-error", "higher_is_better": False,
+           "val": {"zero-one-error": 0.4}, "test": {"zero-one-error": 0.5}, "wall_time_s": 3.0, "peak_memory_mb": 100.0}
+
+
+class Ctx:
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+
+    def profile(self, text: str | None = None, **changes) -> Path:
+        path = self.tmp / "p.yaml"
+        if text is None:
+            data = {**GOOD, **changes}
+            data = {k: v for k, v in data.items() if v is not DROP}
+            text = yaml.safe_dump(data, sort_keys=False).replace("{tmp}", str(self.tmp))
+        path.write_text(text) if isinstance(text, str) else path.write_bytes(text)
+        return path
+
+
+DROP = object()
+
+
+def prof(text=None, **changes):
+    return lambda ctx: ctx.profile(text, **changes)
+
+
+def finished_cell(ctx: Ctx, *, out: str = "out", method: str = "finetune", task: str = "gunpoint", seed: int = 0,
+                  config: dict | None = None, results: dict | str | None = None) -> Path:
+    """A cell folder as a finished sweep leaves it (seedN.yaml, results.json), without training."""
+    cell = GOOD_CELL_CONFIG if config is None else config
+    seed_dir = ctx.tmp / out / "cells" / method / task / f"seed{seed}"
+    seed_dir.mkdir(parents=True)
+    (seed_dir.parent / f"seed{seed}.yaml").write_text(
+        yaml.safe_dump({**cell, "output_dir": str(seed_dir.parent), "run_name": seed_dir.name}, sort_keys=False))
+    (seed_dir / "config.yaml").write_text(yaml.safe_dump(cell))
+    body = results if isinstance(results, str) else json.dumps(RESULTS if results is None else results)
+    (seed_dir / "results.json").write_text(body)
+    return seed_dir
+
+
+GOOD_CELL_CONFIG = {"backbone": "tiny-bert", "train": {"epochs": 1, "batch_size": 16}, "task": "gunpoint",
+                    "method": {"name": "finetune"}, "seed": 0}
+
+
+def with_cell(**kw):
+    def setup(ctx):
+        ctx.profile()
+        finished_cell(ctx, **kw)
+    return setup
+
+
+def a_file_at(name: str, then=None):
+    def setup(ctx):
+        ctx.profile()
+        (ctx.tmp / name).write_text("my notes")
+        if then:
+            then(ctx)
+    return setup
+
+
+def run_folder(ctx: Ctx, results: str | None = None) -> Path:
+    run = ctx.tmp / "runs" / "r"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(GOOD_CELL_CONFIG))
+    (run / "results.json").write_text(json.dumps(RESULTS) if results is None else results)
+    return run
+
+
+P = "{tmp}/p.yaml"
+SWEEP = ["sweep", P]
+LABEL = r"is not a plain folder name \(no '/', '\\', '\.\.', drive or surrounding spaces\); rename it in the profile\."
+
+CASES = [
+    # The profile file
+    ("profile-missing", None, SWEEP, r"sweep profile '[^']*/p\.yaml' does not exist; see benchmarks/profiles/ for examples\."),
+    ("profile-is-a-folder", lambda ctx: (ctx.tmp / "p.yaml").mkdir(), SWEEP, r"sweep profile '[^']*/p\.yaml' is not a file; .*"),
+    ("profile-yaml-syntax", prof("name: t\nseeds: [0, 1\ntasks: {}\n"), SWEEP, r"sweep profile '[^']*/p\.yaml' is not valid YAML at line \d+; fix the syntax\."),
+    ("profile-not-utf8", prof(b"name: \xff\xfe\x00\x01"), SWEEP, r"sweep profile '[^']*/p\.yaml' is not UTF-8 text \(byte \d+\); pass a profile YAML\."),
+    ("profile-duplicate-key", prof("name: t\noutput: out\nseeds: [0]\nseeds: [1]\ntasks: {gp: {task: gunpoint}}\nmethods: {finetune: finetune}\n"), SWEEP,
+     r"sweep profile '[^']*/p\.yaml' has key 'seeds' twice \(lines 3 and 4\); keep one of them\."),
+    ("profile-alias-bomb", prof("a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(8))),
+     SWEEP, r"sweep profile '[^']*/p\.yaml' expands to more than \d+ values once its aliases are resolved .*"),
+    ("profile-nested-too-deep", prof("name: " + "[" * 500 + "]" * 500 + "\n"), SWEEP, r"sweep profile '[^']*/p\.yaml' nests deeper than \d+ levels .*"),
+    ("profile-empty", prof(""), SWEEP, r"sweep profile '[^']*/p\.yaml' is empty; it needs name, output, seeds, tasks and methods .*"),
+    ("profile-only-comments", prof("# nothing yet\n"), SWEEP, r"sweep profile '[^']*/p\.yaml' is empty; .*"),
+    ("profile-is-a-list", prof("- name\n- seeds\n"), SWEEP, r"sweep profile '[^']*/p\.yaml' must hold a mapping of key: value, got a list; .*"),
+    ("profile-is-a-scalar", prof("42\n"), SWEEP, r"sweep profile '[^']*/p\.yaml' must hold a mapping of key: value, got a int; .*"),
+    ("profile-missing-keys", prof(seeds=DROP, methods=DROP), SWEEP, r"sweep profile '[^']*/p\.yaml' needs seeds, methods; see benchmarks/profiles/cpu\.yaml\."),
+    ("profile-unknown-key", prof(sedes=[0]), SWEEP, r"sweep profile '[^']*/p\.yaml' has unknown keys \['sedes'\]; valid keys: .*"),
+    ("no-profile-only-overrides", None, ["sweep", "train.epochs=2"], r"sweep needs a profile file .*"),
+    # seeds
+    ("seeds-scalar", prof(seeds=3), SWEEP, r"sweep profile '[^']*': 'seeds' must be a non-empty list of integers \(e\.g\. seeds: \[0, 1, 2\]\), got 3\."),
+    ("seeds-empty", prof(seeds=[]), SWEEP, r"sweep profile '[^']*': 'seeds' must be a non-empty list of integers .*, got \[\]\."),
+    ("seeds-string", prof(seeds="0,1"), SWEEP, r"sweep profile '[^']*': 'seeds' must be a non-empty list .*, got '0,1'\."),
+    ("seeds-not-integers", prof(seeds=[0, "one"]), SWEEP, r"sweep profile '[^']*': seed 'one' must be an integer from 0 to 4294967295\."),
+    ("seeds-float", prof(seeds=[0.5]), SWEEP, r"sweep profile '[^']*': seed 0\.5 must be an integer from 0 to 4294967295\."),
+    ("seeds-bool", prof(seeds=[True]), SWEEP, r"sweep profile '[^']*': seed True must be an integer .*"),
+    ("seeds-negative", prof(seeds=[-1]), SWEEP, r"sweep profile '[^']*': seed -1 must be an integer from 0 to 4294967295\."),
+    ("seeds-too-large", prof(seeds=[2**70]), SWEEP, r"sweep profile '[^']*': seed 1180591620717411303424 must be an integer .*"),
+    ("seeds-repeated", prof(seeds=[0, 1, 0]), SWEEP, r"sweep profile '[^']*': 'seeds' lists a seed twice \(\[0, 1, 0\]\); each seed is one cell\."),
+    # tasks and methods sections
+    ("tasks-empty", prof(tasks={}), SWEEP, r"sweep profile '[^']*': 'tasks' must be a non-empty mapping of label: task .*, got \{\}\."),
+    ("tasks-a-list", prof(tasks=["gunpoint"]), SWEEP, r"sweep profile '[^']*': 'tasks' must be a non-empty mapping .*, got \['gunpoint'\]\."),
+    ("tasks-null", prof(tasks=None), SWEEP, r"sweep profile '[^']*': 'tasks' must be a non-empty mapping .*, got None\."),
+    ("methods-empty", prof(methods={}), SWEEP, r"sweep profile '[^']*': 'methods' must be a non-empty mapping of label: method .*"),
+    ("methods-a-string", prof(methods="finetune"), SWEEP, r"sweep profile '[^']*': 'methods' must be a non-empty mapping .*, got 'finetune'\."),
+    ("task-entry-a-string", prof(tasks={"gunpoint": "gunpoint"}), SWEEP, r"sweep task 'gunpoint' must be a mapping of config keys \(e\.g\. \{task: NAME\}\), got 'gunpoint'\."),
+    ("method-entry-a-list", prof(methods={"ft": ["finetune"]}), SWEEP, r"sweep method 'ft' must be a method name or a mapping with 'name', got \['finetune'\]\."),
+    ("method-entry-without-name", prof(methods={"ft": {"lam": 0.3}}), SWEEP, r"sweep method 'ft' must be a method name or a mapping with 'name', got \{'lam': 0\.3\}\."),
+    ("base-a-list", prof(base=["tiny-bert"]), SWEEP, r"sweep profile '[^']*': 'base' must be a mapping of config keys, got \['tiny-bert'\]\."),
+    ("output-not-a-path", prof(output=["out"]), SWEEP, r"sweep profile '[^']*': 'output' must be a folder path, got \['out'\]\."),
+    ("keep-checkpoints-not-bool", prof(keep_checkpoints="no"), SWEEP, r"sweep profile '[^']*': 'keep_checkpoints' must be true or false, got 'no'\."),
+    # labels that would name a folder outside --output
+    ("task-label-escapes", prof(tasks={"../../../../escaped-task": {"task": "gunpoint"}}), SWEEP, r"sweep task label '\.\./\.\./\.\./\.\./escaped-task' " + LABEL),
+    ("task-label-absolute", prof(tasks={"/tmp/abs-task": {"task": "gunpoint"}}), SWEEP, r"sweep task label '/tmp/abs-task' " + LABEL),
+    ("task-label-dotdot", prof(tasks={"..": {"task": "gunpoint"}}), SWEEP, r"sweep task label '\.\.' " + LABEL),
+    ("task-label-dot", prof(tasks={".": {"task": "gunpoint"}}), SWEEP, r"sweep task label '\.' " + LABEL),
+    ("task-label-backslash", prof(tasks={"a\\..\\b": {"task": "gunpoint"}}), SWEEP, r"sweep task label .* " + LABEL),
+    ("task-label-not-a-string", prof("name: t\noutput: out\nseeds: [0]\ntasks: {7: {task: gunpoint}}\nmethods: {finetune: finetune}\n"), SWEEP,
+     r"sweep task label 7 must be a non-empty string \(it names a folder of the sweep\)\."),
+    ("task-label-blank", prof(tasks={" ": {"task": "gunpoint"}}), SWEEP, r"sweep task label ' ' must be a non-empty string .*"),
+    ("method-label-separator", prof(methods={"a/b": "finetune"}), SWEEP, r"sweep method label 'a/b' " + LABEL),
+    ("method-label-escapes", prof(methods={"../../m": "finetune"}), SWEEP, r"sweep method label '\.\./\.\./m' " + LABEL),
+    ("name-escapes", prof(name="../x"), SWEEP, r"sweep name '\.\./x' " + LABEL),
+    ("name-not-a-string", prof(name=[1]), SWEEP, r"sweep name \[1\] must be a non-empty string .*"),
+    # every cell's config, before the first one trains
+    ("unknown-method", prof(methods={"ft": "finetnue"}), SWEEP, r"sweep cell ft/gunpoint/seed0: unknown method 'finetnue'\. Did you mean 'finetune'.*"),
+    ("unknown-task", prof(tasks={"gp": {"task": "gunpoitn"}}), SWEEP, r"sweep cell finetune/gp/seed0: unknown dataset 'gunpoitn'\. Did you mean 'gunpoint'.*"),
+    ("unknown-task-in-second-label", prof(tasks={"gp": {"task": "gunpoint"}, "dz": {"task": "darcy-61"}}), SWEEP,
+     r"sweep cell finetune/dz/seed0: unknown dataset 'darcy-61'\..*"),
+    ("misspelled-method-option", prof(methods={"mona": {"name": "mona", "meta_stpes": 2}}), SWEEP, r"sweep cell mona/gunpoint/seed0: .*'meta_stpes'.*"),
+    ("misspelled-task-option", prof(tasks={"gp": {"task": {"name": "gunpoint", "max_trian": 3}}}), SWEEP, r"sweep cell finetune/gp/seed0: .*'max_trian'.*"),
+    ("misspelled-train-option", prof(tasks={"gp": {"task": "gunpoint", "train": {"epcohs": 3}}}), SWEEP, r"sweep cell finetune/gp/seed0: .*'epcohs'.*"),
+    ("unknown-config-key", prof(base={**GOOD["base"], "bakcbone": "tiny-bert"}), SWEEP, r"sweep cell finetune/gunpoint/seed0: unknown config key 'bakcbone'\..*"),
+    ("unknown-backbone-override", prof(), SWEEP + ["backbone=tiny-brt"], r"sweep cell finetune/gunpoint/seed0: unknown backbone 'tiny-brt'\..*"),
+    ("unknown-embedder", prof(tasks={"gp": {"task": "gunpoint", "embedder": "seq1d-cnov"}}), SWEEP, r"sweep cell finetune/gp/seed0: unknown embedder 'seq1d-cnov'\..*"),
+    ("bad-embedder-option", prof(tasks={"gp": {"task": "gunpoint", "embedder": {"name": "seq1d-conv", "kernle": 3}}}), SWEEP,
+     r"sweep cell finetune/gp/seed0: .*'kernle'.*"),
+    ("bad-override-value", prof(), SWEEP + ["train.epochs=abc"], r"sweep cell finetune/gunpoint/seed0: .*'epochs'.*"),
+    ("objective-wildcard-bad-role", prof(methods={"orca-{objective}": {"name": "orca", "objective": "*distnace"}}), SWEEP,
+     r"sweep method 'orca-\{objective\}': no registered objective has role 'distnace' .*"),
+    ("method-labels-collide", prof(methods={"orca-otdd": "orca", "orca-{objective}": {"name": "orca", "objective": "*distance"}}), SWEEP,
+     r"sweep method label 'orca-otdd' is given twice \(again by 'orca-\{objective\}'\); rename one\."),
+    # command-line options and folders
+    ("only-unknown-label", prof(methods={"finetune": "finetune", "probe": "linear-probe"}), SWEEP + ["--only", "fintune"],
+     r"sweep --only: unknown method label 'fintune'; the profile's are finetune, probe\."),
+    ("only-empty", prof(), SWEEP + ["--only", ""], r"sweep --only: unknown method label ''; the profile's are finetune\."),
+    ("report-only-before-any-cell", prof(), SWEEP + ["--report-only"], r"sweep t: no finished cell in '[^']*/out' yet; run the sweep without --report-only first\."),
+    ("output-is-a-file", a_file_at("notes.txt"), SWEEP + ["--output", "{tmp}/notes.txt"], r"sweep output '[^']*/notes\.txt': '[^']*/notes\.txt' is a file, not a folder; choose another --output\."),
+    ("output-inside-a-file", a_file_at("notes.txt"), SWEEP + ["--output", "{tmp}/notes.txt/out"], r"sweep output '[^']*/notes\.txt/out': '[^']*/notes\.txt' is a file, not a folder; .*"),
+    ("profile-output-is-a-file", a_file_at("out"), SWEEP, r"sweep output '[^']*/out': '[^']*/out' is a file, not a folder; choose another --output\."),
+    # records of earlier cells
+    ("profile-changed", with_cell(config={**GOOD_CELL_CONFIG, "train": {"epochs": 2, "batch_size": 16}}), SWEEP,
+     r"cell finetune/gunpoint/seed0 was run with another config \([^)]*seed0\.yaml\); the profile changed\. Use a new output folder \(--output\) or delete .*"),
+    ("results-not-json", with_cell(results='{"metric": "zero-one'), SWEEP,
+     r"'[^']*/cells/finetune/gunpoint/seed0/results\.json' is damaged \(not the results\.json a run writes\); delete its cell folder .*"),
+    ("results-a-list", with_cell(results="[1, 2]"), SWEEP, r"'[^']*/seed0/results\.json' is damaged .*"),
+    ("results-without-metric", with_cell(results=json.dumps({"seed": 0, "test": {}})), SWEEP, r"'[^']*/seed0/results\.json' is damaged .*"),
+    ("results-damaged-report-only", with_cell(results="\x00\x01"), SWEEP + ["--report-only"], r"'[^']*/seed0/results\.json' is damaged .*"),
+    ("results-damaged-in-a-cell-not-in-the-profile", lambda ctx: (ctx.profile(), finished_cell(ctx), finished_cell(ctx, method="old", results="{")),
+     SWEEP + ["--report-only"], r"'[^']*/cells/old/gunpoint/seed0/results\.json' is damaged .*"),
+    ("cell-record-damaged", lambda ctx: (ctx.profile(), (finished_cell(ctx).parent / "seed0.yaml").write_text("a: [1\n")), SWEEP,
+     r"'[^']*/seed0\.yaml' is damaged \(not the file a run writes\); .*"),
+    # plot
+    ("plot-out-is-a-file", lambda ctx: (run_folder(ctx), (ctx.tmp / "plots.png").write_text("x")), ["plot", "{tmp}/runs/r", "--out", "{tmp}/plots.png"],
+     r"plot folder '[^']*/plots\.png': '[^']*/plots\.png' is a file, not a folder; choose another --out\."),
+    ("plot-out-inside-a-file", lambda ctx: (run_folder(ctx), (ctx.tmp / "notes").write_text("x")), ["plot", "{tmp}/runs/r", "--out", "{tmp}/notes/plots"],
+     r"plot folder '[^']*/notes/plots': '[^']*/notes' is a file, not a folder; choose another --out\."),
+    ("plot-results-damaged", lambda ctx: run_folder(ctx, results='{"metric": '), ["plot", "{tmp}/runs/r", "--out", "{tmp}/plots"],
+     r"'[^']*/runs/r/results\.json' is damaged \(not the file a run writes\); .*"),
+    ("plot-not-a-run", None, ["plot", "{tmp}", "--out", "{tmp}/plots"], r"'[^']*' is not a run directory \(no config\.yaml\); pass the folder a run created\."),
+]
+
+
+def disk_state(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def in_process_kit(kit, monkeypatch):
+    import mona_kit.kit
+
+    monkeypatch.setattr(mona_kit.kit, "load_kit", lambda *a, **k: kit)
+    return kit
+
+
+def test_the_table_has_enough_cases():
+    assert len(CASES) >= 30 and len({c[0] for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case_id,setup,argv,expected", CASES, ids=[c[0] for c in CASES])
+def test_bad_sweep_input(case_id, setup, argv, expected, in_process_kit, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # a relative output folder lands in tmp too
+    if setup is not None:
+        setup(Ctx(tmp_path))
+    capsys.readouterr()
+    before = disk_state(tmp_path)
+
+    assert cli.main([a.format(tmp=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.endswith("\n") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("mona-kit: error: ")
+    message = err[len("mona-kit: error: "):-1]
+    assert re.fullmatch(expected, message), message
+    assert disk_state(tmp_path) == before  # nothing written, changed or deleted
+    assert not (tmp_path.parent / "escaped-task").exists()
+
+
+# --- folders -------------------------------------------------------------------------------------
+
+
+def test_cell_paths_are_checked_inside_the_output(tmp_path):
+    """Even a label that slipped past the profile check cannot name a folder outside --output."""
+    from mona_kit.errors import ConfigError
+    from mona_kit.sweep import Cell, cell_dir
+
+    (tmp_path / "out" / "cells" / "m").mkdir(parents=True)
+    (tmp_path / "out" / "cells" / "m" / "t").symlink_to(tmp_path)  # a symlink out of the sweep
+    inside = cell_dir(tmp_path / "out", Cell("m", "u", 0, {}))
+    assert inside == tmp_path / "out" / "cells" / "m" / "u" / "seed0"
+    for method, task in (("m", "t"), ("..", "x"), ("m", "../../../../escaped-task")):
+        with pytest.raises(ConfigError, match="would be written outside the output folder's cells"):
+            cell_dir(tmp_path / "out", Cell(method, task, 0, {}))
+
+
+@pytest.mark.parametrize("how", ["moved", "relative-output", "absolute-output"])
+def test_a_moved_or_relative_sweep_folder_is_the_same_sweep(how, in_process_kit, tmp_path, monkeypatch, capsys):
+    """The profile-change check compares the cells' configs, not where their folder lives."""
+    ctx = Ctx(tmp_path)
+    if how == "moved":  # recorded under old/, then the folder moved to new/
+        finished_cell(ctx, out="old")
+        (tmp_path / "old").rename(tmp_path / "new")
+        ctx.profile(output=str(tmp_path / "new"))
+        argv = ["sweep", str(tmp_path / "p.yaml")]
+    else:  # recorded with a relative output, re-run with an absolute one (or the other way round)
+        monkeypatch.chdir(tmp_path)
+        seed_dir = finished_cell(ctx, out="new")
+        record = seed_dir.parent / "seed0.yaml"
+        data = yaml.safe_load(record.read_text())
+        data["output_dir"] = "new/cells/finetune/gunpoint" if how == "absolute-output" else str(seed_dir.parent)
+        record.write_text(yaml.safe_dump(data, sort_keys=False))
+        ctx.profile(output="new" if how == "relative-output" else str(tmp_path / "new"))
+        argv = ["sweep", str(tmp_path / "p.yaml")]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "finetune/gunpoint/seed0: done" in captured.out + captured.err
+    table = (tmp_path / "new" / "table.md").read_text()
+    assert "| finetune | **0.5000 ± 0.0000** |" in table
+
+
+def test_a_changed_profile_is_still_refused_after_a_move(in_process_kit, tmp_path, capsys):
+    ctx = Ctx(tmp_path)
+    finished_cell(ctx, out="old")
+    (tmp_path / "old").rename(tmp_path / "new")
+    ctx.profile(output=str(tmp_path / "new"), base={"backbone": "tiny-bert", "train": {"epochs": 3, "batch_size": 16}})
+    assert cli.main(["sweep", str(tmp_path / "p.yaml")]) == 2
+    assert "the profile changed" in capsys.readouterr().err
+
+
+def test_a_cell_locked_by_a_live_run_is_left_alone(kit, tmp_path):
+    """A re-run sweep meeting a cell another live process writes reports it, never overwrites it."""
+    import fcntl
+
+    from mona_kit.runs import LOCK
+    from mona_kit.sweep import cells, run_cell
+
+    profile = yaml.safe_load(yaml.safe_dump(GOOD).replace("{tmp}", str(tmp_path)))
+    (cell,) = list(cells(profile, kit))
+    run_dir = tmp_path / "out" / "cells" / "finetune" / "gunpoint" / "seed0"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("partial: true\n")
+    lock = run_dir / LOCK
+    lock.write_text(json.dumps({"pid": 4242, "host": "elsewhere", "since": "now"}))
+    fd = os.open(lock, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as the live run holds it
+    try:
+        before = disk_state(tmp_path)
+        result = run_cell(tmp_path / "out", cell, python="/nonexistent-python-never-started")
+        assert result["status"] == "running elsewhere"
+        assert "in use by process 4242 on host elsewhere" in result["error"]
+        assert disk_state(tmp_path) == before
+    finally:
+        os.close(fd)
+
+
+# --- real sweeps ---------------------------------------------------------------------------------
+
+
+def test_a_failed_cell_makes_the_sweep_exit_1_and_the_report_is_still_written(tmp_path):
+    """One cell finished earlier, one fails in its own process (an embedder that does not fit the
+    task, which only building the model finds out): exit 1, the failure on stderr, the table of
+    the finished cell written."""
+    ctx = Ctx(tmp_path)
+    finished_cell(ctx, task="gunpoint")
+    ctx.profile(tasks={"gunpoint": {"task": "gunpoint"}, "bad": {"task": "gunpoint", "embedder": "grid2d-patch"}})
+    proc = subprocess.run([sys.executable, "-m", "mona_kit", "sweep", str(tmp_path / "p.yaml")],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "finetune/gunpoint/seed0: done" in proc.stdout
+    assert re.search(r"FAILED finetune/bad/seed0: mona-kit: error: embedder 'grid2d-patch' takes inputs of rank 3", proc.stderr)
+    assert "sweep t: 1 of 2 cells failed (finetune/bad/seed0)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "| finetune | **0.5000 ± 0.0000** |" in table and "bad" not in table
+    assert (tmp_path / "out" / "errors.png").stat().st_size > 1000
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(x) for x in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie, dead but not yet reaped by its new parent, counts as dead)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux's")
+def test_kill_9_of_a_sweep_kills_its_cell(tmp_path):
+    """kill -9 of the sweep process takes its running cell with it: no orphan keeps writing."""
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "mona_kit", "sweep", str(ROOT / "benchmarks" / "profiles" / "tiny.yaml"),
+           "--output", str(out), "--only", "finetune", "train.epochs=500"]
+    sweep = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    child = None
+    try:
+        deadline = time.time() + 60
+        run_dir = out / "cells" / "finetune" / "gunpoint" / "seed0"
+        while time.time() < deadline and not (child and (run_dir / "metrics.jsonl").is_file()):
+            assert sweep.poll() is None, "the sweep ended before its first cell trained"
+            child = next(iter(_children(sweep.pid)), child)
+            time.sleep(0.2)
+        assert child is not None and (run_dir / "metrics.jsonl").is_file(), "the first cell never started training"
+        assert _alive(child)
+        os.kill(sweep.pid, signal.SIGKILL)
+        sweep.wait(timeout=10)
+        deadline = time.time() + 10
+        while _alive(child) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not _alive(child), "the cell kept running after its sweep was killed"
+        size = (run_dir / "metrics.jsonl").stat().st_size
+        time.sleep(1.0)
+        assert (run_dir / "metrics.jsonl").stat().st_size == size  # nobody writes the cell any more
+    finally:
+        for pid in (sweep.pid, child):
+            if pid and _alive(pid):
+                os.kill(pid, signal.SIGKILL)
