@@ -382,3 +382,50 @@ def test_kill_9_of_a_sweep_kills_its_cell(tmp_path):
         for pid in (sweep.pid, child):
             if pid and _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+# --- the command's verdict and the report's numbers ------------------------------------------------
+
+
+@pytest.mark.parametrize("status,code", [("failed", 1), ("running elsewhere", 0)])
+def test_the_exit_status_follows_the_cells(status, code, in_process_kit, tmp_path, monkeypatch, capsys):
+    """Every cell failed: exit 1, one FAILED line per cell and a summary, no report from nothing.
+    Every cell busy in another process: exit 0 (nothing failed), the cells named on stderr."""
+    import mona_kit.sweep
+
+    def fake_run_cell(output, cell, **kw):
+        return {"status": status, "error": "mona-kit: error: boom", "log": str(tmp_path / "x.log")}
+
+    monkeypatch.setattr(mona_kit.sweep, "run_cell", fake_run_cell)
+    Ctx(tmp_path).profile(seeds=[0, 1])
+    assert cli.main(["sweep", str(tmp_path / "p.yaml")]) == code
+    err = capsys.readouterr().err
+    if status == "failed":
+        assert err.count("FAILED finetune/gunpoint/seed") == 2
+        assert "sweep t: 2 of 2 cells failed (finetune/gunpoint/seed0, finetune/gunpoint/seed1)" in err
+    else:
+        assert "sweep t: 2 cell(s) running elsewhere, not run here: finetune/gunpoint/seed0, finetune/gunpoint/seed1" in err
+    assert not (tmp_path / "out" / "table.md").exists()
+
+
+def test_a_diverged_seed_recorded_as_the_string_nan_is_counted(in_process_kit, tmp_path, capsys):
+    """Runs record a non-finite metric as "nan" (JSON has no NaN): the report counts it apart."""
+    ctx = Ctx(tmp_path)
+    ctx.profile(seeds=[0, 1, 2])
+    for seed, value in enumerate([0.5, "nan", 0.7]):
+        finished_cell(ctx, seed=seed, config={**GOOD_CELL_CONFIG, "seed": seed},
+                      results={**RESULTS, "seed": seed, "test": {"zero-one-error": value}})
+    assert cli.main(["sweep", str(tmp_path / "p.yaml"), "--report-only"]) == 0, capsys.readouterr().err
+    assert "0.6000 ± 0.1414 (n=2 of 3)" in (tmp_path / "out" / "table.md").read_text()
+    assert "nan" in (tmp_path / "out" / "results.csv").read_text()
+
+
+def test_plot_draws_a_run_into_a_new_folder(in_process_kit, tmp_path, capsys):
+    run = run_folder(Ctx(tmp_path))
+    events = [{"stage": "finetune", "step": s, "loss": 1.0 / s} for s in range(1, 5)]
+    events += [{"stage": "finetune", "step": 4, "split": "val", "zero-one-error": 0.4}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    assert cli.main(["plot", str(run), "--out", str(tmp_path / "a" / "b")]) == 0
+    png = tmp_path / "a" / "b" / "learning-curves.png"
+    assert png.stat().st_size > 1000 and str(png) in capsys.readouterr().out
+    assert not list((tmp_path / "a" / "b").glob(".*.tmp"))  # written through a temporary file, renamed
