@@ -3,11 +3,13 @@
 Component configs are ``attrs`` classes declared with :func:`option`. Options
 arrive as plain dicts (YAML or ``key=value`` overrides) and are turned into
 config objects by :func:`build_config`, which rejects unknown keys with
-suggestions and values of the wrong type or outside their choices.
+suggestions and values of the wrong type, outside their choices or outside their range
+(``option(3, min=1)``; floats must also be finite unless a field allows otherwise).
 """
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -20,16 +22,105 @@ from .errors import ConfigError, did_you_mean
 _MISSING = attrs.NOTHING
 
 
-def option(default: Any = _MISSING, *, help: str = "", choices: tuple | None = None, factory=None):
-    """A config field with a help text (shown by ``mona-kit describe``)."""
-    metadata = {"help": help}
-    validator = None
+#: The seeds every RNG here accepts: torch takes up to 2**64 - 1, and seeds get small offsets
+#: added (per epoch, per stream), so the top half is kept free for them.
+SEED_MAX = 2**63 - 1
+
+
+def option(
+    default: Any = _MISSING,
+    *,
+    help: str = "",
+    choices: tuple | None = None,
+    factory=None,
+    min: float | None = None,
+    max: float | None = None,
+    min_exclusive: bool = False,
+    max_exclusive: bool = False,
+    finite: bool = True,
+):
+    """A config field with a help text (shown by ``mona-kit describe``).
+
+    ``min``/``max`` bound a number (or every number of a tuple/list), inclusive unless
+    ``min_exclusive``/``max_exclusive``; None passes when the type allows it. Float values
+    must be finite unless ``finite=False``. Ranges are checked by :func:`build_config` (one-line
+    errors naming the section) and again when a config is constructed directly.
+    """
+    metadata: dict[str, Any] = {"help": help}
+    validators = []
     if choices is not None:
         metadata["choices"] = tuple(choices)
-        validator = attrs.validators.in_(choices)
+        validators.append(attrs.validators.in_(choices))
+    if min is not None or max is not None:
+        metadata["range"] = (min, max, min_exclusive, max_exclusive)
+    if not finite:
+        metadata["finite"] = False
+    if "range" in metadata or not finite:
+        validators.append(_range_validator)
+    validator = validators[0] if len(validators) == 1 else (attrs.validators.and_(*validators) if validators else None)
     if factory is not None:
         return attrs.field(factory=factory, metadata=metadata, validator=validator)
     return attrs.field(default=default, metadata=metadata, validator=validator)
+
+
+def _range_validator(instance, attribute, value) -> None:
+    problem = value_problem(value, attribute.metadata)
+    if problem:
+        raise ConfigError(f"option {attribute.name!r} {problem}, got {value!r}; fix the value.")
+
+
+def describe_range(metadata: Mapping[str, Any]) -> str:
+    """The range of a field as text (e.g. ``>= 1``, ``> 0 and <= 1``); empty when unbounded."""
+    bounds = metadata.get("range")
+    if not bounds:
+        return ""
+    lo, hi, lo_x, hi_x = bounds
+    parts = []
+    if lo is not None:
+        parts.append(f"{'>' if lo_x else '>='} {_num(lo)}")
+    if hi is not None:
+        parts.append(f"{'<' if hi_x else '<='} {_num(hi)}")
+    return " and ".join(parts)
+
+
+def _num(x: float) -> str:
+    if isinstance(x, int) and x >= 2**32 and x == 2 ** x.bit_length() - 1:
+        return f"2**{x.bit_length()} - 1"  # SEED_MAX reads better as a power of two
+    return repr(x)
+
+
+def value_problem(value: Any, metadata: Mapping[str, Any]) -> str | None:
+    """Why ``value`` is outside the field's range or not finite, as "must be ..." (None when fine).
+
+    A tuple or list is checked item by item.
+    """
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            if _requirement(item, metadata):
+                text = describe_range(metadata)
+                kind = "finite numbers" if metadata.get("finite", True) else "numbers"
+                return f"must hold only {kind}{' ' + text if text else ''}"
+        return None
+    req = _requirement(value, metadata)
+    return f"must be {req}" if req else None
+
+
+def _requirement(value: Any, metadata: Mapping[str, Any]) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    text = describe_range(metadata)
+    if isinstance(value, float) and not math.isfinite(value):
+        if metadata.get("finite", True):
+            return f"a finite number{' ' + text if text else ''}"
+        if math.isnan(value):
+            return None
+    bounds = metadata.get("range")
+    if not bounds:
+        return None
+    lo, hi, lo_x, hi_x = bounds
+    if (lo is not None and (value <= lo if lo_x else value < lo)) or (hi is not None and (value >= hi if hi_x else value > hi)):
+        return text
+    return None
 
 
 def config(cls):
@@ -128,12 +219,17 @@ def build_config(cls: type | None, options: Mapping[str, Any], *, where: str = "
                 f"{where}: option {key!r} must be one of {', '.join(map(repr, choices))}, got {value!r}."
                 f"{did_you_mean(str(value), [str(c) for c in choices])}"
             )
+        problem = value_problem(value, field.metadata)
+        if problem:
+            raise ConfigError(f"{where}: option {key!r} {problem}, got {value!r}; fix the value.")
         kwargs[key] = value
     missing = [n for n, f in fields.items() if f.default is _MISSING and n not in kwargs]
     if missing:
         raise ConfigError(f"{where} needs option(s) {', '.join(missing)}; add them to the config.")
     try:
         return cls(**kwargs)
+    except ConfigError as exc:  # a validator of the class itself: name the section
+        raise ConfigError(f"{where}: {exc}") from exc
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from exc
 
@@ -150,7 +246,7 @@ def to_dict(obj: Any) -> Any:
 
 
 def describe_fields(cls: type | None) -> list[dict[str, Any]]:
-    """Rows of (name, type, default, help) for ``mona-kit describe``."""
+    """Rows of (name, type, default, help, range) for ``mona-kit describe`` (range "" when unbounded)."""
     if cls is None:
         return []
     attrs.resolve_types(cls)
@@ -162,5 +258,8 @@ def describe_fields(cls: type | None) -> list[dict[str, Any]]:
             default = repr(f.default.factory())
         else:
             default = repr(f.default)
-        rows.append({"name": f.name, "type": _type_name(f.type), "default": default, "help": f.metadata.get("help", "")})
+        rows.append({
+            "name": f.name, "type": _type_name(f.type), "default": default, "help": f.metadata.get("help", ""),
+            "range": describe_range(f.metadata),
+        })
     return rows

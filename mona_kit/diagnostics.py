@@ -82,7 +82,7 @@ def linear_probe_accuracy(
     if backend == "sklearn":
         from sklearn.linear_model import LogisticRegression
 
-        clf = LogisticRegression(C=C, max_iter=steps, random_state=seed).fit(xtr, ytr)
+        clf = LogisticRegression(C=C, max_iter=steps, random_state=seed % 2**32).fit(xtr, ytr)  # sklearn seeds are 32-bit
         return float((clf.predict(xte) == yte).mean())
     if backend != "torch":
         raise MonaError(f"linear probe backend must be 'torch' or 'sklearn', got {backend!r}.")
@@ -132,7 +132,7 @@ def pseudo_labels(targets: Any, k: int = 10, seed: int = 0):
         if kk == 1:
             labels = np.zeros(n, dtype=np.int64)
         else:
-            labels = KMeans(n_clusters=kk, n_init=10, random_state=seed).fit_predict(x).astype(np.int64)
+            labels = KMeans(n_clusters=kk, n_init=10, random_state=seed % 2**32).fit_predict(x).astype(np.int64)  # 64-bit run seeds
     if is_torch:
         import torch
 

@@ -6,16 +6,24 @@ Only the engine talks to ``torch.distributed``; plugins ask the session.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import hashlib
 import json
+import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import attrs
 import torch
 import torch.distributed as dist
 
-from .errors import MonaError
+from .errors import ConfigError, MonaError
+
+#: Seconds a collective waits for the other ranks before the job fails (env MONA_KIT_DIST_TIMEOUT).
+#: Long enough for a slow evaluation on rank 0 while the others wait at a barrier; short enough
+#: that a stopped or hung rank ends the job instead of stalling it forever.
+DEFAULT_DIST_TIMEOUT_S = 300.0
 
 
 @attrs.frozen
@@ -33,40 +41,115 @@ class DistInfo:
         return self.rank == 0
 
 
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name}={raw!r} is not an integer; launch with torchrun, which sets it.") from None
+
+
+def world_size_from_env() -> int:
+    """The number of ranks torchrun started (1 outside torchrun)."""
+    return max(1, _env_int("WORLD_SIZE", 1))
+
+
+def dist_timeout_s() -> float:
+    """Seconds a collective may wait for the other ranks: ``MONA_KIT_DIST_TIMEOUT`` or the default."""
+    raw = os.environ.get("MONA_KIT_DIST_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_DIST_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"MONA_KIT_DIST_TIMEOUT={raw!r} must be a positive number of seconds (e.g. 300); fix the variable.")
+    return value
+
+
+def check_global_batch(batch_size: int, world_size: int | None = None, *, option: str = "train.batch_size") -> None:
+    """Refuse a global batch the ranks cannot split evenly (world size from the environment by default).
+
+    Called when the config is built, so the error comes before any run folder is made.
+    """
+    world = world_size_from_env() if world_size is None else world_size
+    if world > 1 and batch_size % world:
+        raise ConfigError(
+            f"{option}={batch_size} is a global batch and must divide by the {world} ranks; "
+            f"choose a multiple of {world}."
+        )
+
+
 def init_from_env(device_name: str) -> DistInfo:
-    """Join the process group torchrun describes in the environment (no-op for one process)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    """Join the process group torchrun describes in the environment (no-op for one process).
+
+    Collectives time out after :func:`dist_timeout_s`, so a stopped rank ends the job with one
+    line on the others instead of stalling them forever.
+    """
+    world = world_size_from_env()
     if world <= 1:
         return DistInfo()
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, local = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
     if not dist.is_initialized():
+        timeout = datetime.timedelta(seconds=dist_timeout_s())
         use_cuda = device_name != "cpu" and torch.cuda.is_available()
         if use_cuda:
             torch.cuda.set_device(local)
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        with collective("joining the process group", DistInfo(rank=rank, world_size=world, local_rank=local)):
+            dist.init_process_group(backend="nccl" if use_cuda else "gloo", timeout=timeout)
     return DistInfo(rank=rank, world_size=world, local_rank=local)
+
+
+class CollectiveTimeout(MonaError):
+    """Another rank did not reach a collective in time (stopped, hung or dead)."""
+
+
+def _is_peer_failure(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(w in text for w in ("timed out", "timeout", "connection closed", "connection reset", "broken pipe"))
+
+
+@contextlib.contextmanager
+def collective(what: str, info: DistInfo) -> Iterator[None]:
+    """Turn a collective that failed because of another rank into one line naming this rank."""
+    try:
+        yield
+    except (RuntimeError, OSError) as exc:  # DistBackendError and DistStoreError are RuntimeErrors
+        if not _is_peer_failure(exc):
+            raise
+        raise CollectiveTimeout(
+            f"rank {info.rank} of {info.world_size}: {what} failed waiting for the other ranks "
+            f"(limit {dist_timeout_s():g} s, {type(exc).__name__}); a rank stopped, hung or died - check its "
+            f"output, or raise MONA_KIT_DIST_TIMEOUT if a step legitimately takes longer."
+        ) from exc
 
 
 def barrier(info: DistInfo) -> None:
     if info.enabled:
-        dist.barrier()
+        with collective("a barrier", info):
+            dist.barrier()
 
 
 def all_reduce_mean_(info: DistInfo, tensors: Iterable[torch.Tensor | None]) -> None:
     """Average tensors (gradients) across ranks in place."""
     if not info.enabled:
         return
-    for t in tensors:
-        if t is not None:
-            dist.all_reduce(t, op=dist.ReduceOp.SUM)
-            t.div_(info.world_size)
+    with collective("averaging gradients", info):
+        for t in tensors:
+            if t is not None:
+                dist.all_reduce(t, op=dist.ReduceOp.SUM)
+                t.div_(info.world_size)
 
 
 def broadcast_object(info: DistInfo, obj):
     if not info.enabled:
         return obj
     box = [obj]
-    dist.broadcast_object_list(box, src=0)
+    with collective("a broadcast from rank 0", info):
+        dist.broadcast_object_list(box, src=0)
     return box[0]
 
 
@@ -85,7 +168,8 @@ def check_same_plugins(info: DistInfo, kit) -> None:
         return
     mine = plugin_fingerprint(kit)
     gathered: list = [None] * info.world_size
-    dist.all_gather_object(gathered, mine)
+    with collective("comparing plugins across ranks", info):
+        dist.all_gather_object(gathered, mine)
     reference = gathered[0]
     for rank, theirs in enumerate(gathered):
         if theirs == reference:
@@ -114,11 +198,7 @@ def shard_indices(n: int, batch_size: int, seed: int, info: DistInfo) -> list[in
     gradient. The last incomplete global batch is dropped so every rank runs the same number
     of steps (a rank without a batch would leave the others waiting in all-reduce).
     """
-    if batch_size % info.world_size:
-        raise MonaError(
-            f"train.batch_size {batch_size} is the global batch and must divide by the {info.world_size} ranks; "
-            f"choose a multiple of {info.world_size}."
-        )
+    check_global_batch(batch_size, info.world_size, option="batch_size (train.batch_size or a method's source batch)")
     if n < batch_size:
         raise MonaError(
             f"the training split has {n} samples, fewer than one global batch of {batch_size}; under torchrun "

@@ -8,15 +8,16 @@ rejects unknown keys with suggestions; ``key=value`` overrides apply on top
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
-import yaml
 
-from .config import build_config, config, option, to_dict
+from .config import SEED_MAX, build_config, config, option, to_dict
 from .errors import ConfigError, did_you_mean
+from .yamlsafe import YamlSyntaxError, load_yaml_file, load_yaml_text
 
 COMPONENT_KEYS = ("task", "source", "backbone", "embedder", "head", "method")
 
@@ -50,19 +51,19 @@ class ComponentRef:
 class TrainConfig:
     """The supervised fine-tuning budget shared by every method's training stages."""
 
-    epochs: int = option(3, help="passes over the training split in each fine-tuning stage")
-    max_steps: int | None = option(None, help="cap on optimiser steps per stage (None = epochs decide)")
-    batch_size: int = option(32, help="training batch size (global, across ranks)")
-    eval_batch_size: int = option(128, help="batch size for validation and test")
-    lr: float = option(1e-4, help="learning rate of the body")
-    embedder_lr: float | None = option(None, help="learning rate of embedder and head (None = lr)")
-    weight_decay: float = option(0.0, help="AdamW weight decay")
+    epochs: int = option(3, min=1, help="passes over the training split in each fine-tuning stage")
+    max_steps: int | None = option(None, min=1, help="cap on optimiser steps per stage (None = epochs decide)")
+    batch_size: int = option(32, min=1, help="training batch size (global, across ranks)")
+    eval_batch_size: int = option(128, min=1, help="batch size for validation and test")
+    lr: float = option(1e-4, min=0, min_exclusive=True, help="learning rate of the body")
+    embedder_lr: float | None = option(None, min=0, min_exclusive=True, help="learning rate of embedder and head (None = lr)")
+    weight_decay: float = option(0.0, min=0, help="AdamW weight decay")
     optimizer: str = option("adamw", choices=("adamw", "sgd"), help="optimiser")
     scheduler: str = option("cosine", choices=("cosine", "constant"), help="learning-rate schedule")
-    grad_clip: float | None = option(1.0, help="max gradient norm (None = no clipping)")
-    evals_per_epoch: int = option(1, help="validation passes per epoch (model selection)")
+    grad_clip: float | None = option(1.0, min=0, min_exclusive=True, help="max gradient norm (None = no clipping)")
+    evals_per_epoch: int = option(1, min=1, help="validation passes per epoch (model selection)")
     loader: str = option("torch", choices=("torch", "nodes"), help="plain DataLoader or torchdata.nodes")
-    num_workers: int = option(0, help="data-loading worker processes")
+    num_workers: int = option(0, min=0, help="data-loading worker processes")
     on_nonfinite: str = option("stop", choices=("stop", "skip"), help="a NaN/Inf loss stops the stage or skips the step")
 
 
@@ -70,8 +71,8 @@ class TrainConfig:
 class DiagnosticsConfig:
     """Knowledge-reuse tracking: how well the body still separates source classes."""
 
-    reuse_every: int = option(0, help="steps between knowledge-reuse measurements (0 = off)")
-    reuse_samples: int = option(300, help="source proxy samples per split used for the measurement")
+    reuse_every: int = option(0, min=0, help="steps between knowledge-reuse measurements (0 = off)")
+    reuse_samples: int = option(300, min=2, help="source proxy samples per split used for the measurement")
 
 
 @config
@@ -84,13 +85,13 @@ class RunConfig:
     source: ComponentRef = option(ComponentRef(name="auto"), help="source proxy data (auto: by the body's modality)")
     train: TrainConfig = option(factory=TrainConfig)
     diagnostics: DiagnosticsConfig = option(factory=DiagnosticsConfig)
-    seed: int = option(0, help="random seed")
+    seed: int = option(0, min=0, max=SEED_MAX, help="random seed")
     deterministic: bool = option(True, help="deterministic algorithms (bitwise-repeatable on CPU)")
     device: str = option("auto", help="auto, cpu, cuda or cuda:N")
-    threads: int | None = option(None, help="torch CPU threads (None = torch's default)")
-    output_dir: str = option("runs", help="parent folder of run directories")
+    threads: int | None = option(None, min=1, help="torch CPU threads (None = torch's default)")
+    output_dir: str = option("runs", help="parent folder of run directories (~ is expanded)")
     run_name: str | None = option(None, help="run directory name (None = method-task-seed-timestamp)")
-    checkpoint_every: int = option(100, help="steps between checkpoints inside a stage")
+    checkpoint_every: int = option(100, min=1, help="steps between checkpoints inside a stage")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
@@ -116,6 +117,12 @@ class RunConfig:
             if key not in kwargs:
                 raise ConfigError(f"the run config needs {key!r}; add e.g. '{key}: NAME' (see 'mona-kit list').")
         checked = build_config(_Scalars, scalars, where="run config")
+        # output_dir=~/runs from a quoted YAML value or an override would otherwise make a folder named '~'.
+        checked = attrs.evolve(checked, output_dir=os.path.expanduser(checked.output_dir))
+        if os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1"):  # under torchrun: before any folder is made
+            from .distributed import check_global_batch
+
+            check_global_batch(kwargs.get("train", TrainConfig()).batch_size)
         return cls(**{**kwargs, **attrs.asdict(checked)})
 
     def to_plain(self) -> dict[str, Any]:
@@ -130,13 +137,13 @@ class RunConfig:
 class _Scalars:
     """The scalar keys of RunConfig, validated with the same machinery as component configs."""
 
-    seed: int = 0
+    seed: int = option(0, min=0, max=SEED_MAX)
     deterministic: bool = True
     device: str = "auto"
-    threads: int | None = None
+    threads: int | None = option(None, min=1)
     output_dir: str = "runs"
     run_name: str | None = None
-    checkpoint_every: int = 100
+    checkpoint_every: int = option(100, min=1)
 
 
 def parse_overrides(items: Iterable[str]) -> list[tuple[list[str], Any]]:
@@ -146,8 +153,8 @@ def parse_overrides(items: Iterable[str]) -> list[tuple[list[str], Any]]:
         if not sep or not key:
             raise ConfigError(f"override {item!r} is not key=value (e.g. train.lr=3e-4).")
         try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
+            value = load_yaml_text(raw, what=f"override {key!r}") if raw != "" else ""
+        except YamlSyntaxError:  # not YAML (e.g. a path with a colon): take the text as it is
             value = raw
         out.append((key.split("."), value))
     return out
@@ -183,14 +190,10 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    if not path.is_file():
+    if not path.is_file() and not path.is_dir():
         raise ConfigError(f"config file {str(path)!r} does not exist; check the path (or run 'mona-kit run' with no file for the default).")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML{where}; fix the syntax.") from exc
+    # Bounded: size, depth, aliases, duplicate keys, binary and non-UTF-8 files are one-line errors.
+    data = load_yaml_file(path, what="config file")
     if data is None:
         raise ConfigError(f"config file {str(path)!r} is empty; it needs at least task, backbone and method.")
     if not isinstance(data, dict):

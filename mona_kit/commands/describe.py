@@ -44,7 +44,8 @@ def run(args, kit) -> int:
         if fields:
             print("  config:")
             for f in fields:
-                print(f"    {f['name']}: {f['type']} = {f['default']}" + (f"  -- {f['help']}" if f["help"] else ""))
+                bounds = f" ({f['range']})" if f.get("range") else ""
+                print(f"    {f['name']}: {f['type']}{bounds} = {f['default']}" + (f"  -- {f['help']}" if f["help"] else ""))
         else:
             print("  config: (no options)")
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from ..errors import ConfigError
 from ..runconfig import RunConfig, apply_overrides, read_config_file
 from .run import default_config, split_items
 
@@ -25,6 +26,8 @@ def run(args, kit) -> int:
     from ..diagnostics import modality_gap
     from ..engine import Session
 
+    if args.samples < 1:  # checked before any model is built
+        raise ConfigError(f"gap: --samples must be >= 1 (samples per side), got {args.samples}; e.g. --samples 256.")
     path, overrides = split_items(args.items)
     base = read_config_file(path) if path else default_config()
     config = RunConfig.from_dict(apply_overrides(base, overrides))

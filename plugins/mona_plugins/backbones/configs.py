@@ -12,7 +12,7 @@ class TextBackboneConfig:
     """Options of a transformers (text) body."""
 
     pretrained: bool = option(True, help=PRETRAINED_HELP)
-    max_tokens: int = option(64, help="token budget: the longest token sequence the body takes (64 suits a CPU)")
+    max_tokens: int = option(64, min=1, help="token budget: the longest token sequence the body takes (64 suits a CPU)")
 
 
 @config
@@ -21,5 +21,5 @@ class ImageBackboneConfig:
 
     pretrained: bool = option(True, help=PRETRAINED_HELP)
     image_size: int | None = option(
-        None, help="input image size of the stem (None: the model's own, e.g. 224 for efficientnet-lite0, 32 for tiny-vit, 64 for tiny-cnn)"
+        None, min=1, help="input image size of the stem (None: the model's own, e.g. 224 for efficientnet-lite0, 32 for tiny-vit, 64 for tiny-cnn)"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 from pathlib import Path
 
@@ -109,6 +110,40 @@ def _offline() -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+#: Files of a model folder that can point transformers at Python code shipped in the folder.
+_CODE_POINTERS = ("config.json", "tokenizer_config.json", "preprocessor_config.json", "processor_config.json")
+
+
+def _refuse_custom_code(folder: Path, *, name: str) -> None:
+    """Refuse a folder that needs its own Python code (``auto_map``, or a model type transformers lacks).
+
+    Checked on the JSON files before transformers sees the folder, so nothing in it is imported.
+    """
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    never = "mona-kit never runs code from a model folder; use a model type transformers ships (BERT, RoBERTa, MPNet, ...)."
+    model_type = None
+    for file_name in _CODE_POINTERS:
+        path = folder / file_name
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise MonaError(f"backbone {name!r}: {str(path)!r} is not a readable JSON file ({type(exc).__name__}); fix or replace it.") from None
+        if not isinstance(data, dict):
+            raise MonaError(f"backbone {name!r}: {str(path)!r} must hold a JSON object; fix or replace it.")
+        if "auto_map" in data:
+            raise MonaError(f"backbone {name!r}: {str(path)!r} points at custom code in the folder (auto_map); {never}")
+        if file_name == "config.json":
+            model_type = data.get("model_type")
+    if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
+        raise MonaError(
+            f"backbone {name!r}: {str(folder / 'config.json')!r} has model_type {model_type!r}, which this transformers "
+            f"does not know (it would need the folder's own code); {never}"
+        )
+
+
 def load_hf_folder(folder: str | Path, config, *, name: str) -> HFBackbone:
     """Build an :class:`HFBackbone` from a local model folder (config, weights and tokenizer)."""
     folder = Path(folder).expanduser()
@@ -118,6 +153,7 @@ def load_hf_folder(folder: str | Path, config, *, name: str) -> HFBackbone:
             f"backbone {name!r}: model folder {str(folder)!r} {what}; expected a transformers model folder "
             f"(config.json, weights, tokenizer files), e.g. one saved by save_pretrained(); fix the path."
         )
+    _refuse_custom_code(folder, name=name)
     _offline()
     from transformers import AutoConfig, AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -125,11 +161,13 @@ def load_hf_folder(folder: str | Path, config, *, name: str) -> HFBackbone:
     hf_logging.set_verbosity_error()  # "some weights unused (pooler)..." is expected, not news
     hf_logging.disable_progress_bar()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        # trust_remote_code=False: transformers refuses custom code instead of asking on stdin.
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
         if config.pretrained:
-            model = AutoModel.from_pretrained(str(folder), local_files_only=True)
+            model = AutoModel.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
         else:
-            model = AutoModel.from_config(AutoConfig.from_pretrained(str(folder), local_files_only=True))
+            hf_config = AutoConfig.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
+            model = AutoModel.from_config(hf_config, trust_remote_code=False)
     except (OSError, ValueError, RuntimeError) as exc:
         raise MonaError(
             f"backbone {name!r}: cannot load the transformers model in {str(folder)!r}: "

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from mona_kit.components import TaskData, TaskSpec
-from mona_kit.config import config, option
+from mona_kit.config import SEED_MAX, config, option
 from mona_kit.data import TensorDictDataset, cap, carve_validation, check_arrays
 from mona_kit.errors import DataError
 
@@ -17,11 +17,11 @@ from mona_kit.errors import DataError
 class SplitOptions:
     """Options every dataset takes: validation carving and size caps for CPU runs."""
 
-    val_fraction: float = option(0.1, help="share of train carved out as validation when the source has none")
-    split_seed: int = option(0, help="seed of the validation carve and of size caps")
-    max_train: int | None = option(None, help="cap on training samples (None = all)")
-    max_val: int | None = option(None, help="cap on validation samples (None = all)")
-    max_test: int | None = option(None, help="cap on test samples (None = all)")
+    val_fraction: float = option(0.1, min=0, max=1, min_exclusive=True, max_exclusive=True, help="share of train carved out as validation when the source has none")
+    split_seed: int = option(0, min=0, max=SEED_MAX, help="seed of the validation carve and of size caps")
+    max_train: int | None = option(None, min=1, help="cap on training samples (None = all)")
+    max_val: int | None = option(None, min=1, help="cap on validation samples (None = all)")
+    max_test: int | None = option(None, min=1, help="cap on test samples (None = all)")
     cache: bool = option(True, help="keep preprocessed tensors in the cache dir ($MONA_KIT_CACHE)")
 
 

@@ -62,7 +62,7 @@ def one_hot(seqs: list[str], length: int, where: Path) -> torch.Tensor:
 
 @config
 class DnaOptions(SplitOptions):
-    length: int = option(200, help="bases per window (janggu's windows are 200 bp)")
+    length: int = option(200, min=1, help="bases per window (janggu's windows are 200 bp)")
 
 
 def load_dna(opts: DnaOptions):

@@ -53,17 +53,17 @@ class Nb360Options(SplitOptions):
 
 @config
 class DarcyOptions(Nb360Options):
-    sub: int = option(5, help="subsample the 421x421 grid every sub points (5 -> 85x85)")
-    n_train: int = option(1000, help="training samples read from smooth1")
-    n_test: int = option(100, help="test samples read from smooth2")
+    sub: int = option(5, min=1, help="subsample the 421x421 grid every sub points (5 -> 85x85)")
+    n_train: int = option(1000, min=1, help="training samples read from smooth1")
+    n_test: int = option(100, min=1, help="test samples read from smooth2")
     grid_channels: bool = option(False, help="append x/y coordinate channels to the input (ORCA does)")
 
 
 @config
 class EcgOptions(Nb360Options):
-    window: int = option(1000, help="window length cut from each record")
-    stride: int = option(500, help="stride between windows")
-    test_fraction: float = option(0.1, help="share of records held out as test (by record, seeded)")
+    window: int = option(1000, min=1, help="window length cut from each record")
+    stride: int = option(500, min=1, help="stride between windows")
+    test_fraction: float = option(0.1, min=0, max=1, min_exclusive=True, max_exclusive=True, help="share of records held out as test (by record, seeded)")
 
 
 # Readers -----------------------------------------------------------------------------------------

@@ -74,8 +74,8 @@ def load_darcy(opts: DarcyOptions):
 
 @config
 class BurgersOptions(SplitOptions):
-    target_step: int = option(16, help="time index (0..16) of the target slice; input is the initial condition")
-    test_size: int = option(200, help="samples held out as the test split (the last ones in the file)")
+    target_step: int = option(16, min=0, max=16, help="time index (0..16) of the target slice; input is the initial condition")
+    test_size: int = option(200, min=1, help="samples held out as the test split (the last ones in the file)")
 
 
 def load_burgers(opts: BurgersOptions):

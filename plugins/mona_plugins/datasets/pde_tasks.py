@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mona_kit.components import TaskSpec
-from mona_kit.config import config, option
+from mona_kit.config import SEED_MAX, config, option
 from mona_kit.data import cache_key, cached_tensors
 
 from . import pde_solvers as S
@@ -24,24 +24,24 @@ CHUNK = 100
 
 @config
 class GeneratedOptions(SplitOptions):
-    n_train: int = option(1000, help="generated training samples (validation is carved from them)")
-    n_test: int = option(200, help="generated test samples")
-    resolution: int = option(128, help="grid points on the periodic unit interval")
-    t_final: float = option(1.0, help="time T of the target state")
-    seed: int = option(0, help="generation seed (train and test use independent streams)")
+    n_train: int = option(1000, min=2, help="generated training samples (validation is carved from them)")
+    n_test: int = option(200, min=1, help="generated test samples")
+    resolution: int = option(128, min=2, help="grid points on the periodic unit interval")
+    t_final: float = option(1.0, min=0, min_exclusive=True, help="time T of the target state")
+    seed: int = option(0, min=0, max=SEED_MAX, help="generation seed (train and test use independent streams)")
 
 
 @config
 class AdvectionOptions(GeneratedOptions):
     beta: float = option(0.4, help="advection speed (PDEBench: 0.1 .. 4.0; ORCA/MoNA use 0.4)")
-    t_final: float = option(2.0, help="time T of the target state (PDEBench runs to 2)")
+    t_final: float = option(2.0, min=0, min_exclusive=True, help="time T of the target state (PDEBench runs to 2)")
 
 
 @config
 class DiffusionReactionOptions(GeneratedOptions):
-    nu: float = option(0.5, help="diffusion coefficient (PDEBench ReacDiff_Nu0.5_Rho1.0)")
-    rho: float = option(1.0, help="reaction rate")
-    dt: float = option(1e-3, help="splitting time step")
+    nu: float = option(0.5, min=0, min_exclusive=True, help="diffusion coefficient (PDEBench ReacDiff_Nu0.5_Rho1.0)")
+    rho: float = option(1.0, min=0, help="reaction rate")
+    dt: float = option(1e-3, min=0, min_exclusive=True, help="splitting time step")
 
 
 def _generate(name: str, opts: GeneratedOptions, solve, initial) -> dict[str, torch.Tensor]:

@@ -60,11 +60,11 @@ def options_for(task: PdeTask):
     class PdeOptions(SplitOptions):
         root: str = option(help="folder holding the PDEBench file (required)")
         file: str = option(task.file, help="file name inside root")
-        input_step: int = option(0, help="time index of the input state")
+        input_step: int = option(0, min=0, help="time index of the input state")
         target_step: int = option(-1, help="time index of the target state (-1 = last)")
-        reduced_resolution: int = option(task.reduced_resolution, help="keep every r-th grid point (ORCA's choice is the default)")
-        max_samples: int | None = option(None, help="read only the first N samples of the file (None = all)")
-        test_fraction: float = option(0.1, help="first share of samples used as test (PDEBench: 0.1)")
+        reduced_resolution: int = option(task.reduced_resolution, min=1, help="keep every r-th grid point (ORCA's choice is the default)")
+        max_samples: int | None = option(None, min=1, help="read only the first N samples of the file (None = all)")
+        test_fraction: float = option(0.1, min=0, max=1, min_exclusive=True, max_exclusive=True, help="first share of samples used as test (PDEBench: 0.1)")
 
     PdeOptions.__name__ = PdeOptions.__qualname__ = "".join(p.title() for p in task.name.split("-")) + "Options"
     return PdeOptions

@@ -32,8 +32,8 @@ TOMATO_CLASSES = ("fresh", "rotten", "plot")
 
 @config
 class ProxyOptions(SplitOptions):
-    test_fraction: float = option(0.2, help="share of the samples held out as the test split (seeded)")
-    max_per_class: int | None = option(None, help="cap on samples per class before splitting (None = all)")
+    test_fraction: float = option(0.2, min=0, max=1, min_exclusive=True, max_exclusive=True, help="share of the samples held out as the test split (seeded)")
+    max_per_class: int | None = option(None, min=1, help="cap on samples per class before splitting (None = all)")
 
 
 def per_class_cap(y: torch.Tensor, limit: int | None, seed: int) -> torch.Tensor:

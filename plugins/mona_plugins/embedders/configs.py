@@ -10,16 +10,16 @@ POSITIONS_HELP = "add a trainable copy of the body's learned position embeddings
 
 @config
 class Seq1dConfig:
-    max_tokens: int | None = option(None, help=BUDGET_HELP)
+    max_tokens: int | None = option(None, min=1, help=BUDGET_HELP)
     positions: bool = option(True, help=POSITIONS_HELP)
 
 
 @config
 class Grid2dConfig:
-    max_tokens: int | None = option(None, help=BUDGET_HELP)
-    size: int | None = option(None, help="resize inputs to size x size first (None: keep, rounded to whole patches)")
+    max_tokens: int | None = option(None, min=1, help=BUDGET_HELP)
+    size: int | None = option(None, min=1, help="resize inputs to size x size first (None: keep, rounded to whole patches)")
     patch: int | None = option(
-        None, help="patch size (None: the body's pretrained patch, else the smallest whose grid fits the budget)"
+        None, min=1, help="patch size (None: the body's pretrained patch, else the smallest whose grid fits the budget)"
     )
     positions: bool = option(True, help=POSITIONS_HELP)
     init: str = option(
@@ -35,13 +35,13 @@ class CnnStemConfig:
 
 @config
 class TabularConfig:
-    max_tokens: int | None = option(None, help=BUDGET_HELP)
+    max_tokens: int | None = option(None, min=1, help=BUDGET_HELP)
     positions: bool = option(True, help=POSITIONS_HELP)
 
 
 @config
 class PooledHeadConfig:
-    dropout: float = option(0.0, help="dropout on the mean-pooled features")
+    dropout: float = option(0.0, min=0, max=1, max_exclusive=True, help="dropout on the mean-pooled features")
 
 
 @config

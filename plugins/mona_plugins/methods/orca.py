@@ -17,11 +17,11 @@ from .align import AlignStage, distance_objective
 class OrcaConfig:
     objective: str = option("otdd", help="registered distance objective (otdd, otdd-gaussian, mmd, l2, or a plugin's)")
     objective_options: dict = option(factory=dict, help="options for the objective's config")
-    align_epochs: int = option(60, help="embedder alignment epochs, one optimiser step each (ORCA: 60)")
-    align_lr: float | None = option(None, help="alignment LR (None: train.embedder_lr or train.lr, x10 if <= 1e-3, as ORCA)")
-    max_source: int = option(5000, help="source proxy samples used (ORCA caps at 5,000)")
-    target_samples: int = option(256, help="target samples embedded at each alignment step")
-    pseudo_label_k: int = option(10, help="k-means pseudo-label classes for regression and dense targets")
+    align_epochs: int = option(60, min=1, help="embedder alignment epochs, one optimiser step each (ORCA: 60)")
+    align_lr: float | None = option(None, min=0, min_exclusive=True, help="alignment LR (None: train.embedder_lr or train.lr, x10 if <= 1e-3, as ORCA)")
+    max_source: int = option(5000, min=1, help="source proxy samples used (ORCA caps at 5,000)")
+    target_samples: int = option(256, min=1, help="target samples embedded at each alignment step")
+    pseudo_label_k: int = option(10, min=1, help="k-means pseudo-label classes for regression and dense targets")
 
 
 def orca_align_lr(session, explicit: float | None) -> float:

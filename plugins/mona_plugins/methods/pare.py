@@ -22,12 +22,12 @@ from mona_kit.stages import ALL_GROUPS, Method, TrainStage
 
 @config
 class PareConfig:
-    start_ratio: float = option(0.64, help="fraction of target tokens replaced in the first epoch")
-    end_ratio: float = option(0.17, help="fraction replaced in the last epoch")
-    gumbel_epochs: int = option(1, help="epochs with Gumbel top-k (straight-through) before hard top-k")
-    tau: float = option(0.9, help="Gumbel temperature")
-    weight: float | None = option(None, help="w (None: 1 for 2-D classification, 0.3 dense, 0.1 1-D)")
-    source_batch_size: int = option(32, help="source proxy samples mixed into each batch")
+    start_ratio: float = option(0.64, min=0, max=1, help="fraction of target tokens replaced in the first epoch")
+    end_ratio: float = option(0.17, min=0, max=1, help="fraction replaced in the last epoch")
+    gumbel_epochs: int = option(1, min=0, help="epochs with Gumbel top-k (straight-through) before hard top-k")
+    tau: float = option(0.9, min=0, min_exclusive=True, help="Gumbel temperature")
+    weight: float | None = option(None, min=0, help="w (None: 1 for 2-D classification, 0.3 dense, 0.1 1-D)")
+    source_batch_size: int = option(32, min=1, help="source proxy samples mixed into each batch")
 
 
 def replaced_tokens(epoch: int, epochs: int, num_tokens: int, start: float, end: float) -> int:

@@ -17,7 +17,7 @@ from mona_kit.errors import ShapeError
 
 @config
 class MetricOptions:
-    chunked: int | None = option(None, help="average the metric over consecutive chunks of this many samples (ORCA's per-batch average); None = whole split")
+    chunked: int | None = option(None, min=1, help="average the metric over consecutive chunks of this many samples (ORCA's per-batch average); None = whole split")
 
 
 def class_scores(predictions: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 
 from mona_kit.components import DistanceObjective
-from mona_kit.config import config, option
+from mona_kit.config import SEED_MAX, config, option
 from mona_kit.errors import ShapeError
 
 from .otdd import OTDD, OTDDConfig
@@ -33,14 +33,14 @@ class MMDConfig:
     """Options of the ``mmd`` objective."""
 
     bandwidths: tuple[float, ...] = option(
-        (0.25, 0.5, 1.0, 2.0, 4.0), help="kernel widths, as multiples of the base scale (see median_heuristic)"
+        (0.25, 0.5, 1.0, 2.0, 4.0), min=0, min_exclusive=True, help="kernel widths, as multiples of the base scale (see median_heuristic)"
     )
     median_heuristic: bool = option(
         True, help="base scale = median squared distance within the source set (first 1,000 samples; else 1.0)"
     )
     unbiased: bool = option(False, help="U-statistic (can be < 0) instead of the biased V-statistic (>= 0)")
-    max_source: int = option(5000, help="cap on source samples (seeded subsample)")
-    seed: int = option(0, help="seed of the source subsample")
+    max_source: int = option(5000, min=1, help="cap on source samples (seeded subsample)")
+    seed: int = option(0, min=0, max=SEED_MAX, help="seed of the source subsample")
 
 
 class MMD(DistanceObjective):
@@ -117,7 +117,7 @@ class L2Config:
     statistics: str = option(
         "mean", choices=("mean", "mean+cov"), help="match means, or means and covariances (Frobenius)"
     )
-    cov_weight: float = option(1.0, help="weight of ||cov_s - cov_t||_F^2 when statistics = mean+cov")
+    cov_weight: float = option(1.0, min=0, help="weight of ||cov_s - cov_t||_F^2 when statistics = mean+cov")
 
 
 class L2(DistanceObjective):

@@ -50,7 +50,7 @@ from collections.abc import Callable
 import torch
 
 from mona_kit.components import DistanceObjective
-from mona_kit.config import config, option
+from mona_kit.config import SEED_MAX, config, option
 from mona_kit.errors import ShapeError
 
 from .sinkhorn import entropic_ot, exact_ot, squared_distances, uniform
@@ -60,7 +60,7 @@ from .sinkhorn import entropic_ot, exact_ot, squared_distances, uniform
 class OTDDConfig:
     """Options of the OTDD objectives (``otdd`` and ``otdd-gaussian``)."""
 
-    eps: float = option(0.1, help="entropic regularisation of the outer OT problem (cost units)")
+    eps: float = option(0.1, min=0, min_exclusive=True, help="entropic regularisation of the outer OT problem (cost units)")
     mode: str = option(
         "per-class",
         choices=("per-class", "joint"),
@@ -68,16 +68,16 @@ class OTDDConfig:
     )
     debiased: bool = option(True, help="Sinkhorn divergence OT(a,b) - OT(a,a)/2 - OT(b,b)/2")
     backend: str = option("torch", choices=("torch", "pot"), help="Sinkhorn solver: own torch or POT's sinkhorn_log")
-    max_source: int = option(5000, help="cap on source samples (seeded subsample)")
-    inner_max_samples: int = option(1000, help="cap on samples per class in the exact label-to-label OT")
-    pseudo_label_k: int = option(10, help="k-means classes for float (regression/dense) targets")
-    min_class_size: int = option(2, help="per-class mode: skip target classes smaller than this")
-    feature_weight: float = option(1.0, help="weight of ||x - x'||^2 in the ground cost")
-    label_weight: float = option(1.0, help="weight of W2^2(alpha_y, alpha_y') in the ground cost")
-    max_iter: int = option(1000, help="Sinkhorn iterations at the final eps")
-    tol: float = option(1e-6, help="Sinkhorn stop: L1 marginal error")
-    eps_scaling: float = option(0.5, help="eps annealing factor per warm-start step (torch backend; 0 = none)")
-    seed: int = option(0, help="seed of the source / per-class subsampling and of k-means")
+    max_source: int = option(5000, min=1, help="cap on source samples (seeded subsample)")
+    inner_max_samples: int = option(1000, min=1, help="cap on samples per class in the exact label-to-label OT")
+    pseudo_label_k: int = option(10, min=1, help="k-means classes for float (regression/dense) targets")
+    min_class_size: int = option(2, min=1, help="per-class mode: skip target classes smaller than this")
+    feature_weight: float = option(1.0, min=0, help="weight of ||x - x'||^2 in the ground cost")
+    label_weight: float = option(1.0, min=0, help="weight of W2^2(alpha_y, alpha_y') in the ground cost")
+    max_iter: int = option(1000, min=1, help="Sinkhorn iterations at the final eps")
+    tol: float = option(1e-6, min=0, min_exclusive=True, help="Sinkhorn stop: L1 marginal error")
+    eps_scaling: float = option(0.5, min=0, max=1, max_exclusive=True, help="eps annealing factor per warm-start step (torch backend; 0 = none)")
+    seed: int = option(0, min=0, max=SEED_MAX, help="seed of the source / per-class subsampling and of k-means")
 
 
 def as_labels(y: torch.Tensor | None, n: int, *, k: int, seed: int, device) -> torch.Tensor:

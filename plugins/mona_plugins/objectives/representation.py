@@ -33,9 +33,9 @@ def _check(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 class AlignUniformConfig:
     """Options of ``align-uniform``."""
 
-    t: float = option(2.0, help="temperature of the uniformity kernel exp(-t ||zi - zj||^2)")
-    align_weight: float = option(1.0, help="weight of L_align")
-    uniform_weight: float = option(1.0, help="weight of L_unif")
+    t: float = option(2.0, min=0, min_exclusive=True, help="temperature of the uniformity kernel exp(-t ||zi - zj||^2)")
+    align_weight: float = option(1.0, min=0, help="weight of L_align")
+    uniform_weight: float = option(1.0, min=0, help="weight of L_unif")
 
 
 class AlignUniform(RepresentationObjective):
@@ -86,7 +86,7 @@ class AlignUniform(RepresentationObjective):
 class SupConConfig:
     """Options of ``supcon``."""
 
-    temperature: float = option(0.1, help="softmax temperature tau of the similarity logits")
+    temperature: float = option(0.1, min=0, min_exclusive=True, help="softmax temperature tau of the similarity logits")
 
 
 class SupCon(RepresentationObjective):
