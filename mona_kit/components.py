@@ -56,6 +56,9 @@ class TaskData:
     test: Dataset
     #: Additional evaluation splits, e.g. ``{"test-32": ...}`` for super-resolution.
     extra: Mapping[str, Dataset] = attrs.field(factory=dict)
+    #: "validation": select the best state on ``val``; "fixed-budget": ``val`` is too small to select
+    #: on (a few samples would pick a lucky step), so training runs its whole budget and keeps the end.
+    selection: str = attrs.field(default="validation", validator=attrs.validators.in_(("validation", "fixed-budget")))
 
     def splits(self) -> dict[str, Dataset]:
         return {"train": self.train, "val": self.val, "test": self.test, **dict(self.extra)}

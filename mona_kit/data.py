@@ -60,14 +60,27 @@ def seeded_permutation(n: int, seed: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)
 
 
-def carve_validation(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split ``range(n)`` into (train, val) indices with a fixed seed; val gets at least one sample."""
+def validation_size(n: int, val_fraction: float, min_val: int = 0) -> tuple[int, bool]:
+    """How many of ``n`` training samples become validation, and whether that is enough to select on.
+
+    Validation gets ``max(min_val, val_fraction * n)`` samples as long as train keeps at least as many;
+    when ``n`` is too small for that (the UCR sets), it gets ``val_fraction * n`` and the second value is
+    False: a run should then train for a fixed budget instead of selecting on a handful of samples.
+    """
     if not 0.0 < val_fraction < 1.0:
         raise ConfigError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}.")
     if n < 2:
         raise DataError(f"cannot carve a validation split from {n} training sample(s); provide more data.")
+    wanted = max(int(min_val), round(n * val_fraction))
+    if n - wanted >= wanted:
+        return max(1, wanted), True
+    return min(n - 1, max(1, round(n * val_fraction))), min_val <= 0
+
+
+def carve_validation(n: int, val_fraction: float, seed: int, min_val: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split ``range(n)`` into (train, val) indices with a fixed seed (sizes: :func:`validation_size`)."""
+    n_val, _ = validation_size(n, val_fraction, min_val)
     perm = seeded_permutation(n, seed)
-    n_val = min(n - 1, max(1, round(n * val_fraction)))
     return perm[n_val:].sort().values, perm[:n_val].sort().values
 
 

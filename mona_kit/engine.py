@@ -21,6 +21,7 @@ from .components import Backbone, TaskData
 from .errors import ConfigError, MonaError
 from .kit import Kit
 from .model import CrossModalModel
+from .normalize import Normalization
 from .runconfig import ComponentRef, RunConfig
 
 #: Source proxy chosen by the body's pretraining modality when the config says ``source: auto``.
@@ -163,7 +164,14 @@ class Session:
         embedder = emb_entry.build(self.config.embedder.options, task=self.spec, body=body)
         head = head_entry.build(self.config.head.options, task=self.spec, body=body, embedder=embedder)
         model = CrossModalModel(embedder, body, head)
+        self.normalization.attach(model.embedder, model.head)
         return model.to(self.device)
+
+    @cached_property
+    def normalization(self) -> Normalization:
+        """Input and target statistics of the training split (``train.normalize_*``), for the model's hooks."""
+        cfg = self.config.train
+        return Normalization.fit_task(self.task.train, self.spec.task_type, cfg.normalize_inputs, cfg.normalize_targets)
 
     def reset_body(self, model: CrossModalModel) -> None:
         """Put the pretrained weights back into the model's body (MoNA's stage 2 starts there)."""
@@ -282,7 +290,10 @@ class Session:
         if self.dist.enabled:
             import torch.distributed as dist
 
-            dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+            from .distributed import collective
+
+            with collective("agreeing that the loss is finite", self.dist):
+                dist.all_reduce(ok, op=dist.ReduceOp.MIN)
         return bool(ok.item())
 
     def sync_gradients(self, params) -> None:

@@ -65,6 +65,23 @@ class TrainConfig:
     loader: str = option("torch", choices=("torch", "nodes"), help="plain DataLoader or torchdata.nodes")
     num_workers: int = option(0, min=0, help="data-loading worker processes")
     on_nonfinite: str = option("stop", choices=("stop", "skip"), help="a NaN/Inf loss stops the stage or skips the step")
+    warmup: float = option(0.0, min=0, max=1, max_exclusive=True, help="fraction of each training stage's steps with a linear learning-rate warm-up")
+    patience: int | None = option(
+        None, min=1, help="early stopping: end a stage after this many validation passes without improvement (None = off)"
+    )
+    plateau_window: float = option(0.25, min=0, max=1, min_exclusive=True, help="plateau check: the last fraction of a stage's steps that is examined")
+    plateau_tolerance: float = option(
+        0.02, min=0, help="plateau check: a stage has plateaued when its best validation metric improved by less than this "
+        "relative amount over the plateau window (recorded per run; sweeps flag runs that had not)"
+    )
+    normalize_inputs: str = option(
+        "auto", choices=("auto", "pointwise", "channel", "global", "none"),
+        help="standardise inputs with training statistics (auto: pointwise for regression/PDE tasks, none for classification)",
+    )
+    normalize_targets: str = option(
+        "auto", choices=("auto", "pointwise", "channel", "global", "none"),
+        help="standardise regression targets with training statistics; predictions and metrics stay in original units",
+    )
 
 
 @config

@@ -26,6 +26,8 @@ from .errors import ConfigError, NumericalError, ShapeError
 from .model import MODEL_GROUPS, CrossModalModel
 
 ALL_GROUPS: tuple[str, ...] = MODEL_GROUPS
+#: Early stopping's patience resets only on a relative validation gain above this (not on rounding noise).
+PATIENCE_MIN_GAIN = 1e-4
 
 
 class Stage:
@@ -47,6 +49,12 @@ class Method:
 
     def stages(self, session) -> Sequence[Stage]:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def build_model(self, session, pretrained: bool) -> nn.Module:
+        """The model the stages train: embedder -> body -> head by default. Reference methods
+        (mean, ridge, a from-scratch FNO) return their own module; it keeps all its state in its
+        ``state_dict`` so stage checkpoints and resume cover it."""
+        return session.build_model(pretrained=pretrained)
 
     def check(self, session) -> None:
         """Refuse inputs this method cannot use, before anything trains (raise a MonaError).
@@ -80,11 +88,44 @@ def make_optimizer(session, named_params: Sequence[tuple[str, nn.Parameter]], lr
 
 
 def make_scheduler(session, optimizer, total_steps: int):
-    if session.config.train.scheduler == "constant" or total_steps <= 0:
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total_steps) / total_steps))
-    )
+    """Linear warm-up over ``train.warmup`` of the steps, then cosine decay (or constant)."""
+    cfg = session.config.train
+    warm = int(round(cfg.warmup * total_steps)) if total_steps > 0 else 0
+    cosine = cfg.scheduler == "cosine" and total_steps > 0
+
+    def factor(s: int) -> float:
+        if s < warm:
+            return (s + 1) / warm
+        if not cosine:
+            return 1.0
+        span = max(1, total_steps - warm)
+        return 0.5 * (1.0 + math.cos(math.pi * min(s - warm, span) / span))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def plateau_record(history: Sequence[tuple[int, float]], total_steps: int, window: float, tolerance: float,
+                   *, stopped_early: bool) -> dict[str, Any]:
+    """Whether a stage's validation metric had stopped improving by its end.
+
+    ``history`` holds (step, score) pairs, score lower-is-better. The stage has plateaued when the
+    best score at the end improves on the best score seen before the last ``window`` of the steps
+    by less than ``tolerance`` (relative), or when early stopping ended it.
+    """
+    record: dict[str, Any] = {"window": window, "tolerance": tolerance, "stopped_early": stopped_early}
+    if not history:
+        return record | {"plateaued": None, "improvement": None}
+    cut = (1.0 - window) * total_steps
+    before = [score for step, score in history if step <= cut]
+    best_end = min(score for _, score in history)
+    if not before:  # every evaluation fell inside the window: nothing to compare against
+        return record | {"plateaued": stopped_early, "improvement": None}
+    best_before = min(before)
+    if not math.isfinite(best_before):
+        improvement = math.inf
+    else:
+        improvement = (best_before - best_end) / max(abs(best_before), 1e-12)
+    return record | {"plateaued": bool(stopped_early or improvement < tolerance), "improvement": improvement}
 
 
 def train_mode(model: nn.Module) -> None:
@@ -115,10 +156,24 @@ def first_nonfinite_gradient(named_params: Sequence[tuple[str, nn.Parameter]]) -
 
 
 def nonfinite_error(session, stage: str, step: int, what: str, advice: str) -> NumericalError:
-    """The one-line stop message: which stage, step and component, and what to change."""
-    return NumericalError(
+    """The one-line stop message: which stage, step and component, what the run directory really
+    keeps, and the resume command that retries with the lower rate ``advice`` names."""
+    import re
+
+    head = (
         f"stage {stage!r}: {what} at step {step} (task {session.spec.name}, method {session.method_entry.name}); "
-        f"{advice} or set train.on_nonfinite=skip. The last good checkpoint is kept."
+        f"{advice} or set train.on_nonfinite=skip."
+    )
+    run = getattr(session, "run", None)
+    if run is None:  # a stage run outside a run directory: nothing was saved
+        return NumericalError(head)
+    from .runner import stop_summary
+
+    kept, restart = stop_summary(session)
+    key = (re.findall(r"\b(?:train|method)\.[a-z_]+", advice) or ["train.lr"])[0]
+    return NumericalError(
+        f"{head} Kept: {kept}. To retry at a lower rate: mona-kit run --resume {run.path} {key}=VALUE "
+        f"(restarts stage {stage!r} from {restart})."
     )
 
 
@@ -183,6 +238,11 @@ class TrainStage(Stage):
         metric_name = session.spec.metric
         sign = -1.0 if session.spec.higher_is_better else 1.0
         best_score, best_state, best_step = math.inf, None, 0
+        # Selection needs a validation split big enough to select on; a tiny one (the UCR sets) would
+        # pick a lucky step, so those runs keep the end of a fixed budget and only log validation.
+        select = self.select_best and session.task.selection == "validation"
+        history: list[tuple[int, float]] = []  # (step, signed validation score) for the plateau check
+        since_best, stopped_early = 0, False
 
         train_mode(model)
         step, epoch, skip = 0, 0, 0
@@ -201,6 +261,8 @@ class TrainStage(Stage):
             if self.extra_state is not None:
                 self.extra_state[1](state["extra"])
             best_score, best_step = state["best_score"], state["best_step"]
+            history = [tuple(h) for h in state.get("val_history", [])]
+            since_best, stopped_early = state.get("since_best", 0), state.get("stopped_early", False)
             set_rng_state(state["rng"])
             session.log(stage=self.name, step=step, event="resumed")
         elif reuse_every:
@@ -210,13 +272,13 @@ class TrainStage(Stage):
         uses_ddp = self.step_loss is task_step_loss
         forward_model = session.ddp(model) if uses_ddp else model
         bar = tqdm(total=total, initial=step, desc=self.name, disable=not session.progress, leave=False, dynamic_ncols=True)
-        while step < total:
+        while step < total and not stopped_early:
             if self.on_epoch_start is not None:  # epochs this stage will really run (max_steps may cut it)
                 self.on_epoch_start(epoch, math.ceil(total / steps_per_epoch))
             for batch_in_epoch, batch in enumerate(session.loader(train_set, shuffle=True, seed_offset=epoch)):
                 if batch_in_epoch < skip:  # resumed mid-epoch: the same seeded order, already-seen batches
                     continue
-                if step >= total:
+                if step >= total or stopped_early:
                     break
                 batch = session.to_device(batch)
                 loss = self.step_loss(session, forward_model, batch, step)
@@ -243,9 +305,17 @@ class TrainStage(Stage):
                     val = session.evaluate(model, "val")
                     session.log(stage=self.name, step=step, epoch=epoch, split="val", **val)
                     score = sign * val[metric_name]
+                    history.append((step, score))
+                    # Patience counts passes without a real gain: rounding-level changes do not reset it.
+                    real_gain = score < best_score and (
+                        not math.isfinite(best_score) or best_score - score > PATIENCE_MIN_GAIN * abs(best_score)
+                    )
+                    since_best = 0 if real_gain else since_best + 1
                     if score < best_score:
                         best_score, best_step = score, step
-                        best_state = copy.deepcopy(model.state_dict())
+                        if select:
+                            best_state = copy.deepcopy(model.state_dict())
+                    stopped_early = select and bool(cfg.patience) and since_best >= cfg.patience
                     train_mode(model)
                 if reuse_every and step % reuse_every == 0:
                     session.measure_reuse(model, stage=self.name, step=step)
@@ -258,12 +328,20 @@ class TrainStage(Stage):
                     ckpt.save(step, weights, {
                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
                         "batch_in_epoch": batch_in_epoch + 1, "best_score": best_score, "best_step": best_step,
+                        "val_history": [list(h) for h in history], "since_best": since_best, "stopped_early": stopped_early,
                         "extra": self.extra_state[0]() if self.extra_state is not None else {},
                     })
             epoch += 1
             skip = 0
         bar.close()
-        if self.select_best and best_state is not None:
+        if stopped_early:
+            session.log(stage=self.name, step=step, event="early-stop", patience=cfg.patience, best_step=best_step)
+        if history:
+            plateau = plateau_record(history, total, cfg.plateau_window, cfg.plateau_tolerance, stopped_early=stopped_early)
+            plateau |= {"steps": step, "budget": total, "selection": "validation" if select else "fixed-budget"}
+            session.results.setdefault("plateau", {})[self.name] = plateau
+            session.log(stage=self.name, step=step, event="plateau", **plateau)
+        if select and best_state is not None:
             model.load_state_dict(best_state)
             session.log(stage=self.name, step=step, event="selected", best_step=best_step, **{f"val_{metric_name}": sign * best_score})
 

@@ -10,6 +10,7 @@ from mona_kit.data import (
     TensorDictDataset,
     cached_tensors,
     carve_validation,
+    validation_size,
     make_loader,
     strings_to_tensors,
     tensors_to_strings,
@@ -89,15 +90,32 @@ def test_carve_validation_partitions():
     assert torch.equal(va, carve_validation(50, 0.2, seed=0)[1])
 
 
+def test_validation_is_big_enough_to_select_on():
+    # At least 100 samples or 20 %, whichever is larger, while train keeps at least as many.
+    assert validation_size(1000, 0.2, 100) == (200, True)
+    assert validation_size(300, 0.2, 100) == (100, True)
+    # Too small for that (a UCR set): 20 %, and the caller is told not to select on it.
+    assert validation_size(50, 0.2, 100) == (10, False)
+    assert validation_size(50, 0.2, 0) == (10, True)
+
+
+def test_small_sets_train_for_a_fixed_budget():
+    from mona_kit.kit import load_kit
+
+    kit = load_kit()
+    assert kit.datasets.get("gunpoint").build({}).selection == "fixed-budget"
+    assert kit.datasets.get("burgers-1d").build({}).selection == "validation"
+
+
 def test_cli_info_matches_the_splits(capsys):
     assert main(["data", "info", "burgers-1d", "max_train=100", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     sizes = {k: v["size"] for k, v in info["splits"].items()}
-    assert sizes == {"train": 100, "val": 100, "test": 200}
+    assert sizes == {"train": 100, "val": 200, "test": 200}  # 20 % of burgers' 1,000 (cap applies after)
     assert info["splits"]["train"]["sample"]["x"] == [1, 16]
     assert main(["data", "info", "gunpoint"]) == 0
     out = capsys.readouterr().out
-    assert "train" in out and "licence" in out and "     45 samples" in out
+    assert "train" in out and "licence" in out and "     40 samples" in out
     assert main(["data", "list", "nb360-*"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 10
 

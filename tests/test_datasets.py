@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mona_kit.errors import DataError
+from mona_kit.errors import DataError, MonaError
 from mona_kit.kit import load_kit
 from mona_kit.testing import check_task_data
 
@@ -57,7 +57,7 @@ def test_offline_dataset_contract(kit, name):
 
 def test_full_sizes_and_validation_carve(kit):
     td = kit.datasets.get("darcy-16").build({})
-    assert (len(td.train), len(td.val), len(td.test), len(td.extra["test-32"])) == (900, 100, 50, 50)
+    assert (len(td.train), len(td.val), len(td.test), len(td.extra["test-32"])) == (800, 200, 50, 50)  # val: 20 %
     assert td.extra["test-32"][0]["x"].shape == (1, 32, 32)
     # the carve is a partition of the source train split, fixed by split_seed
     again = kit.datasets.get("darcy-16").build({})
@@ -75,7 +75,7 @@ def test_task_options(kit):
     b = kit.datasets.get("burgers-1d")
     first = b.build({"target_step": 0, "cache": False})
     assert torch.allclose(first.train.tensors["x"], first.train.tensors["y"], atol=1e-5)  # step 0 is the initial condition
-    with pytest.raises(DataError, match="target_step"):
+    with pytest.raises(MonaError, match="target_step"):  # the option's range, before any file is read
         b.build({"target_step": 17})
     pig = kit.datasets.get("pig-cvp").build({"length": 250})
     assert pig.spec.input_shape == (1, 250) and pig.train[0]["x"].shape == (1, 250)

@@ -9,7 +9,7 @@ import torch
 
 from mona_kit.components import TaskData, TaskSpec
 from mona_kit.config import SEED_MAX, config, option
-from mona_kit.data import TensorDictDataset, cap, carve_validation, check_arrays
+from mona_kit.data import TensorDictDataset, cap, carve_validation, check_arrays, validation_size
 from mona_kit.errors import DataError
 
 
@@ -17,7 +17,10 @@ from mona_kit.errors import DataError
 class SplitOptions:
     """Options every dataset takes: validation carving and size caps for CPU runs."""
 
-    val_fraction: float = option(0.1, min=0, max=1, min_exclusive=True, max_exclusive=True, help="share of train carved out as validation when the source has none")
+    val_fraction: float = option(0.2, min=0, max=1, min_exclusive=True, max_exclusive=True, help="share of train carved out as validation when the source has none")
+    min_val: int = option(
+        100, min=0, help="validation gets at least this many samples when train can spare them; smaller sets train for a fixed budget"
+    )
     split_seed: int = option(0, min=0, max=SEED_MAX, help="seed of the validation carve and of size caps")
     max_train: int | None = option(None, min=1, help="cap on training samples (None = all)")
     max_val: int | None = option(None, min=1, help="cap on validation samples (None = all)")
@@ -71,11 +74,15 @@ def assemble(
     extra: dict[str, TensorDictDataset] | None = None,
 ) -> TaskData:
     """Carve validation from train when ``val`` is None, then apply the size caps (seeded)."""
+    selection = "validation"
     if val is None:
-        tr, va = carve_validation(len(train), opts.val_fraction, opts.split_seed)
+        _, enough = validation_size(len(train), opts.val_fraction, opts.min_val)
+        selection = "validation" if enough else "fixed-budget"
+        tr, va = carve_validation(len(train), opts.val_fraction, opts.split_seed, opts.min_val)
         train, val = train.subset(tr), train.subset(va)
     seed = opts.split_seed
     return TaskData(
+        selection=selection,
         spec=spec,
         train=cap(train, opts.max_train, seed),
         val=cap(val, opts.max_val, seed + 1),
