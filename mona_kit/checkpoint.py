@@ -77,6 +77,38 @@ def rng_state() -> dict[str, Any]:
     }
 
 
+def check_rng_state(state: Any, path: Path) -> None:
+    """Refuse a damaged RNG entry with one line before anything restores it: it is tried on the
+    live generators and the current state is put back, so a good entry leaves no trace."""
+    saved = rng_state()
+    try:
+        set_rng_state(state)
+    except Exception as exc:  # KeyError, TypeError, ValueError, RuntimeError, SyntaxError: all mean damage
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds a damaged RNG state ({type(exc).__name__}); {RESTORE}"
+        ) from exc
+    finally:
+        set_rng_state(saved)
+
+
+def check_fits(path: Path, weights: dict[str, torch.Tensor], expected: dict[str, torch.Size], prefix: str = "") -> None:
+    """Refuse weights whose names or shapes do not fit the model (``expected``: name -> shape) with one
+    line naming the tensor, instead of load_state_dict's multi-line size-mismatch traceback."""
+    mine = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+    missing, unexpected = sorted(set(expected) - set(mine)), sorted(set(mine) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} does not fit this config's model (missing {missing[:3]}, unexpected "
+            f"{unexpected[:3]}); resume with the config the run was started with."
+        )
+    for name, shape in expected.items():
+        if tuple(mine[name].shape) != tuple(shape):
+            raise CheckpointError(
+                f"checkpoint {str(path)!r}: tensor {name!r} has shape {list(mine[name].shape)}, this config's model "
+                f"needs {list(shape)}; resume with the config the run was started with, or {RESTORE}"
+            )
+
+
 def set_rng_state(state: dict[str, Any]) -> None:
     import ast
     import random
@@ -99,13 +131,17 @@ class StageCheckpoint:
     written last, so a kill at any moment leaves a complete, consistent checkpoint.
     """
 
-    def __init__(self, folder: Path, index: int, every: int, fingerprint: str = "", dist_info=None):
+    def __init__(self, folder: Path, index: int, every: int = 0, fingerprint: str = "", dist_info=None):
         self.dist_info = dist_info  # under torchrun only rank 0 writes; every rank reads
         self.folder = Path(folder)
         self.index = index
         self.every = every
         self.fingerprint = fingerprint
         self.pointer = self.folder / f"stage-{index}-latest.json"
+        #: name -> shape of the model's state dict: the runner sets it so a slot of the wrong shape
+        #: is one line at load, not a size-mismatch traceback from load_state_dict.
+        self.expected: dict[str, torch.Size] | None = None
+        self._preloaded: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None
 
     def due(self, step: int) -> bool:
         return self.every > 0 and step % self.every == 0
@@ -124,10 +160,24 @@ class StageCheckpoint:
         slot = "a" if (step // max(self.every, 1)) % 2 == 0 else "b"
         save_weights(self.folder / f"stage-{self.index}-{slot}.safetensors", weights, {"step": str(step)})
         save_state(self.folder / f"stage-{self.index}-{slot}.pt", {**state, "step": step, "rng": rng_state()})
-        atomic_write_text(self.pointer, json.dumps({"slot": slot, "step": step, "fingerprint": self.fingerprint}))
+        # metrics.jsonl's size now: a resume cuts the log back to it (no step logged twice).
+        metrics = self.folder.parent / "metrics.jsonl"
+        size = metrics.stat().st_size if metrics.is_file() else 0
+        atomic_write_text(self.pointer, json.dumps({"slot": slot, "step": step, "fingerprint": self.fingerprint, "metrics_bytes": size}))
         barrier(info)
 
+    def preload(self) -> None:
+        """Load and check the checkpoint now (before a resume changes anything); ``load`` hands it over."""
+        self._preloaded = self._load()
+
     def load(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        """The last mid-stage checkpoint (weights, state), checked; None when there is none."""
+        if self._preloaded is not None:
+            found, self._preloaded = self._preloaded, None
+            return found
+        return self._load()
+
+    def _load(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
         from .runs import read_json_record
 
         pointer = read_json_record(self.pointer)
@@ -143,11 +193,37 @@ class StageCheckpoint:
                 f"vs {self.fingerprint}); resume with the run's own config.yaml."
             )
         slot = pointer["slot"]
-        weights = load_weights(self.folder / f"stage-{self.index}-{slot}.safetensors")
-        state = load_state(self.folder / f"stage-{self.index}-{slot}.pt")
+        weights_file = self.folder / f"stage-{self.index}-{slot}.safetensors"
+        weights = load_weights(weights_file)
+        if self.expected is not None:
+            for prefix in ("model.", "best."):
+                if prefix == "model." or any(k.startswith(prefix) for k in weights):
+                    check_fits(weights_file, weights, self.expected, prefix)
+        state_file = self.folder / f"stage-{self.index}-{slot}.pt"
+        state = load_state(state_file)
         if not isinstance(state, dict) or state.get("step") != pointer["step"]:
             raise CheckpointError(f"checkpoint slot {slot} of stage {self.index} does not match its pointer; it is corrupt.")
+        check_rng_state(state.get("rng"), state_file)
         return weights, state
+
+    def metrics_bytes(self) -> int | None:
+        """The metrics.jsonl size the last mid-stage checkpoint recorded (None: no checkpoint, or one
+        written before sizes were recorded)."""
+        from .runs import read_json_record
+
+        pointer = read_json_record(self.pointer)
+        size = (pointer or {}).get("metrics_bytes")
+        return size if isinstance(size, int) and not isinstance(size, bool) else None
+
+    def step(self) -> int | None:
+        """The step of the last mid-stage checkpoint (None when there is none)."""
+        from .runs import read_json_record
+
+        try:
+            step = (read_json_record(self.pointer) or {}).get("step")
+        except CheckpointError:
+            return None
+        return step if isinstance(step, int) else None
 
     def clear(self) -> None:
         """Drop the mid-stage slots once the stage has finished (its end state is kept elsewhere)."""

@@ -117,9 +117,11 @@ def _check_model(session, model) -> None:
     """One forward pass of two training samples: an embedder, body and head that do not fit together
     (or a plugin returning the wrong thing) fail here with the components named, not mid-stage."""
     from .components import Backbone, Embedder, Head
+    from .model import CrossModalModel
 
     names = session.component_names()
-    for part, kind in (("embedder", Embedder), ("body", Backbone), ("head", Head)):
+    assembled = isinstance(model, CrossModalModel)  # else a method's own model (a reference): shapes only
+    for part, kind in (("embedder", Embedder), ("body", Backbone), ("head", Head)) if assembled else ():
         if not isinstance(getattr(model, part), kind):
             which = names["backbone" if part == "body" else part]
             raise PluginError(
@@ -130,7 +132,10 @@ def _check_model(session, model) -> None:
     batch = session.to_device(torch.utils.data.default_collate([train[i] for i in range(min(2, len(train)))]))
     if "x" not in batch:
         return
-    where = f"embedder {names['embedder']!r} -> body {names['backbone']!r} -> head {names['head']!r}"
+    where = (
+        f"embedder {names['embedder']!r} -> body {names['backbone']!r} -> head {names['head']!r}"
+        if assembled else f"the model of method {names['method']!r}"
+    )
     modes = {m: m.training for m in model.modules()}
     model.eval()
     try:  # eval mode and a forked RNG: the check leaves no trace in the run's random stream
@@ -182,7 +187,7 @@ def _prepare(session, resume: bool, run_dir: RunDir | None):
     _check_split_samples(session)
     session.method.check(session)
     with _components_named(session):
-        model = session.build_model(pretrained=session.method.pretrained_body)
+        model = session.method.build_model(session, pretrained=session.method.pretrained_body)
         stages = list(session.method.stages(session)) + [EvaluateStage()]
     _check_model(session, model)
     return resolved, model, stages

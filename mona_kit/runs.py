@@ -15,7 +15,9 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -38,13 +40,34 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()
 
 
-def write_failed(path: Path, exc: OSError) -> MonaError:
+def write_failed(path: Path, exc: BaseException) -> MonaError:
     """The one-line error for a record or checkpoint that could not be written (full disk, read-only)."""
-    reason = exc.strerror or type(exc).__name__
+    reason = io_failure_reason(exc) or type(exc).__name__
     return MonaError(
         f"cannot write {str(path)!r}: {reason}; free disk space or make the folder writable (or choose another "
         f"output_dir). The previous version of the file is intact; resume with run --resume RUN_DIR."
     )
+
+
+#: How writer libraries report an OS error they met: safetensors (Rust) and torch.save (C++) wrap
+#: it in their own exception types instead of raising OSError.
+_OS_ERROR_CODE = re.compile(r"(?:Os \{ code: |\[Errno |errno[ =:]*|os error )(\d+)")
+_IO_WORDS = re.compile(r"(?i)ioerror|os error|os \{ code|errno|file write failed|failed writing|unexpected pos|no space|disk quota|read-only file system")
+
+
+def io_failure_reason(exc: BaseException) -> str | None:
+    """The OS reason behind a failed write (``'No space left on device'``), or None when ``exc``
+    is not an I/O failure at all (a bug, which keeps its traceback)."""
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc) or type(exc).__name__
+    text = str(exc)
+    if not _IO_WORDS.search(text):
+        return None
+    code = _OS_ERROR_CODE.search(text)
+    if code:
+        return os.strerror(int(code.group(1)))
+    first = " ".join(text.split())[:120]
+    return f"the write failed ({type(exc).__name__}: {first})"
 
 
 def atomic_replace(path: Path, write) -> None:
@@ -58,12 +81,15 @@ def atomic_replace(path: Path, write) -> None:
         os.close(fd)
         os.chmod(tmp, FILE_MODE)
         write(tmp)
+        os.chmod(tmp, FILE_MODE)  # again: some writers (safetensors) recreate the file as 0600
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
         tmp = None
         _fsync_dir(path.parent)
-    except OSError as exc:
+    except Exception as exc:  # OSError, or a writer library's wrapper of one (SafetensorError, RuntimeError)
+        if io_failure_reason(exc) is None:
+            raise
         raise write_failed(path, exc) from exc
     finally:
         if tmp is not None:
@@ -158,45 +184,260 @@ def read_json_record(path: Path) -> dict[str, Any] | None:
     return _read_mapping(path, json.loads, (json.JSONDecodeError,)) if path.is_file() else None
 
 
+#: Written when mona-kit creates a run directory: only a folder holding it may be replaced (--overwrite).
+MARKER = ".mona-kit-run"
+#: Held (flock) by the one process writing a run directory; its text names that process.
+LOCK = ".mona-kit-lock"
+#: Entries mona-kit itself leaves in a run directory that holds nothing else yet.
+_OWN_ENTRIES = {MARKER, LOCK}
+
+
+def check_run_name(name: Any) -> str:
+    """``run_name`` as one plain folder name: no separators, no ``..``, not ``.``, not absolute, not empty."""
+    if not isinstance(name, str):
+        raise MonaError(f"run_name must be a folder name, got {name!r}; give one such as run_name=my-run.")
+    if not name.strip():
+        raise MonaError(f"run_name {name!r} is empty; give a folder name such as run_name=my-run.")
+    if "/" in name or "\\" in name or name in (".", "..") or os.path.isabs(name):
+        raise MonaError(
+            f"run_name {name!r} is not a plain folder name (no '/', '\\', '..' or absolute paths); the run "
+            f"directory always lies inside output_dir - set output_dir for another place."
+        )
+    if not name.isprintable():
+        raise MonaError(f"run_name {name!r} holds control characters; use a plain folder name.")
+    return name
+
+
+def safe_name(text: str) -> str:
+    """``text`` made into a valid run_name part (component names may hold ':' or '/')."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "run"
+
+
+def run_path(output_dir: str | Path, run_name: Any) -> Path:
+    """``<output_dir>/<run_name>`` with ``~`` expanded; refused unless it resolves inside output_dir."""
+    root = Path(os.path.expanduser(str(output_dir)))
+    path = root / check_run_name(run_name)
+    inside(root, path, what="run directory")
+    return path
+
+
+def inside(root: Path, path: Path, *, what: str) -> None:
+    """Refuse ``path`` unless it resolves (symlinks followed) strictly inside ``root``."""
+    real_root, real = Path(root).resolve(), Path(path).resolve()
+    if real == real_root or real_root not in real.parents:
+        raise MonaError(
+            f"{what} {str(path)!r} resolves to {str(real)!r}, outside output_dir {str(real_root)!r} (a symlink or "
+            f"'..'); choose another run_name or output_dir."
+        )
+
+
+_MARKER_HEAD = '{"made_by": "mona-kit"'
+
+
+def is_run_dir(path: Path) -> bool:
+    """True when mona-kit made ``path`` (its marker file says so; a prefix suffices, so a kill while
+    the marker was written still leaves the folder recognisably mona-kit's)."""
+    try:
+        with open(Path(path) / MARKER, "rb") as fh:
+            return fh.read(len(_MARKER_HEAD)).decode("utf-8", "replace") == _MARKER_HEAD
+    except OSError:
+        return False
+
+
+def _write_marker(path: Path) -> None:
+    """A plain write (not a rename): the run's first atomic write stays config.yaml."""
+    info = {"made_by": "mona-kit", "run_name": path.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    text = json.dumps(info) + "\n"
+    with open(path / MARKER, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _foreign(path: Path) -> list[str]:
+    """Entries of an existing folder other than mona-kit's own bookkeeping files."""
+    return sorted(e.name for e in path.iterdir() if e.name not in _OWN_ENTRIES)
+
+
+class RunLock:
+    """An OS lock (``flock``) on ``<run dir>/.mona-kit-lock``, held while one process writes the run.
+
+    The kernel drops it when the process dies (kill -9 included), so a dead holder never blocks a
+    resume; the file's text (pid, host, start) only names a live holder in the refusal.
+    """
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / LOCK
+        self.fd: int | None = None
+
+    def holder(self) -> str:
+        try:
+            info = json.loads(self.path.read_text() or "{}")
+        except (OSError, ValueError):
+            info = {}
+        if not isinstance(info, dict) or "pid" not in info:
+            return "another process"
+        return f"process {info.get('pid')} on host {info.get('host')} (since {info.get('since')})"
+
+    def busy(self, folder: Path) -> MonaError:
+        return MonaError(
+            f"run directory {str(folder)!r} is in use by {self.holder()}; wait for it to finish or stop it, then "
+            f"retry (two writers would mix their records)."
+        )
+
+    def probe(self) -> None:
+        """Refuse if a live process holds the lock; writes nothing."""
+        import fcntl
+
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return  # no lock file: nobody has ever written this folder
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        except BlockingIOError:
+            raise self.busy(self.path.parent) from None
+        finally:
+            os.close(fd)
+
+    def acquire(self) -> "RunLock":
+        import fcntl
+
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        except OSError as exc:
+            raise write_failed(self.path, exc) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise self.busy(self.path.parent) from None
+        self.fd = fd
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+        except OSError as exc:
+            self.release()
+            raise write_failed(self.path, exc) from exc
+        return self
+
+    def release(self) -> None:
+        """Drop the lock; the emptied file tells later readers that nobody holds it."""
+        import fcntl
+
+        if self.fd is None:
+            return
+        fd, self.fd = self.fd, None
+        try:
+            os.ftruncate(fd, 0)
+        except OSError:
+            pass  # the kernel still drops the lock below
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 class RunDir:
     """One run's directory and its records."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.lock: RunLock | None = None
 
-    @classmethod
-    def create(cls, path: Path, *, overwrite: bool = False) -> "RunDir":
+    @staticmethod
+    def check_target(path: Path, *, overwrite: bool = False) -> None:
+        """Refuse a new run at ``path`` before anything is built (nothing is written): an existing
+        file, a run or folder without --overwrite, a folder mona-kit did not make, a live run."""
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise MonaError(
                 f"run directory {str(path)!r} is an existing file, not a folder; choose another run_name or output_dir."
             )
-        if path.exists() and any(path.iterdir()):
+        if not path.exists():
+            return
+        if _foreign(path):
             if not overwrite:
                 raise MonaError(
                     f"run directory {str(path)!r} already exists; pass --overwrite to replace it, "
                     f"--resume {path} to continue it, or choose another run_name."
                 )
-            shutil.rmtree(path)
+            if not is_run_dir(path):
+                raise MonaError(
+                    f"--overwrite refused: {str(path)!r} is not a folder mona-kit made (no {MARKER} file), so it "
+                    f"is never deleted; choose another run_name, or move the folder away yourself."
+                )
+        RunLock(path).probe()
+
+    @classmethod
+    def create(cls, path: Path, *, overwrite: bool = False) -> "RunDir":
+        """Make (or, with ``overwrite``, empty) the run directory and lock it; the caller releases."""
+        path = Path(path)
+        cls.check_target(path, overwrite=overwrite)
+        run_dir = cls(path)
         try:
             path.mkdir(parents=True, exist_ok=True)
-            probe = path / ".write-test"
-            probe.write_text("")
-            probe.unlink()
         except OSError as exc:
             raise MonaError(f"cannot write run directory {str(path)!r}: {exc.strerror}; choose a writable output_dir.") from exc
-        return cls(path)
+        run_dir.acquire()
+        try:
+            run_dir._clear_for_new_run(overwrite)
+        except BaseException:
+            run_dir.release()
+            raise
+        return run_dir
+
+    def _clear_for_new_run(self, overwrite: bool) -> None:
+        """Under the lock: check again (another process may have won the race), empty a replaced run,
+        and write the marker that makes this folder mona-kit's."""
+        path = self.path
+        foreign = _foreign(path)
+        if foreign and not overwrite:
+            raise MonaError(
+                f"run directory {str(path)!r} already exists; pass --overwrite to replace it, "
+                f"--resume {path} to continue it, or choose another run_name."
+            )
+        if foreign and not is_run_dir(path):
+            raise MonaError(f"--overwrite refused: {str(path)!r} is not a folder mona-kit made (no {MARKER} file).")
+        try:
+            for name in foreign:  # the lock file stays: it is what this process holds
+                entry = path / name
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+            _write_marker(path)
+        except OSError as exc:
+            raise MonaError(f"cannot write run directory {str(path)!r}: {exc.strerror}; choose a writable output_dir.") from exc
 
     @classmethod
     def open(cls, path: Path) -> "RunDir":
-        path = Path(path)
+        path = Path(os.path.expanduser(str(path)))
         if not (path / "config.yaml").is_file():
             raise MonaError(f"{str(path)!r} is not a run directory (no config.yaml); pass the folder a run created.")
         return cls(path)
 
+    def acquire(self) -> None:
+        """Become the one writer of this run (refused with the holder's name while another lives)."""
+        self.lock = RunLock(self.path).acquire()
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def drop_stale_tmp(self) -> None:
+        """A kill -9 mid-write leaves a temporary file that no rename will ever claim."""
+        for stale in list(self.path.glob(".*.tmp")) + list(self.checkpoints.glob(".*.tmp")):
+            stale.unlink(missing_ok=True)
+
     @property
     def checkpoints(self) -> Path:
         return self.path / "checkpoints"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
 
     def write_config(self, plain: dict[str, Any]) -> None:
         atomic_write_text(self.path / "config.yaml", yaml.safe_dump(plain, sort_keys=False))
@@ -211,21 +452,85 @@ class RunDir:
         return read_json_record(self.path / name)
 
     def log(self, event: dict[str, Any]) -> None:
-        path = self.path / "metrics.jsonl"
+        path = self.metrics
+        line = json.dumps(_jsonable(event)) + "\n"
+        size = self.metrics_bytes()
         try:
             with open(path, "a") as fh:
-                fh.write(json.dumps(_jsonable(event)) + "\n")
+                fh.write(line)
         except OSError as exc:
+            self._truncate(size)  # no half line left for the next event to be glued onto
             raise write_failed(path, exc) from exc
 
+    def metrics_bytes(self) -> int:
+        """Size of metrics.jsonl: checkpoints record it so a resume can cut the log back to them."""
+        try:
+            return self.metrics.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def truncate_metrics(self, size: int | None) -> None:
+        """Cut metrics.jsonl back to ``size`` bytes (what a checkpoint recorded), so a resumed run does
+        not log the steps between that checkpoint and the kill twice. ``None`` (a run from before
+        offsets were recorded) only drops a line cut by the kill."""
+        if size is None:
+            size = self._last_newline()
+        if 0 <= size < self.metrics_bytes():
+            self._truncate(size)
+
+    def _last_newline(self) -> int:
+        try:
+            data = self.metrics.read_bytes()
+        except FileNotFoundError:
+            return 0
+        return data.rfind(b"\n") + 1
+
+    def _truncate(self, size: int) -> None:
+        try:
+            with open(self.metrics, "r+b") as fh:
+                fh.truncate(size)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise write_failed(self.metrics, exc) from exc
+
     def events(self) -> list[dict[str, Any]]:
-        p = self.path / "metrics.jsonl"
+        """Every logged event. A last line without its newline is one a kill cut mid-write (or one being
+        written now) and is skipped; any other line that is not a JSON object is damage, named by line."""
+        p = self.metrics
         if not p.is_file():
             return []
+        try:
+            text = p.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = p.read_bytes()[: exc.start].count(b"\n") + 1
+            raise damaged_line(p, line) from exc
+        lines = text.split("\n")
         out = []
-        for line in p.read_text().splitlines():
+        for number, line in enumerate(lines, start=1):
+            if number == len(lines):  # after the last newline: empty, or cut by a kill
+                break
             try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:  # a line cut by a kill mid-write
-                continue
+                event = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise damaged_line(p, number) from exc
+            if not isinstance(event, dict):
+                raise damaged_line(p, number)
+            out.append(event)
         return out
+
+
+def damaged_line(path: Path, line: int) -> MonaError:
+    from .errors import CheckpointError
+
+    return CheckpointError(
+        f"{str(path)!r} line {line} is damaged (not an event a run writes); delete that line (or restore the file "
+        f"from a backup) and retry."
+    )
+
+
+def check_split_results(file: Path, data: dict[str, Any]) -> None:
+    """Refuse results whose val/test entries are not mappings of metric -> value."""
+    for split in ("val", "test"):
+        if split in data and not isinstance(data[split], dict):
+            raise damaged_record(file)

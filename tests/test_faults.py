@@ -91,8 +91,8 @@ def snapshot(folder, skip_tmp=False):
 
 
 @pytest.mark.parametrize("method,stage,after,message", [
-    ("finetune", "finetune", 2, r"stage 'finetune': gradient of 'embedder\.proj\.weight' is nan at step 2 \(task toy-seq, method finetune\); lower train\.lr or set train\.on_nonfinite=skip\. The last good checkpoint is kept\."),
-    ("mona", "meta-align", 2, r"stage 'meta-align': gradient of 'embedder\.proj\.weight' is nan at step 3 \(task toy-seq, method mona\); lower method\.inner_lr or method\.meta_lr or set train\.on_nonfinite=skip\. The last good checkpoint is kept\."),
+    ("finetune", "finetune", 2, r"stage 'finetune': gradient of 'embedder\.proj\.weight' is nan at step 2 \(task toy-seq, method finetune\); lower train\.lr or set train\.on_nonfinite=skip\. Kept: this stage's checkpoint at step 2 \(no stage had finished\)\. To retry at a lower rate: mona-kit run --resume \S+/r train\.lr=VALUE \(restarts stage 'finetune' from the start of the run\)\."),
+    ("mona", "meta-align", 2, r"stage 'meta-align': gradient of 'embedder\.proj\.weight' is nan at step 3 \(task toy-seq, method mona\); lower method\.inner_lr or method\.meta_lr or set train\.on_nonfinite=skip\. Kept: this stage's checkpoint at step 2 \(no stage had finished\)\. To retry at a lower rate: mona-kit run --resume \S+/r method\.inner_lr=VALUE \(restarts stage 'meta-align' from the start of the run\)\."),
 ])
 def test_nonfinite_gradient_stops_with_the_parameter_name(fault_kit, tmp_path, monkeypatch, method, stage, after, message):
     arm_after(monkeypatch, stage, after)

@@ -54,11 +54,27 @@ def test_resume_matches_uninterrupted(toy_kit, tmp_path, monkeypatch, method, ki
     assert any(e.get("event") == "resumed" for e in events)
 
 
-def test_resume_refuses_a_changed_config(toy_kit, tmp_path):
+def test_resume_refuses_a_hand_edited_config(toy_kit, tmp_path):
     from mona_kit.errors import CheckpointError
 
     path = run(toy_kit, config(tmp_path, "finetune", "r"), progress=False)
     text = (path / "config.yaml").read_text().replace("epochs: 2", "epochs: 3")
     (path / "config.yaml").write_text(text)
+    with pytest.raises(CheckpointError, match=r"config\.yaml' was edited after the run started"):
+        run(toy_kit, config(tmp_path, "finetune", "r"), progress=False, resume=path)
+
+
+def test_resume_refuses_a_config_that_resolves_differently(toy_kit, tmp_path):
+    """config.yaml and its hash agree (as after a component changed a default), the config now does not."""
+    import yaml
+
+    from mona_kit.errors import CheckpointError
+    from mona_kit.runner import config_hash
+
+    path = run(toy_kit, config(tmp_path, "finetune", "r"), progress=False)
+    text = (path / "config.yaml").read_text().replace("epochs: 2", "epochs: 3")
+    (path / "config.yaml").write_text(text)
+    env = json.loads((path / "env.json").read_text())
+    (path / "env.json").write_text(json.dumps(env | {"config_sha256": config_hash(yaml.safe_load(text))}))
     with pytest.raises(CheckpointError, match=r"train.epochs: 3 \(checkpoint\) != 2 \(now\)"):
         run(toy_kit, config(tmp_path, "finetune", "r"), progress=False, resume=path)

@@ -38,17 +38,52 @@ def split_items(items: list[str]) -> tuple[str | None, list[str]]:
     return (files[0] if files else None), [i for i in items if "=" in i]
 
 
+def check_targets(configs: list[RunConfig], *, overwrite: bool) -> None:
+    """Every run's folder is checked before the first one trains: two methods sharing one run_name,
+    or a name that is taken, fail at once instead of after the first method's training."""
+    from ..runs import RunDir, run_path
+
+    methods = [c.method.name for c in configs]
+    if len(set(methods)) < len(methods):
+        raise ConfigError(f"--methods lists a method twice ({','.join(methods)}); name each once.")
+    named = [c for c in configs if c.run_name is not None]
+    if len(configs) > 1 and named:
+        raise ConfigError(
+            f"run_name={named[0].run_name} names one folder, but {len(configs)} methods would run "
+            f"({', '.join(methods)}); drop run_name (each run gets its own name) or run the methods one at a time."
+        )
+    for config in named:
+        RunDir.check_target(run_path(config.output_dir, config.run_name), overwrite=overwrite)
+
+
+def resume(args, kit) -> int:
+    """``run --resume RUN_DIR [LR overrides]``: the run's own config, checked against its hash."""
+    from ..runner import check_config_hash
+    from ..runner import run as run_one
+    from ..runs import RunDir
+    from ..summary import comparison_table
+
+    for flag, given in (("--methods", args.methods), ("--overwrite", args.overwrite)):
+        if given:
+            raise ConfigError(f"run --resume continues one run as it was started; it takes no {flag}.")
+    config_file, overrides = split_items(args.items)
+    if config_file is not None:
+        raise ConfigError(
+            f"run --resume takes no config file ({config_file!r}): the run directory holds its config; "
+            f"start a new run to use another."
+        )
+    config = RunConfig.from_dict(check_config_hash(RunDir.open(args.resume)))
+    path = run_one(kit, config, resume=args.resume, overrides=overrides, progress=not args.no_progress)
+    print(comparison_table([path]))
+    return 0
+
+
 def run(args, kit) -> int:
     from ..runner import run as run_one
     from ..summary import comparison_table
 
     if args.resume is not None:
-        from ..runs import RunDir
-
-        config = RunConfig.from_dict(RunDir.open(args.resume).read_config())
-        path = run_one(kit, config, resume=args.resume, progress=not args.no_progress)
-        print(comparison_table([path]))
-        return 0
+        return resume(args, kit)
     path, overrides = split_items(args.items)
     base = read_config_file(path) if path else default_config()
     # The embedded default compares methods side by side unless the user picked one (method=...).
@@ -60,6 +95,7 @@ def run(args, kit) -> int:
         configs.append(RunConfig.from_dict(apply_overrides(base, overrides + extra)))
     for config in configs:  # validate every config before the first one trains
         kit.methods.get(config.method.name).make_config(config.method.options)
+    check_targets(configs, overwrite=args.overwrite)
     paths = []
     for config in configs:
         print(f"== {config.method.name} on {config.task.name} with {config.backbone.name} (seed {config.seed})", flush=True)

@@ -1,0 +1,76 @@
+"""``specialist``: the from-scratch specialist of the task's family, so one table row covers all:
+
+* dense grid tasks (dense1d, dense2d) -> ``fno``;
+* classification of categorical sequences (DNA, RNA, protein: one-hot channels) -> ``cnn``;
+* other sequence classification (time series) -> ``minirocket``.
+
+The choice reads the task's spec (and, for a sequence of unknown modality, whether its inputs
+are one-hot); ``results["reference"]`` records which one ran.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mona_kit.config import config, option
+from mona_kit.errors import ConfigError
+
+from .cnn import CnnConfig, CnnMethod
+from .common import ReferenceMethod
+from .fno import FnoConfig, FnoMethod
+from .minirocket import MiniRocketConfig, MiniRocketMethod
+
+#: Modalities whose sequences are categorical (one-hot letters), the CNN's ground.
+CATEGORICAL_MODALITIES = ("dna", "rna", "protein")
+#: Training samples inspected when the modality does not say.
+PEEK = 64
+
+
+@config
+class SpecialistConfig:
+    epochs: int | None = option(None, help="training epochs of fno or cnn (None = train.epochs); minirocket is fitted")
+    lr: float = option(1e-3, help="learning rate of fno or cnn")
+
+
+def looks_one_hot(dataset) -> bool:
+    """Whether the first samples' channels are one-hot at every position."""
+    xs = torch.stack([torch.as_tensor(dataset[i]["x"]) for i in range(min(PEEK, len(dataset)))])
+    return bool(((xs == 0) | (xs == 1)).all() and (xs.sum(1) == 1).all())
+
+
+def choose(session, cfg: SpecialistConfig) -> ReferenceMethod:
+    spec = session.spec
+    if spec.task_type in ("dense1d", "dense2d"):
+        return FnoMethod(FnoConfig(epochs=cfg.epochs, lr=cfg.lr))
+    if spec.task_type in ("classification", "multilabel") and len(spec.input_shape) == 2:
+        if spec.modality in CATEGORICAL_MODALITIES or looks_one_hot(session.task.train):
+            return CnnMethod(CnnConfig(epochs=cfg.epochs, lr=cfg.lr))
+        return MiniRocketMethod(MiniRocketConfig())
+    raise ConfigError(
+        f"no specialist for task {spec.name!r} ({spec.task_type}, input {tuple(spec.input_shape)}): there is one for "
+        f"grid fields (fno), categorical sequences (cnn) and time series (minirocket); use linear or knn."
+    )
+
+
+class Specialist(ReferenceMethod):
+    model_name = "specialist"
+
+    def __init__(self, cfg: SpecialistConfig):
+        self.cfg = cfg
+        self._chosen: ReferenceMethod | None = None
+
+    def chosen(self, session) -> ReferenceMethod:
+        if self._chosen is None:
+            self._chosen = choose(session, self.cfg)
+        return self._chosen
+
+    def check(self, session) -> None:
+        self.chosen(session).check(session)
+
+    def build_model(self, session, pretrained: bool):
+        model = self.chosen(session).build_model(session, pretrained)
+        session.results["reference"]["specialist"] = True  # picked for the task, not named by the user
+        return model
+
+    def stages(self, session):
+        return self.chosen(session).stages(session)
