@@ -17,20 +17,34 @@ from typing import Any
 
 import torch
 
-from .checkpoint import StageCheckpoint, load_state, load_weights, rng_state, save_state, save_weights, set_rng_state
+from .checkpoint import (
+    StageCheckpoint,
+    check_fits,
+    check_rng_state,
+    load_state,
+    load_weights,
+    rng_state,
+    save_state,
+    save_weights,
+    set_rng_state,
+)
 from .config import to_dict
 from .distributed import barrier, broadcast_object, init_from_env
 from .engine import Session
-from .errors import CheckpointError, DataError, MonaError, PluginError, ShapeError
+from .errors import CheckpointError, ConfigError, DataError, MonaError, NumericalError, PluginError, ShapeError
 from .kit import Kit
-from .runconfig import RunConfig
-from .runs import RunDir, atomic_write_text, environment_record
+from .runconfig import RunConfig, apply_overrides
+from .runs import RunDir, atomic_write_text, check_split_results, environment_record, run_path, safe_name
 from .stages import EvaluateStage
+
+#: What ``run --resume RUN_DIR key=value`` may change, and only after a non-finite stop: the
+#: learning rates the stop message advises lowering. Anything else would make the run a hybrid.
+RESUME_KEYS = ("train.lr", "train.embedder_lr", "method.inner_lr", "method.meta_lr")
 
 
 def default_run_name(config: RunConfig) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return f"{config.method.name}-{config.task.name}-s{config.seed}-{stamp}"
+    return safe_name(f"{config.method.name}-{config.task.name}-s{config.seed}-{stamp}")
 
 
 def resolved_config(session: Session) -> dict[str, Any]:
@@ -66,8 +80,76 @@ def _diff(a: Any, b: Any, path: str = "") -> str | None:
     return None if a == b else f"{path}: {a!r} (checkpoint) != {b!r} (now)"
 
 
-def check_resumable(run_dir: RunDir, resolved: dict[str, Any], kit: Kit) -> None:
-    """Refuse to resume with other component versions or a config that resolves differently."""
+def config_hash(plain: dict[str, Any]) -> str:
+    """SHA-256 of a config as parsed (formatting and comments do not count, values do)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def check_config_hash(run_dir: RunDir) -> dict[str, Any]:
+    """The run's config.yaml, refused if it is not the one the run wrote (its hash is in env.json)."""
+    recorded = run_dir.read_config()
+    expected = (run_dir.read_json("env.json") or {}).get("config_sha256")
+    if expected is not None and config_hash(recorded) != expected:
+        raise CheckpointError(
+            f"{str(run_dir.path / 'config.yaml')!r} was edited after the run started (its hash no longer matches "
+            f"env.json); resuming would mix two configs - restore the file, or start a new run with the new config."
+        )
+    return recorded
+
+
+def recorded_overrides(run_dir: RunDir) -> list[dict[str, Any]]:
+    """Learning-rate changes earlier resumes applied (env.json ``resume_overrides``)."""
+    found = (run_dir.read_json("env.json") or {}).get("resume_overrides") or []
+    if not isinstance(found, list) or not all(isinstance(o, dict) and isinstance(o.get("set"), str) for o in found):
+        from .runs import damaged_record
+
+        raise damaged_record(run_dir.path / "env.json")
+    return found
+
+
+def check_resume_overrides(run_dir: RunDir, overrides: list[str]) -> list[str]:
+    """Refuse every resume-time override except a learning rate after a non-finite stop."""
+    for item in overrides:
+        key = item.partition("=")[0]
+        if key not in RESUME_KEYS:
+            raise ConfigError(
+                f"run --resume takes no {item!r}: a resumed run keeps the config it started with (changing it "
+                f"would give a hybrid run); only a learning rate ({', '.join(RESUME_KEYS)}) may change, after a "
+                f"non-finite stop. Start a new run for other settings."
+            )
+    if overrides and not stopped_nonfinite(run_dir):
+        raise ConfigError(
+            f"run --resume {run_dir.path} {' '.join(overrides)}: a learning rate may change on resume only after "
+            f"the run stopped on a non-finite loss or gradient, and this one did not; resume without it."
+        )
+    return list(overrides)
+
+
+def stopped_nonfinite(run_dir: RunDir) -> bool:
+    """True when the run's last logged event is a non-finite stop."""
+    events = run_dir.events()
+    return bool(events) and events[-1].get("event") == "stopped-nonfinite"
+
+
+def _set_path(plain: dict[str, Any], key: str, value: Any) -> None:
+    head, _, tail = key.partition(".")
+    section = plain.setdefault(head, {})
+    if isinstance(section, dict):
+        section[tail] = value
+
+
+def _get_path(plain: dict[str, Any], key: str) -> Any:
+    head, _, tail = key.partition(".")
+    section = plain.get(head)
+    return section.get(tail) if isinstance(section, dict) else None
+
+
+def check_resumable(run_dir: RunDir, resolved: dict[str, Any], kit: Kit, override_keys: tuple[str, ...] = ()) -> None:
+    """Refuse to resume with other component versions or a config that resolves differently (the
+    learning rates a resume changed explicitly, ``override_keys``, excepted)."""
+    recorded = check_config_hash(run_dir)
     saved_env = run_dir.read_json("env.json") or {}
     for name, info in (saved_env.get("plugins") or {}).items():
         now = kit.plugins.get(name)
@@ -77,7 +159,9 @@ def check_resumable(run_dir: RunDir, resolved: dict[str, Any], kit: Kit) -> None
                 f"run {str(run_dir.path)!r} was made with plugin {name} {info.get('version')}, now {have}; "
                 f"install that version to resume, or start a new run."
             )
-    diff = _diff(run_dir.read_config(), resolved)
+    for key in override_keys:
+        _set_path(recorded, key, _get_path(resolved, key))
+    diff = _diff(recorded, resolved)
     if diff:
         raise CheckpointError(
             f"run {str(run_dir.path)!r} cannot resume: its config resolves differently now ({diff}); "
@@ -178,12 +262,12 @@ def _components_named(session):
         ) from exc
 
 
-def _prepare(session, resume: bool, run_dir: RunDir | None):
+def _prepare(session, resume: bool, run_dir: RunDir | None, override_keys: tuple[str, ...] = ()):
     """Everything that can fail on bad input, before the run directory is created or touched."""
     with _components_named(session):
         resolved = resolved_config(session)
     if resume:
-        check_resumable(run_dir, resolved, session.kit)
+        check_resumable(run_dir, resolved, session.kit, override_keys)
     _check_split_samples(session)
     session.method.check(session)
     with _components_named(session):
@@ -193,99 +277,254 @@ def _prepare(session, resume: bool, run_dir: RunDir | None):
     return resolved, model, stages
 
 
-def _read_progress(run_dir: RunDir) -> tuple[list[str], dict[str, Any]]:
-    from .runs import read_json_record
+def _read_progress(run_dir: RunDir) -> tuple[list[str], dict[str, Any], int | None]:
+    """Finished stage names, their results so far, and the metrics.jsonl size when the last one ended."""
+    from .runs import damaged_record, read_json_record
 
-    progress = read_json_record(run_dir.checkpoints / "progress.json") or {"done": []}
+    progress_file = run_dir.checkpoints / "progress.json"
+    progress = read_json_record(progress_file) or {"done": []}
     done = progress.get("done")
-    if not isinstance(done, list):
-        raise CheckpointError(f"{str(run_dir.checkpoints / 'progress.json')!r} is damaged; restore it or start a new run.")
-    return done, read_json_record(run_dir.checkpoints / "results-partial.json") or {}
+    if not isinstance(done, list) or not all(isinstance(d, str) for d in done):
+        raise damaged_record(progress_file)
+    partial_file = run_dir.checkpoints / "results-partial.json"
+    partial = read_json_record(partial_file) or {}
+    check_split_results(partial_file, partial)
+    size = progress.get("metrics_bytes")
+    return done, partial, size if isinstance(size, int) and not isinstance(size, bool) else None
 
 
-def run(kit: Kit, config: RunConfig, *, overwrite: bool = False, progress: bool = True, resume: Path | None = None) -> Path:
+def stop_summary(session) -> tuple[str, str]:
+    """After a non-finite stop: (what the run directory keeps, where a resume with a new rate restarts)."""
+    ckpt = getattr(session, "stage_checkpoint", None)
+    try:
+        done = _read_progress(session.run)[0]
+    except MonaError:
+        done = []
+    step = ckpt.step() if ckpt is not None else None
+    if done and step is not None:
+        kept = f"the checkpoint of finished stage {done[-1]!r} and this stage's checkpoint at step {step}"
+    elif step is not None:
+        kept = f"this stage's checkpoint at step {step} (no stage had finished)"
+    elif done:
+        kept = f"the checkpoint of finished stage {done[-1]!r}; nothing of this stage was saved (no checkpoint was due yet)"
+    else:
+        kept = "nothing - no stage had finished and no checkpoint of this stage was due yet"
+    restart = f"the end of stage {done[-1]!r}" if done else "the start of the run"
+    return kept, restart
+
+
+def _check_finite_model(model: torch.nn.Module, source: str) -> None:
+    """Refuse to evaluate weights holding NaN/Inf: the metrics would be meaningless numbers."""
+    bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        total = sum(1 for _ in model.parameters())
+        raise NumericalError(
+            f"the model to evaluate ({source}) holds NaN or Inf in {len(bad)} of {total} parameter tensors "
+            f"(first: {bad[0]!r}); its metrics would be meaningless - start a new run with a lower train.lr "
+            f"(or train.grad_clip)."
+        )
+
+
+def _resume_config(run_dir: RunDir, config: RunConfig, overrides: list[str]) -> tuple[RunConfig, list[str], tuple[str, ...]]:
+    """The config a resume runs: the recorded one with every learning-rate change (earlier resumes'
+    and this one's) applied; returns it, the new changes and every changed key."""
+    check_config_hash(run_dir)
+    new = check_resume_overrides(run_dir, list(overrides))
+    every = [o["set"] for o in recorded_overrides(run_dir)] + new
+    if every:
+        config = RunConfig.from_dict(apply_overrides(config.to_plain(), every))
+    return config, new, tuple(dict.fromkeys(o.partition("=")[0] for o in every))
+
+
+def _record_overrides(run_dir: RunDir, new: list[str], resolved: dict[str, Any], stage: str, index: int) -> None:
+    """Apply a resume's learning-rate change: this stage restarts from its start (its mid-stage
+    checkpoint was made at the old rate), and env.json records what changed, where and when."""
+    StageCheckpoint(run_dir.checkpoints, index).clear()
+    env = run_dir.read_json("env.json") or {}
+    before = run_dir.read_config()
+    for previous in recorded_overrides(run_dir):
+        key, _, _ = previous["set"].partition("=")
+        _set_path(before, key, previous.get("value"))
+    records = list(env.get("resume_overrides") or [])
+    for item in new:
+        key = item.partition("=")[0]
+        records.append({
+            "set": item, "key": key, "was": _get_path(before, key), "value": _get_path(resolved, key),
+            "from_stage": stage, "stage_index": index, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        })
+    run_dir.write_json("env.json", env | {"resume_overrides": records})
+
+
+def _open_resumed(run_dir: RunDir, main: bool, stack: contextlib.ExitStack) -> None:
+    """Become the run's one writer (rank 0) and clear what a kill left half-done."""
+    if main:
+        run_dir.acquire()
+        stack.callback(run_dir.release)
+        run_dir.drop_stale_tmp()
+
+
+def _start_new(kit: Kit, session, path: Path, resolved: dict[str, Any], overwrite: bool, stack) -> RunDir:
+    """Create (or replace) the run directory, lock it, and write config.yaml with its hash in env.json."""
+    info = session.dist
+    if not info.is_main:
+        barrier(info)
+        return RunDir(path)
+    run_dir = RunDir.create(path, overwrite=overwrite)
+    stack.callback(run_dir.release)
+    run_dir.write_config(resolved)
+    env = environment_record(kit, session.config.seed, str(session.device))
+    run_dir.write_json("env.json", env | {"world_size": info.world_size, "config_sha256": config_hash(run_dir.read_config())})
+    barrier(info)
+    return run_dir
+
+
+def _restore_finished(run_dir: RunDir, model, done: list[str], main: bool, config: RunConfig, fingerprint: str) -> None:
+    """Load the weights the last finished stage left, checked name by name and shape by shape."""
+    last = run_dir.checkpoints / f"stage-{len(done) - 1}.safetensors"
+    state = load_weights(last)
+    check_fits(last, state, {k: v.shape for k, v in model.state_dict().items()})
+    model.load_state_dict(state, strict=False)
+    if main:  # slots of a finished stage that a kill kept from being cleared
+        for i in range(len(done)):
+            StageCheckpoint(run_dir.checkpoints, i, config.checkpoint_every, fingerprint).clear()
+
+
+def _cut_metrics(run_dir: RunDir, index: int, after_a_stage: bool, done_bytes: int | None) -> None:
+    """metrics.jsonl back to the checkpoint the run resumes from: no step is logged twice."""
+    mid = StageCheckpoint(run_dir.checkpoints, index)
+    if mid.pointer.is_file():
+        run_dir.truncate_metrics(mid.metrics_bytes())
+    else:
+        run_dir.truncate_metrics(done_bytes if after_a_stage else 0)
+
+
+def _enter_stage(session, stage, index: int, model, source: str, *, resumed: bool, new_overrides: list[str],
+                 resolved: dict[str, Any], done_bytes: int | None) -> None:
+    """Everything before a stage's first event: its RNG, a check of the checkpoint it resumes from and
+    of the weights it evaluates, then (first stage of a resume) the recorded learning-rate change and
+    metrics.jsonl cut back to the checkpoint - in this order, so a refused resume changes nothing."""
+    run_dir, main = session.run, session.dist.is_main
+    start_file = run_dir.checkpoints / f"stage-{index}-start.pt"
+    if start_file.is_file():  # resumed inside this stage: the RNG as it was when the stage began
+        start = load_state(start_file)
+        check_rng_state(start.get("rng") if isinstance(start, dict) else None, start_file)
+        set_rng_state(start["rng"])
+    elif main:
+        save_state(start_file, {"rng": rng_state()})
+    if resumed and not new_overrides:
+        session.stage_checkpoint.preload()
+    if isinstance(stage, EvaluateStage):
+        _check_finite_model(model, source)
+    if resumed and main:
+        if new_overrides:
+            _record_overrides(run_dir, new_overrides, resolved, stage.name, index)
+        _cut_metrics(run_dir, index, index > 0, done_bytes)
+    barrier(session.dist)
+
+
+def run(
+    kit: Kit, config: RunConfig, *, overwrite: bool = False, progress: bool = True, resume: Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> Path:
     """Run ``config`` to completion; returns the run directory.
 
     Bad input (names, configs, data, components, a foreign checkpoint) fails before the run
-    directory is created, so a failed start never leaves a half-made run behind.
+    directory is created, so a failed start never leaves a half-made run behind. While it runs,
+    rank 0 holds the directory's lock: a second writer is refused. ``overrides`` (resume only)
+    change a learning rate after a non-finite stop; anything else is refused.
     """
+    with contextlib.ExitStack() as stack:
+        return _run(kit, config, overwrite, progress, resume, list(overrides), stack)
+
+
+def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: Path | None, overrides: list[str],
+         stack: contextlib.ExitStack) -> Path:
     info = init_from_env(config.device)
     if resume is not None:
         run_dir = RunDir.open(resume)
-        if info.is_main:  # a kill -9 mid-write leaves a temporary file that no rename will ever claim
-            for stale in list(run_dir.path.glob(".*.tmp")) + list(run_dir.checkpoints.glob(".*.tmp")):
-                stale.unlink(missing_ok=True)
+        _open_resumed(run_dir, info.is_main, stack)
+        # Rank 0 decides (it reads records it is about to change); the other ranks take its answer.
+        config, new_overrides, override_keys = broadcast_object(
+            info, _resume_config(run_dir, config, overrides) if info.is_main else None
+        )
     else:
+        if overrides:
+            raise ConfigError("overrides after the fact apply to run --resume only; pass key=value to the run itself.")
         # Under torchrun every rank must agree on the folder: rank 0's name (its timestamp) wins.
-        run_dir = RunDir(Path(config.output_dir) / broadcast_object(info, config.run_name or default_run_name(config)))
-        if run_dir.path.exists() and not overwrite:
-            RunDir.create(run_dir.path, overwrite=False)  # refuses an existing run with the one-line error
+        path = run_path(config.output_dir, broadcast_object(info, config.run_name or default_run_name(config)))
+        if info.is_main:  # refused before anything is built, nothing written
+            RunDir.check_target(path, overwrite=overwrite)
+        run_dir, new_overrides, override_keys = None, [], ()
     session = Session(kit, config, run=None, progress=progress)
-    main = session.dist.is_main
-    resolved, model, stages = _prepare(session, resume is not None, run_dir)
+    resolved, model, stages = _prepare(session, resume is not None, run_dir, override_keys)
     if resume is None:
-        if main:
-            RunDir.create(run_dir.path, overwrite=overwrite)
-            run_dir.write_config(resolved)
-            run_dir.write_json("env.json", environment_record(kit, config.seed, str(session.device)) | {"world_size": info.world_size})
-        barrier(info)
+        run_dir = _start_new(kit, session, path, resolved, overwrite, stack)
     session.run = run_dir
     fingerprint = config_fingerprint(resolved)
     started = time.time()
-    progress_file = run_dir.checkpoints / "progress.json"
-    done, partial = _read_progress(run_dir)
+    done, partial, done_bytes = _read_progress(run_dir)
     if len(done) > len(stages):
-        raise CheckpointError(f"{str(progress_file)!r} lists {len(done)} finished stages, the method has {len(stages)}; start a new run.")
+        raise CheckpointError(
+            f"{str(run_dir.checkpoints / 'progress.json')!r} lists {len(done)} finished stages, the method has "
+            f"{len(stages)}; start a new run."
+        )
+    source = "the model as built"
     if done:
-        last = run_dir.checkpoints / f"stage-{len(done) - 1}.safetensors"
-        state = load_weights(last)
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise CheckpointError(
-                f"checkpoint {str(last)!r} does not fit this config's model (missing {list(missing)[:3]}, "
-                f"unexpected {list(unexpected)[:3]}); resume with the config the run was started with."
-            )
+        _restore_finished(run_dir, model, done, session.dist.is_main, config, fingerprint)
         session.results.update(partial)
-        if main:  # slots of a finished stage that a kill kept from being cleared
-            for i in range(len(done)):
-                StageCheckpoint(run_dir.checkpoints, i, config.checkpoint_every, fingerprint).clear()
+        source = f"checkpoint {str(run_dir.checkpoints / f'stage-{len(done) - 1}.safetensors')!r}"
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
+    first = len(done)  # the stage this process starts with (done grows below)
     for i, stage in enumerate(stages):
-        if i < len(done):
+        if i < first:
             continue
-        start_file = run_dir.checkpoints / f"stage-{i}-start.pt"
-        if start_file.is_file():  # resumed inside this stage: the RNG as it was when the stage began
-            set_rng_state(load_state(start_file)["rng"])
-        elif main:
-            save_state(start_file, {"rng": rng_state()})
-        barrier(info)
         session.stage_checkpoint = StageCheckpoint(run_dir.checkpoints, i, config.checkpoint_every, fingerprint, info)
-        session.log(stage=stage.name, event="stage-start", index=i)
-        t0 = time.time()
+        session.stage_checkpoint.expected = shapes
+        _enter_stage(session, stage, i, model, source, resumed=resume is not None and i == first,
+                     new_overrides=new_overrides, resolved=resolved, done_bytes=done_bytes)
+        _run_stage(session, stage, i, model, done, fingerprint)
+        source = f"as stage {stage.name!r} left it"
+    return _write_results(session, started)
+
+
+def _run_stage(session, stage, index: int, model, done: list[str], fingerprint: str) -> None:
+    """One stage, then (rank 0) everything the next one starts from, progress.json last."""
+    run_dir, config = session.run, session.config
+    session.log(stage=stage.name, event="stage-start", index=index)
+    t0 = time.time()
+    try:
         stage.run(session, model)
-        session.stage_checkpoint = None
-        session.log(stage=stage.name, event="stage-end", index=i, seconds=time.time() - t0)
-        done.append(stage.name)
-        if main:
-            # Everything the next stage starts from (weights, results, its RNG) is on disk before
-            # progress.json says this stage is done: a kill between two writes resumes exactly.
-            save_weights(run_dir.checkpoints / f"stage-{i}.safetensors", model.state_dict())
-            atomic_write_text(run_dir.checkpoints / "results-partial.json", json.dumps(session.results))
-            save_state(run_dir.checkpoints / f"stage-{i + 1}-start.pt", {"rng": rng_state()})
-            atomic_write_text(progress_file, json.dumps({"done": done}))
-            StageCheckpoint(run_dir.checkpoints, i, config.checkpoint_every, fingerprint).clear()
-        barrier(info)
+    except NumericalError:  # recorded so that resume may accept a lowered learning rate
+        session.log(stage=stage.name, event="stopped-nonfinite", index=index)
+        raise
+    session.stage_checkpoint = None
+    session.log(stage=stage.name, event="stage-end", index=index, seconds=time.time() - t0)
+    done.append(stage.name)
+    if session.dist.is_main:
+        # Everything the next stage starts from (weights, results, its RNG) is on disk before
+        # progress.json says this stage is done: a kill between two writes resumes exactly.
+        ckpt = run_dir.checkpoints
+        save_weights(ckpt / f"stage-{index}.safetensors", model.state_dict())
+        atomic_write_text(ckpt / "results-partial.json", json.dumps(session.results))
+        save_state(ckpt / f"stage-{index + 1}-start.pt", {"rng": rng_state()})
+        atomic_write_text(ckpt / "progress.json", json.dumps({"done": done, "metrics_bytes": run_dir.metrics_bytes()}))
+        StageCheckpoint(ckpt, index, config.checkpoint_every, fingerprint).clear()
+    barrier(session.dist)
+
+
+def _write_results(session, started: float) -> Path:
     results = {
         "method": session.method_entry.name,
         "task": session.spec.name,
         "metric": session.spec.metric,
         "higher_is_better": session.spec.higher_is_better,
         "components": session.component_names(),
-        "seed": config.seed,
+        "seed": session.config.seed,
         **session.results,
         "wall_time_s": time.time() - started,
         "peak_memory_mb": peak_memory_mb(),
     }
-    if main:
-        run_dir.write_json("results.json", results)
-    barrier(info)
-    return run_dir.path
+    if session.dist.is_main:
+        session.run.write_json("results.json", results)
+    barrier(session.dist)
+    return session.run.path
