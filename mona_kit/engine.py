@@ -179,7 +179,7 @@ class Session:
 
     @cached_property
     def task_loss(self) -> nn.Module:
-        return self.kit.objectives.get(self.spec.loss).build()
+        return self.normalization.wrap_loss(self.kit.objectives.get(self.spec.loss).build())
 
     @cached_property
     def metric(self):

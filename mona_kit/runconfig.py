@@ -80,7 +80,8 @@ class TrainConfig:
     )
     normalize_targets: str = option(
         "auto", choices=("auto", "pointwise", "channel", "global", "none"),
-        help="standardise regression targets with training statistics; predictions and metrics stay in original units",
+        help="standardise regression targets with training statistics (auto: one global mean and scale; the loss is "
+        "taken in standardised units, predictions and metrics stay in original units)",
     )
 
 

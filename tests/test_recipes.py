@@ -59,7 +59,7 @@ def test_auto_normalises_regression_but_not_labels():
 
     ds = TensorDictDataset({"x": torch.randn(20, 1, 8), "y": torch.randn(20, 1, 8)})
     dense = Normalization.fit_task(ds, "dense1d", "auto", "auto")
-    assert dense.describe() == {"inputs": "pointwise", "targets": "pointwise"}
+    assert dense.describe() == {"inputs": "pointwise", "targets": "global"}
     labels = TensorDictDataset({"x": torch.randn(20, 1, 8), "y": torch.zeros(20, dtype=torch.long)})
     cls = Normalization.fit_task(labels, "classification", "auto", "pointwise")
     assert cls.describe() == {"inputs": "none", "targets": "none"}  # labels are never standardised
@@ -139,3 +139,20 @@ def test_a_small_set_trains_its_whole_budget_without_selection(tmp_path):
     assert res["plateau"]["finetune"]["selection"] == "fixed-budget"
     assert not any(e.get("event") == "selected" for e in _events(tmp_path / "r"))
     assert math.isfinite(res["test"]["zero-one-error"])
+
+
+def test_the_training_loss_is_taken_in_standardised_units():
+    from mona_kit.normalize import StandardizedLoss
+
+    y = torch.randn(32, 1, 8) * 1e-3 + 0.01  # Darcy-like: a small spread around a mean field
+    stats = fit(y, "pointwise")
+    mse = nn.MSELoss()
+    pred = (y + 1e-4 * torch.randn_like(y)).requires_grad_()
+    loss = StandardizedLoss(mse, stats)(pred, y)
+    assert loss.item() == pytest.approx(mse((pred - stats.mean) / stats.std, (y - stats.mean) / stats.std).item())
+    # The gradient reaching the head's standardised output is O(1), not scaled down by the spread.
+    z = ((pred - stats.mean) / stats.std).detach().requires_grad_()
+    StandardizedLoss(mse, stats)(z * stats.std + stats.mean, y).backward()
+    raw = z.detach().clone().requires_grad_()
+    mse(raw * stats.std + stats.mean, y).backward()
+    assert z.grad.abs().mean() > 1e5 * raw.grad.abs().mean()

@@ -9,8 +9,6 @@ from __future__ import annotations
 import importlib.resources
 from pathlib import Path
 
-import yaml
-
 from ..errors import ConfigError
 from ..runconfig import RunConfig, apply_overrides, read_config_file
 
@@ -18,8 +16,10 @@ DEFAULT_METHODS = ("mona", "finetune")
 
 
 def default_config() -> dict:
+    from ..yamlsafe import load_yaml_text
+
     text = importlib.resources.files("mona_kit").joinpath("configs/default.yaml").read_text()
-    return yaml.safe_load(text)
+    return load_yaml_text(text, what="the embedded default config")
 
 
 def configure(parser) -> None:
