@@ -14,6 +14,15 @@ from .runs import RunDir, atomic_replace, atomic_write_text
 from .summary import as_number, mean_std
 
 
+def final_plateau(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The plateau record of a run's last training stage (None for runs that keep none: references)."""
+    records = row.get("plateau")
+    if not isinstance(records, dict) or not records:
+        return None
+    last = list(records.values())[-1]
+    return last if isinstance(last, dict) else None
+
+
 def aggregate(rows: list[dict[str, Any]], split: str = "test") -> dict[tuple[str, str], dict[str, Any]]:
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in rows:
@@ -28,6 +37,9 @@ def aggregate(rows: list[dict[str, Any]], split: str = "test") -> dict[tuple[str
             "mean": mean, "std": std, "n": finite, "runs": len(rs), "metric": metric, "higher_is_better": rs[0].get("higher_is_better", False),
             "seconds": sum(as_number(r.get("wall_time_s")) or 0 for r in rs) / len(rs),
             "peak_mb": max(as_number(r.get("peak_memory_mb")) or 0 for r in rs), "values": values,
+            # Cells whose last training stage was still improving, and cells too small to select on.
+            "not_plateaued": sum(1 for r in rs if (final_plateau(r) or {}).get("plateaued") is False),
+            "fixed_budget": sum(1 for r in rs if (final_plateau(r) or {}).get("selection") == "fixed-budget"),
         }
     return out
 
@@ -49,53 +61,100 @@ def ranks(agg: dict[tuple[str, str], dict[str, Any]], methods: list[str], tasks:
     return {m: sum(r) / len(r) for m, r in per_method.items()}
 
 
-def markdown_table(rows: list[dict[str, Any]], *, title: str = "") -> str:
+def _cell_text(a: dict[str, Any], full_n: int) -> str:
+    text = f"{a['mean']:.4f} ± {a['std']:.4f}"
+    if a["n"] < a["runs"]:
+        text += f" (n={a['n']} of {a['runs']})"
+    elif a["n"] < full_n:
+        text += f" (n={a['n']})"
+    return text
+
+
+def markdown_table(rows: list[dict[str, Any]], *, title: str = "", references: set[str] | frozenset[str] = frozenset(),
+                   baseline: str = "linear") -> str:
+    """Mean ± std per method and task. Rows whose method is in ``references`` (registered with
+    ``reference=True``: mean, linear, 1-NN, specialists) form their own block; the other rows are
+    ranked among themselves, marked where they do not beat the ``baseline`` reference row, and
+    marked where a seed's last training stage had not plateaued."""
     agg = aggregate(rows)
+    by_label = {r["method_label"]: r.get("method", r["method_label"]) for r in rows}
     methods = list(dict.fromkeys(r["method_label"] for r in rows))
+    refs = [m for m in methods if by_label[m] in references]
+    transfer = [m for m in methods if m not in refs]
     tasks = list(dict.fromkeys(r["task_label"] for r in rows))
-    avg_rank = ranks(agg, methods, tasks)
+    avg_rank = ranks(agg, transfer, tasks)
     metric_of = {t: next(a["metric"] for (m, tt), a in agg.items() if tt == t) for t in tasks}
-    arrow = {t: ("↑" if next(a["higher_is_better"] for (m, tt), a in agg.items() if tt == t) else "↓") for t in tasks}
+    higher = {t: next(a["higher_is_better"] for (m, tt), a in agg.items() if tt == t) for t in tasks}
     best = {}
     for t in tasks:
         scored = [(m, agg[(m, t)]) for m in methods if (m, t) in agg and not math.isnan(agg[(m, t)]["mean"])]
         if scored:
-            sign = -1.0 if scored[0][1]["higher_is_better"] else 1.0
+            sign = -1.0 if higher[t] else 1.0
             best[t] = min(scored, key=lambda x: sign * x[1]["mean"])[0]
+    base_label = next((m for m in refs if by_label[m] == baseline), None)
     full_n = max((a["runs"] for a in agg.values()), default=0)
     lines = [f"### {title}", ""] if title else []
-    lines.append("| method | " + " | ".join(f"{t} ({metric_of[t]} {arrow[t]})" for t in tasks) + " | avg. rank |")
+    lines.append("| method | " + " | ".join(f"{t} ({metric_of[t]} {'↑' if higher[t] else '↓'})" for t in tasks) + " | avg. rank |")
     lines.append("|---" * (len(tasks) + 2) + "|")
-    for m in methods:
-        cells = []
-        for t in tasks:
-            a = agg.get((m, t))
-            if a is None:
-                cells.append("–")
-                continue
-            if math.isnan(a["mean"]):
-                cells.append(f"diverged ({a['runs']} runs)")
-                continue
-            text = f"{a['mean']:.4f} ± {a['std']:.4f}" + (f" (n={a['n']} of {a['runs']})" if a["n"] < a["runs"] else
-                                                          f" (n={a['n']})" if a["n"] < full_n else "")
-            cells.append(f"**{text}**" if best.get(t) == m else text)
-        rank = f"{avg_rank[m]:.2f}" if m in avg_rank else "–"
-        lines.append(f"| {m} | " + " | ".join(cells) + f" | {rank} |")
+    losses_to_base, unsettled, fixed = 0, 0, 0
+    for block, members in (("reference", refs), ("transfer", transfer)):
+        if refs and members:
+            lines.append(f"| *{block}* |" + " |" * (len(tasks) + 1))
+        for m in members:
+            cells = []
+            for t in tasks:
+                a = agg.get((m, t))
+                if a is None:
+                    cells.append("–")
+                    continue
+                if math.isnan(a["mean"]):
+                    cells.append(f"diverged ({a['runs']} runs)")
+                    continue
+                text = _cell_text(a, full_n)
+                text = f"**{text}**" if best.get(t) == m else text
+                ref = agg.get((base_label, t)) if base_label else None
+                if block == "transfer" and ref is not None and not math.isnan(ref["mean"]):
+                    sign = -1.0 if higher[t] else 1.0
+                    if sign * a["mean"] >= sign * ref["mean"]:
+                        text += " ◇"
+                        losses_to_base += 1
+                if a["not_plateaued"]:
+                    text += f" †{a['not_plateaued']}"
+                    unsettled += 1
+                if a["fixed_budget"]:
+                    fixed += 1
+                cells.append(text)
+            rank = f"{avg_rank[m]:.2f}" if m in avg_rank else "–"
+            lines.append(f"| {m} | " + " | ".join(cells) + f" | {rank} |")
     lines.append("")
-    lines.append("Test-split metric, mean ± sample std over seeds (model selected on the validation split); "
-                 "↓ lower / ↑ higher is better; best mean per task in bold; rank averaged over tasks; "
-                 "a seed whose metric is not finite is left out of the mean and counted in n.")
+    notes = ["Test-split metric, mean ± sample std over seeds (model selected on the validation split); "
+             "↓ lower / ↑ higher is better; best mean per task in bold; a seed whose metric is not finite is "
+             "left out of the mean and counted in n."]
+    if refs:
+        notes.append("Reference rows (training mean, linear model, 1-NN, from-scratch specialist) are what a "
+                     "transfer method must beat; the rank is averaged over tasks among the transfer methods only.")
+    if base_label:
+        notes.append(f"◇: does not beat the `{baseline}` reference on that task ({losses_to_base} cells).")
+    notes.append(f"†k: k seeds whose last training stage had not plateaued ({unsettled} cells; "
+                 "criterion in each run's results.json under 'plateau').")
+    if fixed:
+        notes.append(f"{fixed} cells train on a set too small to select on: their runs keep the end of a fixed "
+                     "budget instead of the best validation step.")
+    lines.append(" ".join(notes))
     return "\n".join(lines)
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    fields = ["method_label", "task_label", "seed", "metric", "val", "test", "wall_time_s", "peak_memory_mb", "run_dir"]
+    fields = ["method_label", "task_label", "seed", "metric", "val", "test", "plateaued", "selection", "wall_time_s",
+              "peak_memory_mb", "run_dir"]
     lines = []
     for r in rows:
         m = r["metric"]
         lines.append({
             "method_label": r["method_label"], "task_label": r["task_label"], "seed": r["seed"], "metric": m,
-            "val": r.get("val", {}).get(m), "test": r.get("test", {}).get(m), "wall_time_s": round(as_number(r.get("wall_time_s")) or 0, 2),
+            "val": r.get("val", {}).get(m), "test": r.get("test", {}).get(m),
+            "plateaued": (final_plateau(r) or {}).get("plateaued"), "selection": (final_plateau(r) or {}).get("selection"),
+            "wall_time_s": round(as_number(r.get("wall_time_s")) or 0, 2),
             "peak_memory_mb": round(as_number(r.get("peak_memory_mb")) or 0, 1), "run_dir": r["run_dir"],
         })
 
@@ -193,9 +252,10 @@ def plot_reuse(rows: list[dict[str, Any]], path: Path) -> Path | None:
     return save_figure(fig, path)
 
 
-def write_report(output: Path, rows: list[dict[str, Any]], *, title: str, command: str) -> list[Path]:
+def write_report(output: Path, rows: list[dict[str, Any]], *, title: str, command: str,
+                 references: set[str] | frozenset[str] = frozenset()) -> list[Path]:
     output = Path(output)
-    table = markdown_table(rows, title=title)
+    table = markdown_table(rows, title=title, references=references)
     atomic_write_text(output / "table.md", table + f"\n\nProduced by: `{command}`\n")
     write_csv(rows, output / "results.csv")
     written = [output / "table.md", output / "results.csv", plot_errors(rows, output / "errors.png")]

@@ -84,7 +84,9 @@ def run(args, kit) -> int:
         rows.sort(key=lambda r: (method_order.get(r["method_label"], len(method_order)),
                                  task_order.get(r["task_label"], len(task_order)), r["seed"]))
         command = "mona-kit sweep " + " ".join(shlex.quote(a) for a in args.items)
-        for p in write_report(output, rows, title=f"{profile['name']}: {len(rows)} cells", command=command):
+        references = {e.name for e in kit.methods if e.meta.get("reference")}
+        for p in write_report(output, rows, title=f"{profile['name']}: {len(rows)} cells", command=command,
+                              references=references):
             print(p)
     if failures:
         print(f"sweep {profile['name']}: {len(failures)} of {len(todo)} cells failed ({', '.join(k for k, _, _ in failures)}); "

@@ -1,0 +1,41 @@
+"""The sweep table shows reference rows apart, marks transfer cells that do not beat the linear
+reference, and marks cells whose last training stage had not plateaued."""
+
+from __future__ import annotations
+
+from mona_kit.report import markdown_table
+
+
+def _row(label, task, seed, value, *, plateaued=True, method=None):
+    plateau = {"finetune": {"plateaued": plateaued, "selection": "validation"}} if plateaued is not None else None
+    row = {"method_label": label, "method": method or label, "task_label": task, "seed": seed, "metric": "nrmse",
+           "higher_is_better": False, "test": {"nrmse": value}, "wall_time_s": 1.0, "peak_memory_mb": 1.0}
+    if plateau:
+        row["plateau"] = plateau
+    return row
+
+
+def test_reference_block_baseline_marks_and_plateau_flags():
+    rows = [
+        _row("mean", "t", 0, 1.0, plateaued=None), _row("mean", "t", 1, 1.0, plateaued=None),
+        _row("linear", "t", 0, 0.30, plateaued=None), _row("linear", "t", 1, 0.32, plateaued=None),
+        _row("finetune", "t", 0, 0.20), _row("finetune", "t", 1, 0.22),
+        _row("fpt", "t", 0, 0.40, plateaued=False), _row("fpt", "t", 1, 0.42),
+    ]
+    table = markdown_table(rows, references={"mean", "linear"})
+    lines = table.splitlines()
+    assert lines.index("| *reference* | | |") < lines.index("| *transfer* | | |")
+    fpt = next(line for line in lines if line.startswith("| fpt |"))
+    finetune = next(line for line in lines if line.startswith("| finetune |"))
+    assert "◇" in fpt and "†1" in fpt  # loses to linear, one seed still improving
+    assert "◇" not in finetune and "†" not in finetune and "**0.2100" in finetune
+    # Ranks are among transfer methods only: references show none.
+    assert next(line for line in lines if line.startswith("| linear |")).endswith("| – |")
+    assert finetune.endswith("| 1.00 |")
+    assert "(1 cells)" in table  # one ◇ cell, counted in the note
+
+
+def test_without_references_the_table_is_plain():
+    rows = [_row("finetune", "t", 0, 0.2), _row("fpt", "t", 0, 0.4)]
+    table = markdown_table(rows)
+    assert "*reference*" not in table and "◇" not in table
