@@ -267,3 +267,17 @@ def test_fitted_state_survives_a_resume(ref_kit, tmp_path, method):
     config = RunConfig.from_dict(RunDir.open(run_dir).read_config())
     resumed = json.loads((run(ref_kit, config, progress=False, resume=run_dir) / "results.json").read_text())
     assert resumed["test"] == first["test"] and resumed["reference"] == first["reference"]
+
+
+def test_specialist_for_images_is_a_2d_cnn_that_learns(tmp_path):
+    import json
+
+    from mona_kit.cli import main
+
+    argv = ["run", "task=mnist-5k", "task.max_train=300", "task.max_val=100", "task.max_test=200", "method=specialist",
+            "method.epochs=4", "backbone=tiny-bert", "train.batch_size=32", f"output_dir={tmp_path}", "run_name=r",
+            "--no-progress", "--no-plots"]
+    assert main(argv) == 0
+    res = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert res["reference"]["model"] == "cnn" and res["reference"]["specialist"] is True
+    assert res["test"]["zero-one-error"] < 0.4  # ten classes: the majority class scores about 0.9

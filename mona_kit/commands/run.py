@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..runconfig import RunConfig, apply_overrides, read_config_file
 
-DEFAULT_METHODS = ("mona", "finetune")
+DEFAULT_METHODS = ("mona", "finetune", "linear")
 
 
 def default_config() -> dict:

@@ -28,7 +28,7 @@ def register_all(register) -> None:
     )
     register("knn", lambda: Knn(), summary="reference: 1-nearest neighbour on the flattened input (Euclidean)", **ref)
     register("fno", FnoMethod, config=FnoConfig, summary="reference: small Fourier Neural Operator from scratch (dense 1-D/2-D grids)", **ref)
-    register("cnn", CnnMethod, config=CnnConfig, summary="reference: small 1-D CNN from scratch (DNA and other sequence classification)", **ref)
+    register("cnn", CnnMethod, config=CnnConfig, summary="reference: small CNN from scratch (DNA and other sequence classification, 1-D; images, 2-D)", **ref)
     register(
         "minirocket", MiniRocketMethod, config=MiniRocketConfig,
         summary="reference: MiniRocket features + ridge classifier, alpha by leave-one-out (time-series classification)",
@@ -36,6 +36,6 @@ def register_all(register) -> None:
     )
     register(
         "specialist", Specialist, config=SpecialistConfig,
-        summary="reference: the task family's from-scratch specialist (fno for grids, cnn for DNA-like sequences, minirocket for time series)",
+        summary="reference: the task family's from-scratch specialist (fno for grids, cnn for DNA-like sequences and images, minirocket for time series)",
         **ref,
     )

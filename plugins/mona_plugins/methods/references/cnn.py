@@ -1,7 +1,9 @@
-"""``cnn``: a small 1-D CNN trained from scratch for sequence classification (DNA and other
-categorical or one-hot sequences), in the spirit of DeepSEA (Zhou & Troyanskaya 2015):
-conv-relu-maxpool stacks that detect motifs, a global max pool (a motif counts wherever it is),
-dropout and a linear layer.
+"""``cnn``: a small CNN trained from scratch for classification.
+
+Sequences (DNA and other categorical or one-hot sequences) get a 1-D CNN in the spirit of DeepSEA
+(Zhou & Troyanskaya 2015): conv-relu-maxpool stacks that detect motifs, a global max pool (a motif
+counts wherever it is), dropout and a linear layer. Images (channels x height x width, e.g. MNIST
+as a target task) get the same stack in 2-D with 3x3 kernels and 2x2 pooling, LeNet-style.
 """
 
 from __future__ import annotations
@@ -27,31 +29,39 @@ class CnnConfig:
     lr: float = option(1e-3, help="learning rate (AdamW, train.scheduler)")
 
 
+#: Images use small kernels and halve their size per block (motifs in DNA need long kernels).
+IMAGE_KERNEL, IMAGE_POOL = 3, 2
+
+
 class SequenceCnn(ReferenceModel):
     def __init__(self, spec, cfg: CnnConfig):
         super().__init__(spec.input_shape, spec.output_shape)
-        channels, length = spec.input_shape
+        channels, *extent = spec.input_shape
+        image = len(extent) == 2
+        conv, norm, pool = (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d) if image else (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d)
+        kernel, stride = (IMAGE_KERNEL, IMAGE_POOL) if image else (cfg.kernel, cfg.pool)
+        length = min(extent)
         layers: list[nn.Module] = []
         width = channels
         for i in range(cfg.blocks):
             out = cfg.channels * (2 if i else 1)
-            layers += [nn.Conv1d(width, out, cfg.kernel, padding=cfg.kernel // 2), nn.BatchNorm1d(out), nn.ReLU()]
-            if i < cfg.blocks - 1 and length // cfg.pool >= cfg.kernel:
-                layers.append(nn.MaxPool1d(cfg.pool))
-                length //= cfg.pool
+            layers += [conv(width, out, kernel, padding=kernel // 2), norm(out), nn.ReLU()]
+            if i < cfg.blocks - 1 and length // stride >= kernel:
+                layers.append(pool(stride))
+                length //= stride
             width = out
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(width, spec.output_shape[0]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x).amax(dim=-1))
+        return self.classifier(self.features(x).flatten(2).amax(dim=-1))
 
 
 def check_sequence_classification(spec, what: str) -> None:
-    if spec.task_type not in ("classification", "multilabel") or len(spec.input_shape) != 2:
+    if spec.task_type not in ("classification", "multilabel") or len(spec.input_shape) not in (2, 3):
         raise ConfigError(
-            f"{what} classifies sequences (input channels x length); task {spec.name!r} is {spec.task_type} "
-            f"with input {tuple(spec.input_shape)}."
+            f"{what} classifies sequences (channels x length) or images (channels x height x width); task "
+            f"{spec.name!r} is {spec.task_type} with input {tuple(spec.input_shape)}."
         )
 
 

@@ -2,7 +2,8 @@
 
 * dense grid tasks (dense1d, dense2d) -> ``fno``;
 * classification of categorical sequences (DNA, RNA, protein: one-hot channels) -> ``cnn``;
-* other sequence classification (time series) -> ``minirocket``.
+* other sequence classification (time series) -> ``minirocket``;
+* image classification (channels x height x width) -> ``cnn`` in 2-D.
 
 The choice reads the task's spec (and, for a sequence of unknown modality, whether its inputs
 are one-hot); ``results["reference"]`` records which one ran.
@@ -46,9 +47,11 @@ def choose(session, cfg: SpecialistConfig) -> ReferenceMethod:
         if spec.modality in CATEGORICAL_MODALITIES or looks_one_hot(session.task.train):
             return CnnMethod(CnnConfig(epochs=cfg.epochs, lr=cfg.lr))
         return MiniRocketMethod(MiniRocketConfig())
+    if spec.task_type in ("classification", "multilabel") and len(spec.input_shape) == 3:
+        return CnnMethod(CnnConfig(epochs=cfg.epochs, lr=cfg.lr))
     raise ConfigError(
         f"no specialist for task {spec.name!r} ({spec.task_type}, input {tuple(spec.input_shape)}): there is one for "
-        f"grid fields (fno), categorical sequences (cnn) and time series (minirocket); use linear or knn."
+        f"grid fields (fno), categorical sequences and images (cnn) and time series (minirocket); use linear or knn."
     )
 
 
