@@ -28,7 +28,7 @@ def test_reference_block_baseline_marks_and_plateau_flags():
     fpt = next(line for line in lines if line.startswith("| fpt |"))
     finetune = next(line for line in lines if line.startswith("| finetune |"))
     assert "◇" in fpt and "†1" in fpt  # loses to linear, one seed still improving
-    assert "◇" not in finetune and "†" not in finetune and "**0.2100" in finetune
+    assert "◇" not in finetune and "†" not in finetune and "**0.21 ± 0.014**" in finetune
     # Ranks are among transfer methods only: references show none.
     assert next(line for line in lines if line.startswith("| linear |")).endswith("| – |")
     assert finetune.endswith("| 1.00 |")
@@ -39,3 +39,8 @@ def test_without_references_the_table_is_plain():
     rows = [_row("finetune", "t", 0, 0.2), _row("fpt", "t", 0, 0.4)]
     table = markdown_table(rows)
     assert "*reference*" not in table and "◇" not in table
+
+
+def test_tiny_and_large_values_keep_their_digits():
+    rows = [_row("linear", "t", 0, 2.365e-07, plateaued=None), _row("linear", "t", 1, 2.365e-07, plateaued=None)]
+    assert "2.365e-07 ± 0" in markdown_table(rows)
