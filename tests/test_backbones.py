@@ -76,7 +76,7 @@ def test_prefixes_resolve(kit):
     assert hf.meta["modality"] == "text"
     body = hf.build({"max_tokens": 32})
     assert body.width == 384 and body.max_tokens == 32
-    resnet = kit.backbones.get("timm:test_resnet").build({"image_size": 64})
+    resnet = kit.backbones.get("timm:test_resnet").build({"image_size": 64, "pretrained": False})  # no hub weights
     check_backbone(resnet)
     lite = kit.backbones.get(f"timm:tf_efficientnet_lite0:{efficientnet_lite0_weights()}").build({"image_size": 64})
     named = kit.backbones.get("efficientnet-lite0").build({"image_size": 64})

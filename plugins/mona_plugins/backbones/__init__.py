@@ -1,8 +1,8 @@
 """First-party backbones: transformers encoders (``hf``), timm image models (``timm``), tiny CI bodies.
 
 Registered: ``minilm-l6`` (the default body), ``efficientnet-lite0``, ``mpnet-base`` (optional
-weights), ``tiny-bert``, ``tiny-vit``, ``tiny-cnn``; prefixes ``hf:/path/to/folder`` and
-``timm:ARCH`` / ``timm:ARCH:/path/to/weights``. Heavy imports happen inside the factories.
+weights), ``tiny-bert``, ``tiny-vit``, ``tiny-cnn``; prefixes ``hf:/path/to/folder`` / ``hf:ORG/NAME[@REVISION]``
+and ``timm:ARCH`` / ``timm:ARCH:/path/to/weights``. Heavy imports happen inside the factories.
 """
 
 from __future__ import annotations
@@ -31,8 +31,35 @@ def build_efficientnet_lite0(config: ImageBackboneConfig):
     return build_timm("tf_efficientnet_lite0", efficientnet_lite0_weights, config, name="efficientnet-lite0")
 
 
+def _is_hub_spec(rest: str) -> bool:
+    """``ORG/NAME[@REVISION]`` rather than a folder: not path-like and no such folder exists (folders win)."""
+    from pathlib import Path
+
+    from ._hub import is_hub_id, split_revision, valid_revision
+
+    if rest.startswith(("/", ".", "~", "\\")) or Path(rest).expanduser().exists():
+        return False
+    repo_id, revision = split_revision(rest)
+    return is_hub_id(repo_id) and (revision is None or valid_revision(revision))
+
+
 def resolve_hf(rest: str) -> dict:
-    """``hf:/path/to/folder`` -> a registration for that transformers model folder."""
+    """``hf:/path/to/folder`` or ``hf:ORG/NAME[@REVISION]`` (Hugging Face cache, else hub) -> a registration."""
+    if _is_hub_spec(rest):
+        from ._hub import split_revision
+
+        repo_id, revision = split_revision(rest)
+
+        def hub_factory(config: TextBackboneConfig):
+            from .hf import load_hf_hub
+
+            return load_hf_hub(repo_id, revision, config, name=f"hf:{rest}")
+
+        return dict(
+            factory=hub_factory, config=TextBackboneConfig,
+            summary=f"transformers encoder {rest} from the Hugging Face cache, else the hub (unless HF_HUB_OFFLINE=1)",
+            modality="text", weights=f"Hugging Face hub {rest}", license="see the model card", family="transformer",
+        )
 
     def factory(config: TextBackboneConfig):
         from .hf import load_hf_folder
@@ -46,18 +73,18 @@ def resolve_hf(rest: str) -> dict:
 
 
 def resolve_timm(rest: str) -> dict:
-    """``timm:ARCH`` (random init) or ``timm:ARCH:/path/to/weights`` -> a registration."""
+    """``timm:ARCH`` (timm's pretrained weights, or random init with pretrained=false) or ``timm:ARCH:/path/to/weights``."""
     arch, _, path = rest.partition(":")
 
     def factory(config: ImageBackboneConfig):
         from .timm_adapter import build_timm
 
-        return build_timm(arch, path or None, config, name=f"timm:{rest}")
+        return build_timm(arch, path or None, config, name=f"timm:{rest}", hub=not path)
 
     return dict(
         factory=factory, config=ImageBackboneConfig,
-        summary=f"timm {arch} " + (f"with weights from {path}" if path else "(random init)"),
-        modality="image", weights=path or "random init", license="see the weights' source",
+        summary=f"timm {arch} " + (f"with weights from {path}" if path else "with timm's pretrained weights (Hugging Face cache, else hub; pretrained=false: random init)"),
+        modality="image", weights=path or "timm's pretrained weights (Hugging Face cache or hub)", license="see the weights' source",
     )
 
 
@@ -102,8 +129,13 @@ def register_backbones(register):
         modality="image", weights="seeded random init", license="Apache-2.0", family="cnn", width=256, max_tokens=4,
         input_size=64, tiny=True,
     )
-    register.prefix("hf", resolve_hf, summary="hf:/path/to/folder: any local transformers encoder folder (BERT, RoBERTa, MPNet, ...)")
+    register.prefix(
+        "hf", resolve_hf,
+        summary="hf:/path/to/folder (a local transformers encoder folder: BERT, RoBERTa, MPNet, ...) or hf:ORG/NAME[@REVISION] "
+        "(from the Hugging Face cache, else the hub; offline and not cached is an error)",
+    )
     register.prefix(
         "timm", resolve_timm,
-        summary="timm:ARCH (random init) or timm:ARCH:/path/to/weights.(safetensors|pth): any supported timm model",
+        summary="timm:ARCH (timm's pretrained weights from the Hugging Face cache, else the hub; backbone.pretrained=false: "
+        "random init) or timm:ARCH:/path/to/weights.(safetensors|pth): any supported timm model",
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -13,6 +12,7 @@ from torch import nn
 from mona_kit.components import Backbone, SourceEmbedder
 from mona_kit.errors import ConfigError, MonaError, ShapeError
 
+from . import _hub
 from ._shared import SideParts, TensorDictDataset, freeze, param_groups_by_name
 
 
@@ -105,11 +105,6 @@ class HFBackbone(Backbone):
         return param_groups_by_name(self)
 
 
-def _offline() -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
 #: Files of a model folder that can point transformers at Python code shipped in the folder.
 _CODE_POINTERS = ("config.json", "tokenizer_config.json", "preprocessor_config.json", "processor_config.json")
 
@@ -154,7 +149,7 @@ def load_hf_folder(folder: str | Path, config, *, name: str) -> HFBackbone:
             f"(config.json, weights, tokenizer files), e.g. one saved by save_pretrained(); fix the path."
         )
     _refuse_custom_code(folder, name=name)
-    _offline()
+    # local_files_only below keeps transformers off the network for a folder; the process stays online.
     from transformers import AutoConfig, AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -175,6 +170,58 @@ def load_hf_folder(folder: str | Path, config, *, name: str) -> HFBackbone:
         ) from exc
     model.eval()
     return HFBackbone(model, tokenizer, max_tokens=config.max_tokens, config=config, name=name)
+
+
+#: Files fetched before the weights: enough to refuse custom code without downloading gigabytes.
+_METADATA = ["*.json", "*.txt", "*.model"]
+_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def _usable(snapshot: Path, config) -> bool:
+    """A cached snapshot holds what the build needs (an earlier AutoConfig call may have cached config.json alone)."""
+    has_weights = any((snapshot / f).is_file() for f in _WEIGHTS)
+    return (snapshot / "config.json").is_file() and (has_weights or not config.pretrained)
+
+
+def _download(repo_id: str, revision: str | None, config, *, name: str) -> Path:
+    """Fetch a hub id into the cache: metadata, the custom-code check, then the weights (safetensors first)."""
+    shown = f"{repo_id}@{revision}" if revision else repo_id
+    advice = (
+        f"download it where the hub is reachable (hf download {repo_id}"
+        f"{f' --revision {revision}' if revision else ''}), or pass a local model folder instead: backbone=hf:/path/to/folder."
+    )
+    if _hub.offline():
+        raise _hub.unavailable(name, repr(shown), "the hub is offline (HF_HUB_OFFLINE=1)", advice)
+    from huggingface_hub import snapshot_download
+
+    def fetch(patterns: list[str]) -> Path:
+        return Path(snapshot_download(repo_id, revision=revision, cache_dir=_hub.cache_dir(), allow_patterns=patterns))
+
+    try:
+        folder = fetch(_METADATA)
+        _refuse_custom_code(folder, name=name)
+        if config.pretrained:
+            fetch(["*.safetensors", "*.safetensors.index.json"])
+            if not any(folder.glob("*.safetensors")):
+                fetch(["pytorch_model*.bin", "pytorch_model.bin.index.json"])
+    except MonaError:
+        raise
+    except Exception as exc:  # network, auth, missing repo or revision: all one line for the user
+        why = (str(exc).splitlines() or [""])[0][:200]
+        raise _hub.unavailable(name, repr(shown), f"downloading it failed ({type(exc).__name__}: {why})", advice) from None
+    return folder
+
+
+def load_hf_hub(repo_id: str, revision: str | None, config, *, name: str) -> HFBackbone:
+    """Build from a hub id: its snapshot in the Hugging Face cache, else downloaded there (unless offline).
+
+    The cache wins even online, so a cached model runs without a network request; pin ``@REVISION``
+    or refresh the cache (``hf download``) to move to a newer commit.
+    """
+    snapshot = _hub.cached_snapshot(repo_id, revision)
+    if snapshot is None or not _usable(snapshot, config):
+        snapshot = _download(repo_id, revision, config, name=name)
+    return load_hf_folder(snapshot, config, name=name)  # the same custom-code refusal as a local folder
 
 
 def minilm_folder() -> Path:

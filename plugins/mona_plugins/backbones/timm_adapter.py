@@ -15,6 +15,7 @@ import copy
 import sys
 from collections import OrderedDict
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,7 @@ from torch.utils.data import Dataset
 from mona_kit.components import Backbone, SourceEmbedder
 from mona_kit.errors import MonaError, ShapeError, did_you_mean
 
+from . import _hub
 from ._shared import SideParts, freeze, param_groups_by_name
 
 #: Stem modules of map bodies, tried in order; the first whose attributes all exist wins.
@@ -280,8 +282,57 @@ def load_weights(model: nn.Module, path: str | Path, *, name: str, arch: str) ->
 
 
 # Building -----------------------------------------------------------------------------------------
-def build_timm(arch: str, weights, config, *, name: str, model_kwargs: dict | None = None, default_size: int | None = None):
-    """Build a timm body. ``weights``: a path, a callable giving one, or None (random init)."""
+#: Files timm looks for in a hub repo when its pretrained config names none.
+_HUB_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
+
+
+def _cached_weights(cfg: dict) -> tuple[str, Path | None, str | None]:
+    """(the weights' id, their cached file or None, the cache if not HF's): hub ids in the HF cache, URLs in torch's."""
+    hub_id = cfg.get("hf_hub_id")
+    if hub_id:
+        snapshot = _hub.cached_snapshot(*_hub.split_revision(hub_id))
+        names = [cfg["hf_hub_filename"]] if cfg.get("hf_hub_filename") else _HUB_FILES
+        found = [snapshot / n for n in names if snapshot is not None and (snapshot / n).is_file()]
+        return repr(hub_id), (found[0] if found else None), None
+    url = cfg.get("url") or ""
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    cached = folder / Path(urlparse(url).path).name
+    return repr(url), (cached if url and cached.is_file() else None), f"torch's hub cache ({folder})"
+
+
+def _create_pretrained(arch: str, kwargs: dict, cfg: dict, *, name: str) -> nn.Module:
+    """timm.create_model(pretrained=True), from the cached file when there is one (no network), else timm's download."""
+    import timm
+
+    if not cfg.get("hf_hub_id") and not cfg.get("url"):
+        raise MonaError(
+            f"backbone {name!r}: timm has no pretrained weights for {arch!r}; pass a weights file "
+            f"(timm:{arch}:/path/to/weights.safetensors) or set backbone.pretrained=false for random init."
+        )
+    weights_id, cached, where = _cached_weights(cfg)
+    what = f"{weights_id} (timm's weights for {arch!r})"
+    advice = (
+        f"download them where the hub is reachable, pass a weights file instead (timm:{arch}:/path/to/weights.safetensors), "
+        f"or set backbone.pretrained=false for random init."
+    )
+    if cached is not None:
+        kwargs = {**kwargs, "pretrained_cfg_overlay": {"file": str(cached)}}
+    elif _hub.offline():
+        raise _hub.unavailable(name, what, "the hub is offline (HF_HUB_OFFLINE=1)", advice, where=where)
+    elif cfg.get("hf_hub_id"):
+        kwargs = {**kwargs, "cache_dir": str(_hub.cache_dir())}  # the cache looked in above, read now, not at import
+    try:
+        return timm.create_model(arch, pretrained=True, **kwargs)
+    except Exception as exc:  # network, missing file, bad checkpoint: one line for the user
+        why = (str(exc).splitlines() or [""])[0][:200]
+        raise _hub.unavailable(name, what, f"loading them failed ({type(exc).__name__}: {why})", advice, where=where) from None
+
+
+def build_timm(
+    arch: str, weights, config, *, name: str, model_kwargs: dict | None = None, default_size: int | None = None,
+    hub: bool = False,
+):
+    """Build a timm body. ``weights``: a path, a callable giving one, or None (random init, or timm's own with ``hub``)."""
     import timm
 
     kwargs = dict(model_kwargs or {})
@@ -298,8 +349,11 @@ def build_timm(arch: str, weights, config, *, name: str, model_kwargs: dict | No
     size = config.image_size or default_size or native
     patch_embed = getattr(model, "patch_embed", None)
     if patch_embed is not None and tuple(patch_embed.img_size) != (size, size):
-        model = timm.create_model(arch, pretrained=False, **{**kwargs, "img_size": size})
-    if weights is not None and config.pretrained:
+        kwargs["img_size"] = size
+        model = timm.create_model(arch, pretrained=False, **kwargs)
+    if hub and weights is None and config.pretrained:
+        model = _create_pretrained(arch, kwargs, model.pretrained_cfg, name=name)
+    elif weights is not None and config.pretrained:
         load_weights(model, weights() if callable(weights) else weights, name=name, arch=arch)
     mean = model.pretrained_cfg.get("mean", (0.5, 0.5, 0.5))
     std = model.pretrained_cfg.get("std", (0.5, 0.5, 0.5))
