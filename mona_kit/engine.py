@@ -73,6 +73,51 @@ def pick_auto(kit: Kit, kind: str, **facts: Any) -> str:
     return (defaults or matches)[0].name
 
 
+def build_task(entry, cfg) -> TaskData:
+    """A dataset entry's splits from its validated config, refused if the factory returns anything else."""
+    task = entry.factory(cfg) if cfg is not None else entry.factory()
+    if not isinstance(task, TaskData):
+        raise MonaError(
+            f"dataset {entry.name!r} ({entry.provider}) returned {type(task).__name__}, not a TaskData; fix the plugin."
+        )
+    return task
+
+
+def build_body(entry, cfg, pretrained: bool, *, who: str) -> Backbone:
+    """A backbone entry's body from its validated config; ``pretrained=False`` needs a 'pretrained' option."""
+    if not pretrained and (cfg is None or not hasattr(cfg, "pretrained")):
+        raise ConfigError(
+            f"{who} needs a randomly initialised body, but backbone "
+            f"{entry.name!r} has no 'pretrained' option; add one to its config class."
+        )
+    if not pretrained:
+        import attrs
+
+        cfg = attrs.evolve(cfg, pretrained=False)
+    body = entry.factory(cfg) if cfg is not None else entry.factory()
+    if not isinstance(body, Backbone):
+        raise MonaError(f"backbone {entry.name!r} returned {type(body).__name__}, not a Backbone; fix the plugin.")
+    return body
+
+
+def auto_name(kit: Kit, key: str, spec, body: Backbone) -> str:
+    """The embedder (by input rank and body family) or head (by task type) ``auto`` stands for."""
+    if key == "embedder":
+        return pick_auto(kit, "embedders", input_rank=len(spec.input_shape), body_family=body.family)
+    if key == "head":
+        return pick_auto(kit, "heads", task_type=spec.task_type)
+    raise KeyError(key)
+
+
+def assemble_model(kit: Kit, spec, body: Backbone, embedder: ComponentRef, head: ComponentRef) -> CrossModalModel:
+    """embedder -> ``body`` -> head for a task spec (``auto`` names resolved; no statistics, no device)."""
+    emb_name = auto_name(kit, "embedder", spec, body) if embedder.name == "auto" else embedder.name
+    head_name = auto_name(kit, "head", spec, body) if head.name == "auto" else head.name
+    emb = kit.embedders.get(emb_name).build(embedder.options, task=spec, body=body)
+    out = kit.heads.get(head_name).build(head.options, task=spec, body=body, embedder=emb)
+    return CrossModalModel(emb, body, out)
+
+
 class Session:
     """One run's resolved components plus the services stages use."""
 
@@ -105,33 +150,14 @@ class Session:
     # Components ----------------------------------------------------------------------------
     @cached_property
     def task(self) -> TaskData:
-        task = self.task_entry.factory(self.task_config) if self.task_config is not None else self.task_entry.factory()
-        if not isinstance(task, TaskData):
-            raise MonaError(
-                f"dataset {self.task_entry.name!r} ({self.task_entry.provider}) returned {type(task).__name__}, "
-                f"not a TaskData; fix the plugin."
-            )
-        return task
+        return build_task(self.task_entry, self.task_config)
 
     @property
     def spec(self):
         return self.task.spec
 
     def _build_body(self, pretrained: bool) -> Backbone:
-        cfg = self.backbone_config
-        if not pretrained and (cfg is None or not hasattr(cfg, "pretrained")):
-            raise ConfigError(
-                f"method {self.method_entry.name!r} needs a randomly initialised body, but backbone "
-                f"{self.backbone_entry.name!r} has no 'pretrained' option; add one to its config class."
-            )
-        if not pretrained:
-            import attrs
-
-            cfg = attrs.evolve(cfg, pretrained=False)
-        body = self.backbone_entry.factory(cfg) if cfg is not None else self.backbone_entry.factory()
-        if not isinstance(body, Backbone):
-            raise MonaError(f"backbone {self.backbone_entry.name!r} returned {type(body).__name__}, not a Backbone; fix the plugin.")
-        return body
+        return build_body(self.backbone_entry, self.backbone_config, pretrained, who=f"method {self.method_entry.name!r}")
 
     @cached_property
     def pretrained_body(self) -> Backbone:
@@ -142,12 +168,8 @@ class Session:
         ref: ComponentRef = getattr(self.config, key)
         if ref.name != "auto":
             return ref.name
-        if key == "embedder":
-            return pick_auto(
-                self.kit, "embedders", input_rank=len(self.spec.input_shape), body_family=self.pretrained_body.family
-            )
-        if key == "head":
-            return pick_auto(self.kit, "heads", task_type=self.spec.task_type)
+        if key in ("embedder", "head"):
+            return auto_name(self.kit, key, self.spec, self.pretrained_body)
         if key == "source":
             modality = self.pretrained_body.source_modality
             if modality not in DEFAULT_SOURCE:
@@ -159,11 +181,9 @@ class Session:
         """embedder -> body -> head, freshly built (a copy of the loaded body, or a random one)."""
         torch.manual_seed(self.config.seed)
         body = copy.deepcopy(self.pretrained_body) if pretrained else self._build_body(pretrained=False)
-        emb_entry = self.kit.embedders.get(self.resolved_name("embedder"))
-        head_entry = self.kit.heads.get(self.resolved_name("head"))
-        embedder = emb_entry.build(self.config.embedder.options, task=self.spec, body=body)
-        head = head_entry.build(self.config.head.options, task=self.spec, body=body, embedder=embedder)
-        model = CrossModalModel(embedder, body, head)
+        embedder = ComponentRef(name=self.resolved_name("embedder"), options=self.config.embedder.options)
+        head = ComponentRef(name=self.resolved_name("head"), options=self.config.head.options)
+        model = assemble_model(self.kit, self.spec, body, embedder, head)
         self.normalization.attach(model.embedder, model.head)
         return model.to(self.device)
 

@@ -424,21 +424,22 @@ def _enter_stage(session, stage, index: int, model, source: str, *, resumed: boo
 
 def run(
     kit: Kit, config: RunConfig, *, overwrite: bool = False, progress: bool = True, resume: Path | None = None,
-    overrides: list[str] | tuple[str, ...] = (),
+    overrides: list[str] | tuple[str, ...] = (), on_finish=None,
 ) -> Path:
     """Run ``config`` to completion; returns the run directory.
 
     Bad input (names, configs, data, components, a foreign checkpoint) fails before the run
     directory is created, so a failed start never leaves a half-made run behind. While it runs,
     rank 0 holds the directory's lock: a second writer is refused. ``overrides`` (resume only)
-    change a learning rate after a non-finite stop; anything else is refused.
+    change a learning rate after a non-finite stop; anything else is refused. ``on_finish(session, model)``
+    is called with the trained model once results.json is written (the Python API keeps the model).
     """
     with contextlib.ExitStack() as stack:
-        return _run(kit, config, overwrite, progress, resume, list(overrides), stack)
+        return _run(kit, config, overwrite, progress, resume, list(overrides), stack, on_finish)
 
 
 def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: Path | None, overrides: list[str],
-         stack: contextlib.ExitStack) -> Path:
+         stack: contextlib.ExitStack, on_finish=None) -> Path:
     info = init_from_env(config.device)
     if resume is not None:
         run_dir = RunDir.open(resume)
@@ -484,7 +485,10 @@ def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: P
                      new_overrides=new_overrides, resolved=resolved, done_bytes=done_bytes)
         _run_stage(session, stage, i, model, done, fingerprint)
         source = f"as stage {stage.name!r} left it"
-    return _write_results(session, started)
+    path = _write_results(session, started)
+    if on_finish is not None:
+        on_finish(session, model)
+    return path
 
 
 def _run_stage(session, stage, index: int, model, done: list[str], fingerprint: str) -> None:
