@@ -278,7 +278,7 @@ def test_a_moved_or_relative_sweep_folder_is_the_same_sweep(how, in_process_kit,
     captured = capsys.readouterr()
     assert "finetune/gunpoint/seed0: done" in captured.out + captured.err
     table = (tmp_path / "new" / "table.md").read_text()
-    assert "| finetune | **0.5000 ± 0.0000** |" in table
+    assert "| finetune | **0.5 ± 0** |" in table
 
 
 def test_a_changed_profile_is_still_refused_after_a_move(in_process_kit, tmp_path, capsys):
@@ -334,7 +334,7 @@ def test_a_failed_cell_makes_the_sweep_exit_1_and_the_report_is_still_written(tm
     assert "sweep t: 1 of 2 cells failed (finetune/bad/seed0)" in proc.stderr
     assert "Traceback" not in proc.stderr
     table = (tmp_path / "out" / "table.md").read_text()
-    assert "| finetune | **0.5000 ± 0.0000** |" in table and "bad" not in table
+    assert "| finetune | **0.5 ± 0** |" in table and "bad" not in table
     assert (tmp_path / "out" / "errors.png").stat().st_size > 1000
 
 
@@ -416,7 +416,7 @@ def test_a_diverged_seed_recorded_as_the_string_nan_is_counted(in_process_kit, t
         finished_cell(ctx, seed=seed, config={**GOOD_CELL_CONFIG, "seed": seed},
                       results={**RESULTS, "seed": seed, "test": {"zero-one-error": value}})
     assert cli.main(["sweep", str(tmp_path / "p.yaml"), "--report-only"]) == 0, capsys.readouterr().err
-    assert "0.6000 ± 0.1414 (n=2 of 3)" in (tmp_path / "out" / "table.md").read_text()
+    assert "0.6 ± 0.14 (n=2 of 3)" in (tmp_path / "out" / "table.md").read_text()
     assert "nan" in (tmp_path / "out" / "results.csv").read_text()
 
 
