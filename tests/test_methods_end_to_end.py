@@ -20,6 +20,8 @@ FAST = {
     "orca": {"align_epochs": 2, "max_source": 64, "target_samples": 32},
     "mona": {"meta_steps": 2},
     "mona-grad-align": {"meta_steps": 2},
+    "recraft": {"head_epochs": 2, "penalty_start_epoch": 1, "head_batch_size": 16, "max_source": 32, "align_epochs": 2,
+                "target_samples": 32, "label_epochs": 1, "label_max_samples": 8},
 }
 
 

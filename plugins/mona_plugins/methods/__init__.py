@@ -9,10 +9,11 @@ from mona_kit.hookspecs import hookimpl
 
 @hookimpl
 def register_methods(register):
-    from . import baselines, mona, orca, pare, references
+    from . import baselines, mona, orca, pare, recraft, references
 
     baselines.register_all(register)
     orca.register_all(register)
     pare.register_all(register)
     mona.register_all(register)
+    recraft.register_all(register)
     references.register_all(register)
