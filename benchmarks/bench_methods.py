@@ -58,7 +58,7 @@ def mona_step(session, model, target, source, objective, optimizer, names, *, su
                                          names=names, inner_steps=1, inner_lr=1e-3)
         total = loss_task + 0.5 * loss_src
     optimizer.zero_grad(set_to_none=True)
-    total.backward()
+    total.backward(inputs=[p for g in optimizer.param_groups for p in g["params"]])  # as MetaAlignStage: meta grads only
     optimizer.step()
 
 

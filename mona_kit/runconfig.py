@@ -64,6 +64,10 @@ class TrainConfig:
     evals_per_epoch: int = option(1, min=1, help="validation passes per epoch (model selection)")
     loader: str = option("torch", choices=("torch", "nodes"), help="plain DataLoader or torchdata.nodes")
     num_workers: int = option(0, min=0, help="data-loading worker processes")
+    precision: str = option(
+        "fp32", choices=("fp32", "bf16", "fp16"),
+        help="fp32; bf16 autocast (CPU and GPU, fp32 master weights); fp16 autocast with a gradient scaler (GPU only)",
+    )
     on_nonfinite: str = option("stop", choices=("stop", "skip"), help="a NaN/Inf loss stops the stage or skips the step")
     warmup: float = option(0.0, min=0, max=1, max_exclusive=True, help="fraction of each training stage's steps with a linear learning-rate warm-up")
     patience: int | None = option(

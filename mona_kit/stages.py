@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from .checkpoint import set_rng_state
 from .errors import ConfigError, NumericalError, ShapeError
 from .model import MODEL_GROUPS, CrossModalModel
+from .precision import precision_for
 
 ALL_GROUPS: tuple[str, ...] = MODEL_GROUPS
 #: Early stopping's patience resets only on a relative validation gain above this (not on rounding noise).
@@ -225,6 +226,7 @@ class TrainStage(Stage):
         lr = self.lr if self.lr is not None else cfg.lr
         new_lr = self.embedder_lr or cfg.embedder_lr or lr
         optimizer = make_optimizer(session, named, lr, new_lr)
+        amp = precision_for(session)
         train_set = session.task.train
         epochs = self.epochs if self.epochs is not None else cfg.epochs
         steps_per_epoch = max(1, math.ceil(len(train_set) / cfg.batch_size))
@@ -257,6 +259,7 @@ class TrainStage(Stage):
             best_state = best or None
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
+            amp.load_state_dict(state.get("precision", {}))
             step, epoch, skip = state["step"], state["epoch"], state["batch_in_epoch"]
             if self.extra_state is not None:
                 self.extra_state[1](state["extra"])
@@ -281,21 +284,22 @@ class TrainStage(Stage):
                 if step >= total or stopped_early:
                     break
                 batch = session.to_device(batch)
-                loss = self.step_loss(session, forward_model, batch, step)
+                with amp.autocast():
+                    loss = self.step_loss(session, forward_model, batch, step)
                 optimizer.zero_grad(set_to_none=True)
                 if not session.all_finite(loss):  # agreed across ranks, so no rank waits alone in all-reduce
                     if cfg.on_nonfinite != "skip":
                         raise nonfinite_error(session, self.name, step, f"loss is {loss.item()}", "lower train.lr")
                     session.log(stage=self.name, step=step, event="skipped-nonfinite-loss")
                 else:
-                    loss.backward()
+                    amp.backward(loss)
                     if not uses_ddp:
                         session.sync_gradients([p for _, p in named])
                     # After the (DDP or explicit) gradient average, so every rank takes the same branch.
-                    if check_gradients(session, self.name, step, named):
+                    if amp.unscale(optimizer, [p for _, p in named]) and check_gradients(session, self.name, step, named):
                         if cfg.grad_clip:
                             torch.nn.utils.clip_grad_norm_([p for _, p in named], cfg.grad_clip)
-                        optimizer.step()
+                        amp.step(optimizer)
                         scheduler.step()
                 step += 1
                 bar.update(1)
@@ -327,6 +331,7 @@ class TrainStage(Stage):
                         weights.update({f"best.{k}": v for k, v in best_state.items()})
                     ckpt.save(step, weights, {
                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
+                        "precision": amp.state_dict(),
                         "batch_in_epoch": batch_in_epoch + 1, "best_score": best_score, "best_step": best_step,
                         "val_history": [list(h) for h in history], "since_best": since_best, "stopped_early": stopped_early,
                         "extra": self.extra_state[0]() if self.extra_state is not None else {},

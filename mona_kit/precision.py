@@ -1,0 +1,99 @@
+"""``train.precision``: fp32, bf16 autocast (CPU and GPU) or fp16 autocast with a gradient scaler (GPU).
+
+Master weights and optimiser state stay fp32 in every mode; autocast only runs the forward
+(and so the matching backward) of matmul-heavy ops in the low-precision type. A stage uses it
+in four places::
+
+    amp = precision_for(session)
+    with amp.autocast():
+        loss = ...
+    amp.backward(loss)
+    if amp.unscale(optimizer, params) and check_gradients(...):   # fp16: skip an overflowed step
+        clip(...); amp.step(optimizer)
+
+Double backward (MoNA's meta-gradient) works under autocast: the inner ``autograd.grad`` graph
+records the same casts as any forward.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from .errors import ConfigError
+
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_precision(name: str, device: torch.device) -> None:
+    """Refuse what cannot run on ``device`` (fp16 autocast with a scaler is a GPU mode)."""
+    if name not in _DTYPES:
+        raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {name!r}.")
+    if name == "fp16" and device.type != "cuda":
+        raise ConfigError(
+            f"train.precision=fp16 needs a CUDA device, but the run is on {device.type}; use train.precision=bf16 on the CPU."
+        )
+
+
+class Precision:
+    """Autocast context, (scaled) backward and optimiser step for one stage's optimiser."""
+
+    def __init__(self, name: str, device: torch.device | str) -> None:
+        device = torch.device(device)
+        check_precision(name, device)
+        self.name = name
+        self.device_type = device.type
+        self.dtype = _DTYPES[name]
+        # One scaler per stage: its scale adapts to that stage's losses.
+        self.scaler = torch.amp.GradScaler(device.type) if name == "fp16" else None
+
+    @property
+    def enabled(self) -> bool:
+        return self.dtype is not None
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def backward(self, loss: torch.Tensor, inputs: list[torch.Tensor] | None = None) -> None:
+        """``loss.backward()`` (scaled in fp16); ``inputs`` limits it to the gradients a stage applies."""
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward(inputs=inputs)
+
+    def unscale(self, optimizer: torch.optim.Optimizer, params: Iterable[torch.Tensor]) -> bool:
+        """Gradients back at their true scale (before clipping or checks). False when fp16
+        overflowed: the scaler then skips this step and lowers its scale, as GradScaler does."""
+        if self.scaler is None:
+            return True
+        self.scaler.unscale_(optimizer)
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads or torch.isfinite(torch.nn.utils.get_total_norm(grads)):
+            return True
+        self.scaler.step(optimizer)  # sees the recorded inf and does not step
+        self.scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        return False
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler is None:
+            optimizer.step()
+            return
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The scaler's state for stage checkpoints (empty unless fp16)."""
+        return self.scaler.state_dict() if self.scaler is not None else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.scaler is not None and state:
+            self.scaler.load_state_dict(state)
+
+
+def precision_for(session) -> Precision:
+    """A fresh :class:`Precision` for one stage of ``session`` (``train.precision``)."""
+    return Precision(session.config.train.precision, session.device)
