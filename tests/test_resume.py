@@ -13,13 +13,13 @@ class Killed(Exception):
     pass
 
 
-def config(tmp_path, method, name):
+def config(tmp_path, method, name, precision="fp32"):
     opts = {"name": method}
     if method == "mona":
         opts.update(objective="toy-align-uniform", meta_steps=6)
     return RunConfig.from_dict({
         "task": {"name": "toy-seq", "n_train": 48}, "backbone": "toy-body", "source": "toy-text", "method": opts,
-        "train": {"epochs": 2, "batch_size": 16}, "output_dir": str(tmp_path), "run_name": name, "checkpoint_every": 2,
+        "train": {"epochs": 2, "batch_size": 16, "precision": precision}, "output_dir": str(tmp_path), "run_name": name, "checkpoint_every": 2,
     })
 
 
@@ -27,7 +27,16 @@ def config(tmp_path, method, name):
     ("finetune", "finetune", 3), ("mona", "meta-align", 3), ("mona", "finetune", 5), ("pare", "pare", 3),
 ])
 def test_resume_matches_uninterrupted(toy_kit, tmp_path, monkeypatch, method, kill_stage, kill_after):
-    reference = json.loads((run(toy_kit, config(tmp_path, method, "ref"), progress=False) / "results.json").read_text())
+    check_resume(toy_kit, tmp_path, monkeypatch, method, kill_stage, kill_after, "fp32")
+
+
+@pytest.mark.parametrize("method,kill_stage,kill_after", [("finetune", "finetune", 3), ("mona", "meta-align", 3)])
+def test_resume_matches_uninterrupted_in_bf16(toy_kit, tmp_path, monkeypatch, method, kill_stage, kill_after):
+    check_resume(toy_kit, tmp_path, monkeypatch, method, kill_stage, kill_after, "bf16")
+
+
+def check_resume(toy_kit, tmp_path, monkeypatch, method, kill_stage, kill_after, precision):
+    reference = json.loads((run(toy_kit, config(tmp_path, method, "ref", precision), progress=False) / "results.json").read_text())
 
     from mona_kit.engine import Session
 
@@ -43,12 +52,12 @@ def test_resume_matches_uninterrupted(toy_kit, tmp_path, monkeypatch, method, ki
 
     monkeypatch.setattr(Session, "log", dying_log)
     with pytest.raises(Killed):
-        run(toy_kit, config(tmp_path, method, "killed"), progress=False)
+        run(toy_kit, config(tmp_path, method, "killed", precision), progress=False)
     monkeypatch.setattr(Session, "log", original_log)
     run_dir = tmp_path / "killed"
     assert not (run_dir / "results.json").exists()
     torch.manual_seed(12345)  # resuming must not depend on the state of the process
-    resumed = json.loads((run(toy_kit, config(tmp_path, method, "killed"), progress=False, resume=run_dir) / "results.json").read_text())
+    resumed = json.loads((run(toy_kit, config(tmp_path, method, "killed", precision), progress=False, resume=run_dir) / "results.json").read_text())
     assert resumed["test"] == reference["test"] and resumed["val"] == reference["val"]
     events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert any(e.get("event") == "resumed" for e in events)
