@@ -10,16 +10,26 @@ import statistics
 import time
 from collections.abc import Callable
 
+import torch
+
+
+def _sync() -> None:
+    """GPU work is asynchronous: wait for it so a timing covers it (no-op on the CPU)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
 
 def interleaved_times(candidates: dict[str, Callable[[], object]], rounds: int = 10, warmup: int = 2) -> dict[str, list[float]]:
     for _ in range(warmup):
         for fn in candidates.values():
             fn()
+    _sync()
     times: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(rounds):
         for name, fn in candidates.items():
             start = time.perf_counter()
             fn()
+            _sync()
             times[name].append(time.perf_counter() - start)
     return times
 

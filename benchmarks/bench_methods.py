@@ -7,6 +7,8 @@ Targets (issue 5): MoNA stage-1 step <= 3x a fine-tuning step. Run with
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from _timing import interleaved_times, ratio_info
@@ -22,6 +24,7 @@ CONFIG = {
     "embedder": {"name": "grid2d-patch", "patch": 4},
     "method": "mona",
     "train": {"batch_size": 16},
+    "device": os.environ.get("MONA_KIT_BENCH_DEVICE", "cpu"),  # python -m mona_kit.gpu_check sets cuda
 }
 SOURCE_BATCH = 16
 SOURCE_TOKENS = 16  # MoNA option source_tokens: the target batch has 16 tokens too
@@ -33,11 +36,11 @@ def setup():
     kit = load_kit(entry_points=False)
     session = Session(kit, RunConfig.from_dict(CONFIG), progress=False)
     model = session.build_model().train()
-    target = next(iter(session.loader(session.task.train, shuffle=True)))
-    source = next(iter(session.source_batches("train", batch_size=SOURCE_BATCH, shuffle=True)))
+    target = session.to_device(next(iter(session.loader(session.task.train, shuffle=True))))
+    source = session.to_device(next(iter(session.source_batches("train", batch_size=SOURCE_BATCH, shuffle=True))))
     src_tokens, src_mask = session.embed_source_tokens(source)
     src_tokens, src_mask = src_tokens[:, :SOURCE_TOKENS], src_mask[:, :SOURCE_TOKENS]
-    objective = kit.objectives.get("align-uniform").build()
+    objective = kit.objectives.get("align-uniform").build().to(session.device)
     return session, model, target, (src_tokens, src_mask, source["y"]), objective
 
 

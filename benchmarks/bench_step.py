@@ -14,6 +14,8 @@ Run with ``pytest benchmarks/bench_step.py --benchmark-only -p no:cacheprovider`
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from _timing import interleaved_times, ratio_info
@@ -27,6 +29,7 @@ from mona_kit.runconfig import RunConfig
 BATCH = 16
 MM_SIZE = 2048  # 17 GFLOP: long enough to time, small enough to stay in the run's memory budget
 PATCH_FOR_TOKENS = {16: 4, 64: 2}  # darcy-16 is a 16x16 grid
+DEVICE = os.environ.get("MONA_KIT_BENCH_DEVICE", "cpu")  # python -m mona_kit.gpu_check sets cuda
 
 
 def build(tokens: int, precision: str = "fp32"):
@@ -37,7 +40,7 @@ def build(tokens: int, precision: str = "fp32"):
         "embedder": {"name": "grid2d-patch", "patch": PATCH_FOR_TOKENS[tokens]},
         "method": "finetune",
         "train": {"batch_size": BATCH, "precision": precision},
-        "device": "cpu",
+        "device": DEVICE,
     })
     session = Session(kit, cfg, progress=False)
     model = session.build_model().train()
@@ -63,8 +66,8 @@ def step_flops(step) -> int:
 
 def peak_mm():
     g = torch.Generator().manual_seed(0)
-    a = torch.randn(MM_SIZE, MM_SIZE, generator=g)
-    b = torch.randn(MM_SIZE, MM_SIZE, generator=g)
+    a = torch.randn(MM_SIZE, MM_SIZE, generator=g).to(DEVICE)
+    b = torch.randn(MM_SIZE, MM_SIZE, generator=g).to(DEVICE)
     return lambda: torch.mm(a, b), 2 * MM_SIZE**3
 
 
@@ -78,7 +81,7 @@ def test_finetune_step_fraction_of_matmul_peak(benchmark, tokens):
     peak = mm_flops / mm_s
     achieved = flops / step_s
     info = {
-        "tokens": tokens, "batch": BATCH, "threads": torch.get_num_threads(),
+        "device": DEVICE, "tokens": tokens, "batch": BATCH, "threads": torch.get_num_threads(),
         "step_gflop": round(flops / 1e9, 3), "step_min_s": round(step_s, 5),
         "step_gflops_per_s": round(achieved / 1e9, 2), "mm_peak_gflops_per_s": round(peak / 1e9, 2),
         "fraction_of_peak": round(achieved / peak, 4), "floor_s": round(flops / peak, 5),
@@ -95,6 +98,6 @@ def test_bf16_step_vs_fp32_step(benchmark, tokens):
     _, _, bf16 = build(tokens, "bf16")
     times = interleaved_times({"bf16": bf16, "fp32": fp32}, rounds=6, warmup=2)
     info = ratio_info(times, "bf16", "fp32")
-    benchmark.extra_info.update(info, tokens=tokens, batch=BATCH, threads=torch.get_num_threads())
+    benchmark.extra_info.update(info, tokens=tokens, batch=BATCH, threads=torch.get_num_threads(), device=DEVICE)
     print(f"\nbf16 step / fp32 step, {tokens} tokens x batch {BATCH}: {info['ratio']:.3f} (median {info['median_ratio']:.3f})")
     benchmark.pedantic(bf16, rounds=2, iterations=1)

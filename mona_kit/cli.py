@@ -11,6 +11,10 @@ from collections.abc import Sequence
 
 from .errors import MonaError, PluginError
 
+# OpenMP threads that spin while waiting collapse on a shared CPU (a 2-thread step ran 8x slower
+# than with passive waits, benchmarks/bench_threads.py); read once when torch loads, so set here.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 #: Built-in verbs: module name under mona_kit.commands.
 VERBS = ("run", "sweep", "list", "describe", "plugins", "hooks", "data", "gap", "plot")
 

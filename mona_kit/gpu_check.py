@@ -1,0 +1,220 @@
+"""One-command GPU check: ``python -m mona_kit.gpu_check`` (a few minutes on one GPU).
+
+It runs every registered method for a few steps with ``device=cuda`` in bf16 and fp16, the
+performance benchmarks (``benchmarks/``) on the GPU, and a 2-process NCCL ``torchrun`` of
+fine-tuning and MoNA when two GPUs are visible; then writes one JSON summary
+(``gpu_check.json`` unless ``--out``). Without CUDA it stops with one line (exit 2).
+``--dry`` prints the plan without running anything; ``--device cpu`` runs the method checks on
+the CPU (fp16 is skipped there: it needs a GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+#: Tried in this order: the first task a method accepts (specialists refuse the other family).
+TASKS: tuple[dict[str, Any], ...] = (
+    {"name": "darcy-16", "max_train": 32, "max_val": 16, "max_test": 16},
+    {"name": "gunpoint"},
+)
+#: Few steps of every stage: the check is about running on the device, not about accuracy.
+FAST_OPTIONS: dict[str, dict[str, Any]] = {
+    "orca": {"align_epochs": 2, "max_source": 64, "target_samples": 32},
+    "mona": {"meta_steps": 3},
+    "mona-grad-align": {"meta_steps": 3},
+    "recraft": {"head_epochs": 2, "penalty_start_epoch": 1, "head_batch_size": 16, "max_source": 32, "align_epochs": 2,
+                "target_samples": 32, "label_epochs": 1, "label_max_samples": 8},
+}
+BENCHMARKS = ("bench_step.py", "bench_methods.py")
+
+
+@attrs.frozen
+class Check:
+    """One planned check: ``kind`` is method, benchmarks or torchrun."""
+
+    kind: str
+    name: str
+    precision: str = "fp32"
+    skip: str | None = None  # why it will not run here
+
+
+def plan_checks(methods: Sequence[str], *, device: str, gpu_count: int,
+                precisions: Sequence[str] = ("bf16", "fp16"), benchmarks: bool = True) -> list[Check]:
+    """What the check runs on ``device`` with ``gpu_count`` visible GPUs, in order."""
+    checks = []
+    for method in methods:
+        for precision in precisions:
+            skip = "fp16 needs a GPU" if precision == "fp16" and not device.startswith("cuda") else None
+            checks.append(Check("method", method, precision, skip))
+    if benchmarks:
+        checks.append(Check("benchmarks", "benchmarks/", skip=None if device.startswith("cuda") else "GPU benchmarks need a GPU"))
+    for method in ("finetune", "mona"):
+        skip = None if gpu_count >= 2 and device.startswith("cuda") else f"needs 2 GPUs, {gpu_count} visible"
+        checks.append(Check("torchrun", method, "bf16", skip))
+    return checks
+
+
+def method_config(method: str, task: dict[str, Any], *, device: str, precision: str, backbone: str, out: str):
+    from .runconfig import RunConfig
+
+    return RunConfig.from_dict({
+        "task": task, "backbone": backbone, "method": {"name": method, **FAST_OPTIONS.get(method, {})},
+        "source": {"name": "rotten-tomatoes", "max_per_class": 30},
+        "train": {"epochs": 1, "max_steps": 4, "batch_size": 16, "precision": precision},
+        "device": device, "output_dir": out, "run_name": f"{method}-{task['name']}-{precision}",
+    })
+
+
+def run_method(kit, check: Check, *, device: str, backbone: str, out: str) -> dict[str, Any]:
+    """Run one method on the first task it accepts; record the test metric or the error's first line."""
+    from .errors import ConfigError
+    from .runner import run
+
+    refusals = []
+    for task in TASKS:
+        cfg = method_config(check.name, task, device=device, precision=check.precision, backbone=backbone, out=out)
+        try:
+            run_dir = run(kit, cfg, progress=False)
+        except ConfigError as exc:  # a specialist of the other task family refuses before training
+            refusals.append(f"{task['name']}: {exc}")
+            continue
+        results = json.loads((Path(run_dir) / "results.json").read_text())
+        metric = results["metric"]
+        return {"task": task["name"], "metric": metric, "test": results["test"][metric], "ok": True}
+    return {"ok": False, "error": "; ".join(refusals)}
+
+
+def run_benchmarks(root: Path, out: Path) -> dict[str, Any]:
+    """The performance benchmarks with ``MONA_KIT_BENCH_DEVICE=cuda``; their JSON lands beside the summary."""
+    files = [str(root / "benchmarks" / f) for f in BENCHMARKS if (root / "benchmarks" / f).is_file()]
+    if not files:
+        return {"ok": False, "error": f"no benchmarks/ under {root} (run from a source checkout)"}
+    target = out.with_suffix(".benchmarks.json")
+    cmd = [sys.executable, "-m", "pytest", *files, "--benchmark-only", "-p", "no:cacheprovider", "-q",
+           f"--benchmark-json={target}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root, env={**os.environ, "MONA_KIT_BENCH_DEVICE": "cuda"})
+    info: dict[str, Any] = {"ok": proc.returncode == 0, "json": str(target)}
+    if target.is_file():
+        data = json.loads(target.read_text())
+        info["results"] = {b["name"]: b.get("extra_info", {}) for b in data.get("benchmarks", [])}
+    if proc.returncode != 0:
+        info["error"] = (proc.stdout + proc.stderr).strip().splitlines()[-1:]
+    return info
+
+
+def run_torchrun(check: Check, *, backbone: str, out: str) -> dict[str, Any]:
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
+    if torchrun is None:
+        return {"ok": False, "error": "torchrun not found next to this Python"}
+    cfg = method_config(check.name, TASKS[0], device="cuda", precision=check.precision, backbone=backbone, out=out)
+    path = Path(out) / f"torchrun-{check.name}.yaml"
+    path.write_text(json.dumps({**cfg.to_plain(), "run_name": f"torchrun-{check.name}"}))  # JSON is YAML
+    cmd = [torchrun, "--nproc-per-node", "2", "-m", "mona_kit", "run", str(path), "--no-progress", "--no-plots"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    info: dict[str, Any] = {"ok": proc.returncode == 0}
+    if proc.returncode != 0:
+        info["error"] = (proc.stdout + proc.stderr).strip().splitlines()[-1:]
+    else:
+        env = json.loads((Path(out) / f"torchrun-{check.name}" / "env.json").read_text())
+        info["world_size"] = env.get("world_size")
+    return info
+
+
+def environment() -> dict[str, Any]:
+    import torch
+
+    info: dict[str, Any] = {"torch": torch.__version__, "python": platform.python_version(), "cuda": torch.version.cuda}
+    if torch.cuda.is_available():
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        info["bf16_supported"] = torch.cuda.is_bf16_supported()
+    return info
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mona_kit.gpu_check", description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda", help="cuda (default), cuda:N, or cpu for a CPU rehearsal")
+    parser.add_argument("--out", default="gpu_check.json", help="the JSON summary to write")
+    parser.add_argument("--backbone", default="minilm-l6", help="body of the method checks")
+    parser.add_argument("--methods", default="", help="comma-separated methods (default: every registered one)")
+    parser.add_argument("--precisions", default="bf16,fp16", help="comma-separated train.precision values")
+    parser.add_argument("--no-benchmarks", action="store_true", help="skip the performance benchmarks")
+    parser.add_argument("--dry", action="store_true", help="print the plan as JSON and run nothing")
+    args = parser.parse_args(argv)
+    import torch
+
+    gpu_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if args.device.startswith("cuda") and gpu_count == 0:
+        print("gpu_check: no CUDA GPU is visible (torch.cuda.is_available() is False); run it on a machine with a GPU, "
+              "or pass --device cpu --dry to see the plan.", file=sys.stderr)
+        return 2
+    from .errors import MonaError
+    from .kit import load_kit
+
+    try:
+        kit = load_kit()
+        registered = [e.name for e in kit.methods]
+        methods = [m for m in args.methods.split(",") if m] or registered
+        unknown = sorted(set(methods) - set(registered))
+        if unknown:
+            raise MonaError(f"gpu_check: unknown method(s) {unknown}; registered: {', '.join(registered)}.")
+        precisions = [p for p in args.precisions.split(",") if p]
+        bad = sorted(set(precisions) - {"fp32", "bf16", "fp16"})
+        if bad:
+            raise MonaError(f"gpu_check: --precisions takes fp32, bf16, fp16; got {bad}.")
+    except MonaError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    checks = plan_checks(methods, device=args.device, gpu_count=gpu_count, precisions=precisions,
+                         benchmarks=not args.no_benchmarks)
+    if args.dry:
+        print(json.dumps([attrs.asdict(c) for c in checks], indent=1))
+        return 0
+    out = Path(args.out).expanduser().resolve()
+    root = Path(__file__).resolve().parent.parent
+    summary: dict[str, Any] = {"device": args.device, "environment": environment(), "checks": []}
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="mona-gpu-check-") as tmp:
+        for check in checks:
+            record: dict[str, Any] = attrs.asdict(check)
+            if check.skip is None:
+                t0 = time.perf_counter()
+                try:
+                    if check.kind == "method":
+                        record |= run_method(kit, check, device=args.device, backbone=args.backbone, out=tmp)
+                    elif check.kind == "benchmarks":
+                        record |= run_benchmarks(root, out)
+                    else:
+                        record |= run_torchrun(check, backbone=args.backbone, out=tmp)
+                except Exception as exc:  # one failing check must not hide the others
+                    record |= {"ok": False, "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
+                               "where": traceback.format_exc().strip().splitlines()[-3:]}
+                record["wall_s"] = round(time.perf_counter() - t0, 2)
+                status = "ok" if record.get("ok") else f"FAILED ({record.get('error')})"
+            else:
+                status = f"skipped ({check.skip})"
+            print(f"{check.kind:10s} {check.name:16s} {check.precision:5s} {status}", flush=True)
+            summary["checks"].append(record)
+    ran = [c for c in summary["checks"] if c["skip"] is None]
+    summary["passed"] = all(c.get("ok") for c in ran)
+    summary["wall_s"] = round(time.perf_counter() - start, 1)
+    out.write_text(json.dumps(summary, indent=1))
+    print(f"gpu_check: {sum(bool(c.get('ok')) for c in ran)}/{len(ran)} checks passed in {summary['wall_s']} s; summary in {out}")
+    return 0 if summary["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
