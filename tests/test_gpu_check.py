@@ -1,0 +1,66 @@
+"""python -m mona_kit.gpu_check: the plan, the one-line refusal without CUDA, a CPU rehearsal."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mona_kit import gpu_check
+from mona_kit.kit import load_kit
+
+NO_CUDA = not torch.cuda.is_available()
+
+
+def test_plan_on_two_gpus_runs_everything():
+    checks = gpu_check.plan_checks(["finetune", "mona"], device="cuda", gpu_count=2)
+    assert [(c.kind, c.name, c.precision) for c in checks if c.kind == "method"] == [
+        ("method", "finetune", "bf16"), ("method", "finetune", "fp16"), ("method", "mona", "bf16"), ("method", "mona", "fp16"),
+    ]
+    assert {c.kind for c in checks} == {"method", "benchmarks", "torchrun"}
+    assert all(c.skip is None for c in checks)
+
+
+def test_plan_says_why_a_check_cannot_run():
+    one_gpu = gpu_check.plan_checks(["finetune"], device="cuda", gpu_count=1)
+    assert [c.skip for c in one_gpu if c.kind == "torchrun"] == ["needs 2 GPUs, 1 visible"] * 2
+    cpu = {(c.kind, c.precision): c.skip for c in gpu_check.plan_checks(["finetune"], device="cpu", gpu_count=0)}
+    assert cpu[("method", "bf16")] is None and cpu[("method", "fp16")] == "fp16 needs a GPU"
+    assert cpu[("benchmarks", "fp32")] == "GPU benchmarks need a GPU"
+
+
+@pytest.mark.skipif(not NO_CUDA, reason="this machine has a GPU")
+def test_without_cuda_it_stops_with_one_line():
+    proc = subprocess.run([sys.executable, "-m", "mona_kit.gpu_check"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    err = proc.stderr.strip()
+    assert err.count("\n") == 0 and "no CUDA GPU is visible" in err and "Traceback" not in err
+
+
+def test_dry_plan_covers_every_registered_method(capsys):
+    assert gpu_check.main(["--device", "cpu", "--dry"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    methods = {c["name"] for c in plan if c["kind"] == "method"}
+    assert methods == {e.name for e in load_kit().methods}
+    assert {c["precision"] for c in plan if c["kind"] == "method"} == {"bf16", "fp16"}
+
+
+def test_bad_arguments_are_one_line(capsys):
+    assert gpu_check.main(["--device", "cpu", "--dry", "--methods", "finetuen"]) == 2
+    assert "unknown method(s) ['finetuen']" in capsys.readouterr().err
+    assert gpu_check.main(["--device", "cpu", "--dry", "--precisions", "fp8"]) == 2
+    assert "--precisions takes fp32, bf16, fp16" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cpu_rehearsal_writes_the_summary(tmp_path, capsys):
+    out = tmp_path / "summary.json"
+    code = gpu_check.main(["--device", "cpu", "--backbone", "tiny-bert", "--methods", "finetune,mona", "--precisions",
+                           "bf16,fp16", "--no-benchmarks", "--out", str(out)])
+    assert code == 0
+    summary = json.loads(out.read_text())
+    ran = [c for c in summary["checks"] if c["skip"] is None]
+    assert [(c["name"], c["precision"]) for c in ran] == [("finetune", "bf16"), ("mona", "bf16")]
+    assert all(c["ok"] and c["task"] == "darcy-16" and c["test"] >= 0 for c in ran)
+    assert summary["passed"] is True
