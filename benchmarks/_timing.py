@@ -19,18 +19,26 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def interleaved_times(candidates: dict[str, Callable[[], object]], rounds: int = 10, warmup: int = 2) -> dict[str, list[float]]:
+def interleaved_times(candidates: dict[str, Callable[[], object]], rounds: int = 10, warmup: int = 2,
+                      cpu: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
+    """Wall-clock seconds per call of each candidate, rounds interleaved. With ``cpu`` (a dict to
+    fill), also the process's CPU seconds per call: with one thread, that is the work itself, which
+    other processes on a shared CPU cannot stretch (they only delay it)."""
     for _ in range(warmup):
         for fn in candidates.values():
             fn()
     _sync()
     times: dict[str, list[float]] = {name: [] for name in candidates}
+    if cpu is not None:
+        cpu.update({name: [] for name in candidates})
     for _ in range(rounds):
         for name, fn in candidates.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             fn()
             _sync()
             times[name].append(time.perf_counter() - start)
+            if cpu is not None:
+                cpu[name].append(time.process_time() - start_cpu)
     return times
 
 
