@@ -30,9 +30,11 @@ BATCH = 16
 MM_SIZE = 2048  # 17 GFLOP: long enough to time, small enough to stay in the run's memory budget
 PATCH_FOR_TOKENS = {16: 4, 64: 2}  # darcy-16 is a 16x16 grid
 DEVICE = os.environ.get("MONA_KIT_BENCH_DEVICE", "cpu")  # python -m mona_kit.gpu_check sets cuda
+THREADS = os.cpu_count() or 1  # the whole machine (other benchmarks pin one thread: set it again here)
 
 
 def build(tokens: int, precision: str = "fp32"):
+    torch.set_num_threads(THREADS)
     kit = load_kit(entry_points=False)
     cfg = RunConfig.from_dict({
         "task": {"name": "darcy-16", "max_train": 64},

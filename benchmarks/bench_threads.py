@@ -22,10 +22,10 @@ from pathlib import Path
 WORKER = r"""
 import sys, time, torch
 sys.path.insert(0, sys.argv[1])
-if sys.argv[2] == "1":
-    torch.set_num_threads(1)
 import bench_step
 _, _, step = bench_step.build(16)
+if sys.argv[2] == "1":  # after build, which sets the machine's thread count
+    torch.set_num_threads(1)
 step(); step()
 print(torch.get_num_threads(), flush=True)
 for line in sys.stdin:
