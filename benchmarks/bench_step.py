@@ -25,6 +25,7 @@ from mona_kit.engine import Session
 from mona_kit.kit import load_kit
 from mona_kit.precision import Precision
 from mona_kit.runconfig import RunConfig
+from mona_kit.stages import make_optimizer
 
 BATCH = 16
 MM_SIZE = 2048  # 17 GFLOP: long enough to time, small enough to stay in the run's memory budget
@@ -33,7 +34,8 @@ DEVICE = os.environ.get("MONA_KIT_BENCH_DEVICE", "cpu")  # python -m mona_kit.gp
 THREADS = os.cpu_count() or 1  # the whole machine (other benchmarks pin one thread: set it again here)
 
 
-def build(tokens: int, precision: str = "fp32"):
+def build(tokens: int, precision: str = "fp32", optimizer: str = "stage"):
+    """The step of a fine-tuning stage; ``optimizer="loop"`` swaps in torch's per-tensor AdamW (before fused)."""
     torch.set_num_threads(THREADS)
     kit = load_kit(entry_points=False)
     cfg = RunConfig.from_dict({
@@ -47,7 +49,11 @@ def build(tokens: int, precision: str = "fp32"):
     session = Session(kit, cfg, progress=False)
     model = session.build_model().train()
     batch = session.to_device(next(iter(session.loader(session.task.train, shuffle=True))))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=0.0)  # lr 0: every round times the same model
+    # lr 0: every round times the same model
+    if optimizer == "loop":
+        optimizer = torch.optim.AdamW(model.parameters(), lr=0.0, foreach=False)
+    else:
+        optimizer = make_optimizer(session, list(model.named_parameters()), 0.0, 0.0)
     amp = Precision(precision, session.device)
 
     def step():
@@ -109,3 +115,15 @@ def test_bf16_step_vs_fp32_step(benchmark, tokens):
     benchmark.extra_info.update(info, tokens=tokens, batch=BATCH, threads=torch.get_num_threads(), device=DEVICE)
     print(f"\nbf16 step / fp32 step, {tokens} tokens x batch {BATCH}: {info['ratio']:.3f} (median {info['median_ratio']:.3f}; CPU time {info['cpu_ratio']:.3f})")
     benchmark.pedantic(bf16, rounds=2, iterations=1)
+
+
+def test_fused_adamw_step_vs_per_tensor_adamw_step(benchmark):
+    _, _, fused = build(16)
+    _, _, loop = build(16, optimizer="loop")
+    times = interleaved_times({"fused": fused, "loop": loop}, rounds=6, warmup=2, cpu=(cpu := {}))
+    info = ratio_info(times, "fused", "loop")
+    info["cpu_ratio"] = ratio_info(cpu, "fused", "loop")["ratio"]
+    benchmark.extra_info.update(info, tokens=16, batch=BATCH, threads=torch.get_num_threads(), device=DEVICE)
+    print(f"\nstep with fused AdamW / with per-tensor AdamW, 16 tokens x batch {BATCH}: {info['ratio']:.3f} "
+          f"(median {info['median_ratio']:.3f}; CPU time {info['cpu_ratio']:.3f})")
+    benchmark.pedantic(fused, rounds=2, iterations=1)

@@ -85,7 +85,9 @@ def make_optimizer(session, named_params: Sequence[tuple[str, nn.Parameter]], lr
     groups = [g for g in ({"params": body, "lr": lr}, {"params": new, "lr": new_lr}) if g["params"]]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(groups, lr=lr, weight_decay=cfg.weight_decay)
+    # fused: one kernel per tensor instead of a dozen passes over every weight; about 10x faster on the
+    # CPU (a quarter of a minilm-l6 fine-tuning step, benchmarks/bench_step.py), equal up to rounding.
+    return torch.optim.AdamW(groups, lr=lr, weight_decay=cfg.weight_decay, fused=True)
 
 
 def make_scheduler(session, optimizer, total_steps: int):
