@@ -24,10 +24,6 @@ from .model import CrossModalModel
 from .normalize import Normalization
 from .runconfig import ComponentRef, RunConfig
 
-#: Source proxy chosen by the body's pretraining modality when the config says ``source: auto``.
-DEFAULT_SOURCE = {"text": "rotten-tomatoes", "image": "mnist-5k"}
-
-
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -170,11 +166,14 @@ class Session:
             return ref.name
         if key in ("embedder", "head"):
             return auto_name(self.kit, key, self.spec, self.pretrained_body)
-        if key == "source":
-            modality = self.pretrained_body.source_modality
-            if modality not in DEFAULT_SOURCE:
-                raise ConfigError(f"no default source proxy for a {modality!r} body; set source: NAME in the config.")
-            return DEFAULT_SOURCE[modality]
+        if key == "source":  # the backbone's registration names its proxy (meta source_proxy=NAME)
+            proxy = self.backbone_entry.meta.get("source_proxy")
+            if not isinstance(proxy, str):
+                raise ConfigError(
+                    f"backbone {self.backbone_entry.name!r} names no default source proxy (its registration has no "
+                    f"source_proxy=NAME); set source: NAME in the config."
+                )
+            return proxy
         raise KeyError(key)
 
     def build_model(self, *, pretrained: bool = True) -> CrossModalModel:

@@ -494,7 +494,7 @@ def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: P
 def _run_stage(session, stage, index: int, model, done: list[str], fingerprint: str) -> None:
     """One stage, then (rank 0) everything the next one starts from, progress.json last."""
     run_dir, config = session.run, session.config
-    session.log(stage=stage.name, event="stage-start", index=index)
+    session.log(stage=stage.name, event="stage-start", index=index, trains_task=bool(getattr(stage, "trains_task", False)))
     t0 = time.time()
     try:
         stage.run(session, model)

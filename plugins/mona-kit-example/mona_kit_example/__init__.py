@@ -11,7 +11,7 @@ here; torch code is imported inside the factories.
 
 from __future__ import annotations
 
-from mona_kit.hookspecs import hookimpl
+from mona_kit.api import hookimpl
 
 from .configs import ChirpDirectionConfig, StftPatchConfig
 
