@@ -180,7 +180,7 @@ def _private_kit(kit: Kit, data) -> Kit:
 
 
 def fit(method: Any, task: Any, *, run_dir: str | Path | None = None, overwrite: bool = False,
-        progress: bool = False, kit: Kit | None = None, **config: Any) -> FitResult:
+        progress: bool = False, kit: Kit | None = None, checkpoints: str = "final", **config: Any) -> FitResult:
     """Run ``method`` on ``task`` and return its metrics and trained model.
 
     ``task`` is a registered dataset (a name or ``{"name": ..., option: value}``) or your own splits:
@@ -189,7 +189,8 @@ def fit(method: Any, task: Any, *, run_dir: str | Path | None = None, overwrite:
     ``task_type``, ``metric``, ``loss``, ``num_classes``, ``higher_is_better``, ``modality``, ``name``.
     Every other keyword is a run-config key (``backbone="tiny-bert"``, ``seed=0``, ``train={"epochs": 2}``,
     or dotted as ``**{"train.lr": 3e-4}``). ``run_dir=None`` (with no ``output_dir``/``run_name``) runs in
-    a temporary directory removed afterwards: nothing is kept; give a path to keep the run.
+    a temporary directory removed afterwards: nothing is kept; give a path to keep the run. ``checkpoints``
+    is what a kept run leaves in ``checkpoints/``: ``final`` (the trained weights), ``all`` or ``none``.
     """
     from .api_data import SPEC_FACTS, is_datasets, user_task
     from .runner import run
@@ -218,7 +219,7 @@ def fit(method: Any, task: Any, *, run_dir: str | Path | None = None, overwrite:
             run_config = attrs.evolve(run_config, output_dir=tmp, run_name="run")
         stack.enter_context(seed_scope())
         trained: dict[str, nn.Module] = {}
-        path = run(kit, run_config, overwrite=overwrite, progress=progress,
+        path = run(kit, run_config, overwrite=overwrite, progress=progress, checkpoints=checkpoints,
                    on_finish=lambda session, model: trained.setdefault("model", model))
         results = json.loads((Path(path) / "results.json").read_text())
     return FitResult(

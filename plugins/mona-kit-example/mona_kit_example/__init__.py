@@ -41,6 +41,7 @@ def register_datasets(register):
         summary="synthetic audio: noisy up-chirps vs down-chirps vs constant tones (3 classes, generated from a seed)",
         modality="audio",
         license="Apache-2.0 (generated)",
+        offline=True,  # generated from a seed: `mona-kit data list` shows it as offline, not "needs root"
     )
 
 
