@@ -18,8 +18,9 @@ import torch
 from torch import nn
 
 from .components import Backbone, TaskData
-from .errors import ConfigError, MonaError
+from .errors import ConfigError
 from .kit import Kit
+from .registry import check_built
 from .model import CrossModalModel
 from .normalize import Normalization
 from .runconfig import ComponentRef, RunConfig
@@ -72,10 +73,7 @@ def pick_auto(kit: Kit, kind: str, **facts: Any) -> str:
 def build_task(entry, cfg) -> TaskData:
     """A dataset entry's splits from its validated config, refused if the factory returns anything else."""
     task = entry.factory(cfg) if cfg is not None else entry.factory()
-    if not isinstance(task, TaskData):
-        raise MonaError(
-            f"dataset {entry.name!r} ({entry.provider}) returned {type(task).__name__}, not a TaskData; fix the plugin."
-        )
+    check_built(entry, task)
     return task
 
 
@@ -91,8 +89,7 @@ def build_body(entry, cfg, pretrained: bool, *, who: str) -> Backbone:
 
         cfg = attrs.evolve(cfg, pretrained=False)
     body = entry.factory(cfg) if cfg is not None else entry.factory()
-    if not isinstance(body, Backbone):
-        raise MonaError(f"backbone {entry.name!r} returned {type(body).__name__}, not a Backbone; fix the plugin.")
+    check_built(entry, body)
     return body
 
 

@@ -156,7 +156,8 @@ class CommandRegistrar(Registrar):
 
 def leave_out_hint(plugins: dict[str, PluginInfo], name: str) -> str:
     """The way around a third-party plugin that breaks every command: load the others without it."""
-    others = [n for n, i in plugins.items() if not i.builtin and n != name]
+    # MONA_KIT_PLUGINS selects entry points: the others that were loaded, else none at all.
+    others = [n for n, i in plugins.items() if not i.builtin and i.distribution != "(in-process)" and n != name]
     value = ",".join(others) if others else "none"
     return f" Fix or uninstall plugin {name!r}, or leave it out: {ENV_VAR}={value}."
 
@@ -192,7 +193,8 @@ class Kit:
                     raise type(exc)(f"{exc}{way_out}") from exc
                 except Exception as exc:
                     raise PluginError(
-                        f"plugin {provider} raised in {hook_name}: {type(exc).__name__}: {exc}{way_out}"
+                        f"plugin {provider} raised in {hook_name}: {type(exc).__name__}: {exc}"
+                        + (f".{way_out}" if way_out else "")
                     ) from exc
 
     # Shorthands -------------------------------------------------------------------------------

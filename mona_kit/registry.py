@@ -80,8 +80,8 @@ def check_built(entry: Entry, built: Any) -> None:
     expected = getattr(importlib.import_module(where[0]), where[1])
     if not isinstance(built, expected):
         raise PluginError(
-            f"{entry.kind[:-1]} {entry.name!r} ({entry.provider}) returned {type(built).__name__}, not a "
-            f"{where[1]}; fix the plugin's factory."
+            f"{entry.kind[:-1]} {entry.name!r} ({entry.provider}) returned {type(built).__name__}, not "
+            f"{'an' if where[1][0] in 'AEIOU' else 'a'} {where[1]}; fix the plugin."
         )
 
 
