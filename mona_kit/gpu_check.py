@@ -73,7 +73,6 @@ def method_config(method: str, task: dict[str, Any], *, device: str, precision: 
 
     return RunConfig.from_dict({
         "task": task, "backbone": backbone, "method": {"name": method, **FAST_OPTIONS.get(method, {})},
-        "source": {"name": "rotten-tomatoes", "max_per_class": 30},
         "train": {"epochs": 1, "max_steps": 4, "batch_size": 16, "precision": precision},
         "device": device, "output_dir": out, "run_name": f"{method}-{task['name']}-{precision}",
     })
