@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checkpoint import StageCheckpoint
 from .components import Backbone, TaskData
 from .errors import ConfigError, MonaError
 from .kit import Kit
@@ -134,7 +135,9 @@ class Session:
             self.device = torch.device("cuda", self.dist.local_rank)
         check_same_plugins(self.dist, kit)
         self.progress = progress and self.dist.is_main
-        self.stage_checkpoint = None
+        #: The running stage's mid-stage checkpoints: the runner sets it around each stage, the
+        #: training loop (``mona_kit.loop``) alone saves and loads through it; None outside a run.
+        self.stage_checkpoint: StageCheckpoint | None = None
         if config.threads:
             torch.set_num_threads(config.threads)
         seed_everything(config.seed, config.deterministic)
