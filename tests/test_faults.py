@@ -232,7 +232,7 @@ def test_killed_at_any_write_resumes_to_the_same_metrics(toy_kit, tmp_path, monk
 
 @pytest.mark.parametrize("kill_stage", ["align", "refine"])
 def test_orca_resume_matches_uninterrupted(tmp_path, monkeypatch, kill_stage):
-    """ORCA's alignment restarts from its stage start (no mid-stage checkpoint); the result is identical."""
+    """Killed mid-alignment or mid-refinement, ORCA resumes from the stage's step-2 checkpoint to identical metrics."""
     from mona_kit.engine import Session
     from mona_kit.kit import load_kit
 
@@ -262,3 +262,5 @@ def test_orca_resume_matches_uninterrupted(tmp_path, monkeypatch, kill_stage):
     torch.manual_seed(99)
     resumed = json.loads((run(kit, config("killed"), progress=False, resume=tmp_path / "killed") / "results.json").read_text())
     assert (resumed["val"], resumed["test"]) == (reference["val"], reference["test"])
+    events = [json.loads(line) for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert {"stage": kill_stage, "step": 2, "event": "resumed"} in events

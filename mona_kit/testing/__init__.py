@@ -3,3 +3,4 @@
 from .data import check_metric, check_task_data  # noqa: F401
 from .models import check_backbone, check_embedder, check_head  # noqa: F401
 from .objectives import check_distance_objective, check_representation_objective  # noqa: F401
+from .training import check_nonfinite_stops, check_resume_bitwise, stage_steps  # noqa: F401
