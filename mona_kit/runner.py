@@ -39,7 +39,10 @@ from .stages import EvaluateStage
 
 #: What ``run --resume RUN_DIR key=value`` may change, and only after a non-finite stop: the
 #: learning rates the stop message advises lowering. Anything else would make the run a hybrid.
-RESUME_KEYS = ("train.lr", "train.embedder_lr", "method.inner_lr", "method.meta_lr")
+RESUME_KEYS = (
+    "train.lr", "train.embedder_lr", "method.inner_lr", "method.meta_lr",  # fine-tuning, MoNA
+    "method.align_lr", "method.head_lr", "method.label_lr",  # ORCA's alignment, RECRAFT's stages
+)
 
 
 def default_run_name(config: RunConfig) -> str:

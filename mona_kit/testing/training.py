@@ -13,7 +13,8 @@ Both run the method in-process. ``check_resume_bitwise`` kills a run inside ever
 after a training step of each stage that trains, at the start of each one that does not),
 resumes it and requires the same validation and test metrics, bit for bit, as an uninterrupted
 run. ``check_nonfinite_stops`` makes one loss of every training stage NaN and requires the one-line
-``NumericalError`` naming the stage and the step, with no results written.
+``NumericalError`` naming the stage and the step, with no results written, whose suggested
+``run --resume ... KEY=VALUE`` then finishes the run.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -158,5 +160,10 @@ def check_nonfinite_stops(kit, config: Mapping[str, Any], workdir: Path, *, at_s
         finally:
             loop._loss_of = original
         assert not (workdir / name / "results.json").exists(), f"stage {stage!r}: results written after a NaN stop"
+        # The message's own retry command is accepted and finishes the run.
+        found = re.search(r"--resume \S+ ((?:train|method)\.[a-z_]+)=VALUE", message)
+        assert found, f"stage {stage!r}: the stop message names no resume command: {message}"
+        run(kit, _config(config, workdir, name), progress=False, resume=workdir / name, overrides=[f"{found[1]}=1e-5"])
+        assert (workdir / name / "results.json").is_file(), f"stage {stage!r}: the suggested resume did not finish"
         checked.append(stage)
     return checked
