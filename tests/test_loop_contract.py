@@ -72,3 +72,39 @@ def test_there_is_one_training_loop():
                 if "optim" in target or node.func.attr == "backward":
                     offenders.append(f"{path.relative_to(root)}:{node.lineno} {ast.unparse(node)}")
     assert not offenders, offenders
+
+
+def test_a_third_party_method_gets_the_contract_for_free(tmp_path):
+    """The stage of docs/hooks.md, registered by a plugin module, passes both checks unchanged."""
+    import types
+
+    import attrs
+
+    import toy_plugin
+
+    from mona_kit.hookspecs import hookimpl
+    from mona_kit.kit import load_kit
+    from mona_kit.stages import Method, TrainStage
+
+    @attrs.define(kw_only=True)
+    class SmoothedStage(TrainStage):
+        smoothing: float = 0.1
+
+        def training_step(self, session, model, batch, step):
+            batch = session.to_device(batch)
+            logits = model(batch["x"])
+            loss = session.task_loss(logits, batch["y"])
+            smooth = -logits.log_softmax(-1).mean()
+            return loss + self.smoothing * smooth, {"loss": loss.item(), "smooth": smooth.item()}
+
+    class Smoothed(Method):
+        def stages(self, session):
+            return [SmoothedStage(name="smoothed")]
+
+    plugin = types.ModuleType("smoothed_plugin")
+    plugin.register_methods = hookimpl(lambda register: register("smoothed", Smoothed, summary="label smoothing"))
+    kit = load_kit(builtins=["mona_plugins.methods"], entry_points=False, extra=[toy_plugin, plugin])
+    config = {"task": {"name": "toy-seq", "n_train": 40}, "backbone": "toy-body", "method": "smoothed",
+              "train": {"epochs": 2, "batch_size": 16}}
+    assert check_resume_bitwise(kit, config, tmp_path / "resume") == {"smoothed": 6, "evaluate": 0}
+    assert check_nonfinite_stops(kit, config, tmp_path / "nan") == ["smoothed"]
