@@ -343,7 +343,7 @@ CASES = [
     ("resume-override-method", killed, RESUME + ["method=mona"], NO_OVERRIDE.format("method=mona")),
     ("resume-override-seed", nan_stopped, RESUME + ["seed=3"], NO_OVERRIDE.format("seed=3")),
     ("resume-override-lr-and-more", nan_stopped, RESUME + ["train.lr=0.0001", "train.batch_size=4"], NO_OVERRIDE.format(r"train\.batch_size=4")),
-    ("resume-lr-without-a-stop", killed, RESUME + ["train.lr=0.0001"], rf"run --resume [^ ]*/runs/r train\.lr=0\.0001: a learning rate may change on resume only after the run stopped on a non-finite loss or gradient, and this one did not; resume without it\."),
+    ("resume-lr-without-a-stop", killed, RESUME + ["train.lr=0.0001"], r"run --resume [^ ]*/runs/r train\.lr=0\.0001: a learning rate may change on resume only after the run stopped on a non-finite loss or gradient, and this one did not; resume without it\."),
     ("resume-with-config-file", killed, RESUME + [CFG], rf"run --resume takes no config file \({P}/cfg\.yaml'\): the run directory holds its config; start a new run to use another\."),
     ("resume-with-overwrite", killed, RESUME + ["--overwrite"], r"run --resume continues one run as it was started; it takes no --overwrite\."),
     ("resume-with-methods", killed, RESUME + ["--methods", "finetune"], r"run --resume continues one run as it was started; it takes no --methods\."),

@@ -139,8 +139,8 @@ def check_nonfinite_stops(kit, config: Mapping[str, Any], workdir: Path, *, at_s
             continue
         original = loop._loss_of
 
-        def poisoned(stage_obj, session, model, batch, step, _stage=stage):
-            out = original(stage_obj, session, model, batch, step)
+        def poisoned(stage_obj, session, model, batch, step, _stage=stage, _original=original):
+            out = _original(stage_obj, session, model, batch, step)
             if stage_obj.name != _stage or step != at_step:
                 return out
             loss, values = out if isinstance(out, tuple) else (out, None)
