@@ -31,6 +31,7 @@ from .loop import (  # noqa: F401 - the loop's policies, public here for the sta
     first_nonfinite_gradient,
     nonfinite_error,
     plateau_record,
+    signed_score,
     train_mode,
 )
 from .model import MODEL_GROUPS

@@ -20,7 +20,6 @@ run. ``check_nonfinite_stops`` makes one loss of every training stage NaN and re
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import re
 from collections.abc import Iterator, Mapping
@@ -83,7 +82,9 @@ def _dying(stage: str, step: int | None) -> Iterator[None]:
 
 
 def _metrics(path: Path) -> tuple[Any, Any]:
-    results = json.loads((path / "results.json").read_text())
+    from ..summary import read_results
+
+    results = read_results(path)
     return results.get("val"), results.get("test")
 
 

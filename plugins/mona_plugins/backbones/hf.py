@@ -13,7 +13,9 @@ from mona_kit.components import Backbone, SourceEmbedder
 from mona_kit.errors import ConfigError, MonaError, ShapeError
 
 from . import _hub
-from ._shared import SideParts, TensorDictDataset, freeze, param_groups_by_name
+from mona_kit.data import TensorDictDataset
+
+from ._shared import SideParts, freeze, param_groups_by_name
 
 
 class _PassThrough(nn.Module):

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from mona_kit.errors import ShapeError
-from mona_kit.stages import Method, Stage
+from mona_kit.stages import Method, Stage, signed_score
 
 #: The single parameter group of a reference model (TrainStage trains groups by name).
 GROUP = "reference"
@@ -33,7 +33,7 @@ class ReferenceModel(nn.Module):
         self.input_shape = tuple(input_shape)
         self.output_shape = tuple(output_shape)
 
-    def param_groups(self) -> dict[str, list[tuple[str, nn.Parameter]]]:
+    def named_parameter_groups(self) -> dict[str, list[tuple[str, nn.Parameter]]]:
         return {GROUP: list(self.named_parameters())}
 
     def set_trainable(self, names) -> None:
@@ -71,13 +71,12 @@ def select_on_val(session, model: nn.Module, candidates, load) -> tuple[Any, dic
     """Try each candidate (``load(model, candidate)`` puts it into the model) and keep the one with
     the best validation metric, ties broken by validation loss, then by order (strongest
     regularisation first). Only ``val`` is read; ``test`` never decides anything."""
-    sign = -1.0 if session.spec.higher_is_better else 1.0
     metric = session.spec.metric
     best, best_key, best_val = None, None, None
     for candidate in candidates:
         load(model, candidate)
         val = session.evaluate(model, "val")
-        key = (sign * val[metric], val["loss"])
+        key = (signed_score(session, val[metric]), val["loss"])
         if not all(math.isfinite(k) for k in key):
             continue
         if best_key is None or key < best_key:
