@@ -225,7 +225,7 @@ def _optimizer_step(session: Session, model: nn.Module, stage: LoopStage, setup:
         if setup.forward is None:  # DDP cannot wrap this step (parts of the model, double backward)
             session.sync_gradients(params)
         # After the (DDP or explicit) gradient average, so every rank takes the same branch.
-        if check_gradients(session, stage.name, step, setup.params, setup.advice):
+        if finite_gradients(session, stage.name, step, setup.params, setup.advice):
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             setup.optimizer.step()
@@ -395,7 +395,7 @@ def nonfinite_error(session: Session, stage: str, step: int, what: str, advice: 
     )
 
 
-def check_gradients(session: Session, stage: str, step: int, named_params, advice: str = "lower train.lr") -> bool:
+def finite_gradients(session: Session, stage: str, step: int, named_params, advice: str = "lower train.lr") -> bool:
     """True when every gradient is finite. Otherwise stop with the parameter's name, or (with
     ``train.on_nonfinite=skip``) log the skip, drop the gradients and return False."""
     bad = first_nonfinite_gradient(named_params)
