@@ -30,7 +30,7 @@ HOOKS = {
 }
 
 
-class Registrar:
+class PluginRegistrar:
     """The ``register`` callback handed to one plugin's hook: validates and records provenance."""
 
     def __init__(self, kit: "Kit", hook: str, provider: Provider):
@@ -99,7 +99,7 @@ class Registrar:
         self._kit.registries[kind].add_resolver(prefix, resolver, provider, summary)
 
 
-class CommandRegistrar(Registrar):
+class PluginCommandRegistrar(PluginRegistrar):
     """``register(name, configure, handler, *, summary="")`` for ``register_commands``."""
 
     def __call__(self, name: str, configure: Callable, handler: Callable, *, summary: str = "", replace: bool = False) -> None:
@@ -124,7 +124,7 @@ class Kit:
         self.registries: dict[str, Registry] = {kind: Registry(kind) for kind in KINDS}
         for hook_name in HOOKS:
             hook = getattr(pm.hook, hook_name)
-            # Call each plugin's impl with its own Registrar, so every entry knows its provider.
+            # Call each plugin's impl with its own PluginRegistrar (a hookspecs.Registrar), so every entry knows its provider.
             for impl in hook.get_hookimpls():  # plugin registration order: built-ins first
                 info = plugins.get(impl.plugin_name)
                 provider = Provider(
@@ -132,7 +132,7 @@ class Kit:
                     distribution=info.distribution if info else "unknown",
                     version=info.version if info else "unknown",
                 )
-                registrar = (CommandRegistrar if hook_name == "register_commands" else Registrar)(self, hook_name, provider)
+                registrar = (PluginCommandRegistrar if hook_name == "register_commands" else PluginRegistrar)(self, hook_name, provider)
                 kwargs = {arg: registrar for arg in impl.argnames}
                 try:
                     impl.function(**kwargs)
