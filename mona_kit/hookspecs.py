@@ -92,8 +92,9 @@ def register_methods(register: Registrar) -> None:
 def register_metrics(register: Registrar) -> None:
     """Register evaluation metrics.
 
-    ``register(name, factory, *, config=None, summary="", higher_is_better=False)``;
-    ``factory(config)`` returns a :class:`mona_kit.components.Metric`.
+    ``register(name, factory, *, config=None, summary="")``;
+    ``factory(config)`` returns a :class:`mona_kit.components.Metric`, whose ``higher_is_better``
+    attribute is the one place the metric's direction lives.
     """
 
 

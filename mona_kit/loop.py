@@ -290,8 +290,8 @@ def _validate(session: Session, model: nn.Module, stage: LoopStage, setup: Setup
 
 
 def signed_score(session: Session, value: float) -> float:
-    """A metric value made lower-is-better (the task's metric decides the sign)."""
-    return -value if session.spec.higher_is_better else value
+    """A metric value made lower-is-better (the metric's ``higher_is_better`` decides the sign)."""
+    return -value if session.metric.higher_is_better else value
 
 
 def _resume(session: Session, model: nn.Module, stage: LoopStage, setup: Setup, progress: _Progress) -> bool:

@@ -176,6 +176,16 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _check_direction(session) -> None:
+    """The metric's ``higher_is_better`` decides selection; a spec that says otherwise is refused."""
+    spec, higher = session.spec, bool(session.metric.higher_is_better)
+    if bool(spec.higher_is_better) != higher:
+        raise DataError(
+            f"dataset {spec.name!r} declares higher_is_better={spec.higher_is_better}, but its metric {spec.metric!r} "
+            f"is {'higher' if higher else 'lower'}-is-better; fix the spec to match the metric."
+        )
+
+
 def _check_split_samples(session) -> None:
     """The dataset contract (``mona_kit.testing``) on a few samples of every split, plus every label of a
     classification split held as a tensor: bad data is a one-line error before anything trains."""
@@ -272,6 +282,7 @@ def _prepare(session, resume: bool, run_dir: RunDir | None, override_keys: tuple
     if resume:
         check_resumable(run_dir, resolved, session.kit, override_keys)
     _check_split_samples(session)
+    _check_direction(session)
     session.method.check(session)
     with _components_named(session):
         model = session.method.build_model(session, pretrained=session.method.pretrained_body)
@@ -524,7 +535,7 @@ def _write_results(session, started: float) -> Path:
         "method": session.method_entry.name,
         "task": session.spec.name,
         "metric": session.spec.metric,
-        "higher_is_better": session.spec.higher_is_better,
+        "higher_is_better": session.metric.higher_is_better,
         "components": session.component_names(),
         "seed": session.config.seed,
         **session.results,

@@ -31,7 +31,7 @@ OPTIONS = {
     "fno": {"width": 4, "modes": 4, "layers": 1},
 }
 #: Methods whose models need grid targets run on the toy dense task.
-TASK = {"fno": "toy-field"}
+TASK = {"fno": "shift-field"}
 
 
 def method_config(method: str) -> dict:

@@ -177,7 +177,7 @@ def make_field_task() -> TaskData:
         return ListDataset([{"x": x[i], "y": torch.roll(x[i], 3, dims=-1)} for i in range(n)])
 
     spec = TaskSpec(
-        name="toy-field", task_type="dense1d", input_shape=(1, 16), output_shape=(1, 16),
+        name="shift-field", task_type="dense1d", input_shape=(1, 16), output_shape=(1, 16),
         loss="toy-mse", metric="toy-rel-l2", modality="toy-signal",
     )
     return TaskData(spec=spec, train=split(32), val=split(16), test=split(16))
@@ -227,7 +227,7 @@ def register_objectives(register):
 def register_datasets(register):
     register("toy-seq", make_seq_task, config=ToySeqConfig, summary="toy 1-D classification")
     register("toy-text", make_text_proxy, summary="toy text proxy")
-    register("toy-field", make_field_task, summary="toy dense 1-D task")
+    register("shift-field", make_field_task, summary="toy dense 1-D task")
 
 
 @hookimpl
