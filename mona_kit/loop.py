@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 import torch
@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import set_rng_state
 from .errors import DataError, NumericalError
+from .model import CrossModalModel
 
 if TYPE_CHECKING:
     from .engine import Session
@@ -65,7 +66,7 @@ class Setup:
     eval_every: int = 0
     #: Keep the best validated state and put it back at the end (early stopping needs it).
     select: bool = False
-    #: Measure knowledge reuse every this many steps (and before the first); 0: never.
+    #: Measure knowledge reuse (of a CrossModalModel's body) every this many steps and before the first; 0: never.
     reuse_every: int = 0
 
 
@@ -173,7 +174,7 @@ def fit(session: Session, model: nn.Module, stage: LoopStage) -> None:
     setup = stage.setup(session, model)
     progress = _Progress()
     if not _resume(session, model, stage, setup, progress) and setup.reuse_every:
-        session.measure_reuse(model, stage=stage.name, step=0)
+        session.measure_reuse(cast(CrossModalModel, model), stage=stage.name, step=0)
     stage.model_mode(model)
     forward = setup.forward if setup.forward is not None else model
     bar = tqdm(total=setup.total_steps, initial=progress.step, desc=stage.name, disable=not session.progress,
@@ -257,7 +258,7 @@ def _after_step(session: Session, model: nn.Module, stage: LoopStage, setup: Set
     if setup.eval_every and (step % setup.eval_every == 0 or step == setup.total_steps):
         _validate(session, model, stage, setup, progress)
     if setup.reuse_every and step % setup.reuse_every == 0:
-        session.measure_reuse(model, stage=stage.name, step=step)
+        session.measure_reuse(cast(CrossModalModel, model), stage=stage.name, step=step)
     ckpt = session.stage_checkpoint
     if ckpt is not None and ckpt.due(step):
         weights = {f"model.{k}": v for k, v in model.state_dict().items()}
@@ -285,7 +286,8 @@ def _validate(session: Session, model: nn.Module, stage: LoopStage, setup: Setup
         progress.best_score, progress.best_step = score, progress.step
         if setup.select:
             progress.best_state = copy.deepcopy(model.state_dict())
-    progress.stopped_early = setup.select and bool(cfg.patience) and progress.since_best >= cfg.patience
+    patience = cfg.patience or 0  # 0 / None: no early stopping
+    progress.stopped_early = setup.select and patience > 0 and progress.since_best >= patience
     stage.model_mode(model)
 
 

@@ -12,8 +12,8 @@ A method is a list of stages; a new method is often a few lines::
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Sequence, Sized
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 import torch
@@ -34,7 +34,7 @@ from .loop import (  # noqa: F401 - the loop's policies, public here for the sta
     signed_score,
     train_mode,
 )
-from .model import MODEL_GROUPS
+from .model import MODEL_GROUPS, CrossModalModel
 
 if TYPE_CHECKING:
     from .engine import Session
@@ -130,11 +130,11 @@ class TrainStage(LoopStage):
 
     def setup(self, session: Session, model: nn.Module) -> Setup:
         cfg = session.config.train
-        model.set_trainable(self.trainable)
+        cast(CrossModalModel, model).set_trainable(self.trainable)  # or a reference model's, of the same form
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad] + self.extra_parameters(session)
         lr = self.lr if self.lr is not None else cfg.lr
         optimizer = make_optimizer(session, named, lr, self.embedder_lr or cfg.embedder_lr or lr)
-        steps_per_epoch = max(1, math.ceil(len(session.task.train) / cfg.batch_size))
+        steps_per_epoch = max(1, math.ceil(len(cast(Sized, session.task.train)) / cfg.batch_size))
         total = (self.epochs if self.epochs is not None else cfg.epochs) * steps_per_epoch
         cap = self.max_steps if self.max_steps is not None else cfg.max_steps
         if cap is not None:
@@ -147,7 +147,7 @@ class TrainStage(LoopStage):
             forward=session.ddp(model) if self.whole_model_step else None,
             eval_every=max(1, steps_per_epoch // max(1, cfg.evals_per_epoch)) if self.select_best else 0,
             select=self.select_best and session.task.selection == "validation",
-            reuse_every=session.config.diagnostics.reuse_every if self.track_reuse else 0,
+            reuse_every=session.config.diagnostics.reuse_every if self.track_reuse and isinstance(model, CrossModalModel) else 0,
         )
 
     def batches(self, session: Session, epoch: int) -> Iterable[Any]:
