@@ -43,9 +43,12 @@ def method_config(method: str) -> dict:
 
 
 METHODS = sorted(entry.name for entry in contract_kit().methods)
+#: Over 5 s here; test_recraft.py's resume tests cover the same stages in the default run.
+SLOW = {"recraft"}
+CASES = [pytest.param(m, marks=pytest.mark.slow) if m in SLOW else m for m in METHODS]
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", CASES)
 def test_every_stage_resumes_bitwise(method, tmp_path):
     stages = check_resume_bitwise(contract_kit(), method_config(method), tmp_path)
     assert stages and list(stages)[-1] == "evaluate"
