@@ -102,9 +102,10 @@ class LoopStage(Stage):
         raise NotImplementedError  # pragma: no cover - interface
 
     # Optional hooks ------------------------------------------------------------------------------
-    def backward(self, loss: torch.Tensor) -> None:
-        """A manual backward, for a stage that needs one (the default: ``loss.backward()``)."""
-        loss.backward()
+    def backward(self, loss: torch.Tensor, inputs: list[nn.Parameter] | None) -> None:
+        """A manual backward, for a stage that needs one. ``inputs``: the parameters the step trains,
+        when the loop may limit the backward to them (None under DDP, whose hooks need it whole)."""
+        loss.backward(inputs=inputs)
 
     def model_mode(self, model: nn.Module) -> None:
         """Put the model in its training mode (again after each validation)."""
@@ -220,8 +221,10 @@ def _optimizer_step(session: Session, model: nn.Module, stage: LoopStage, setup:
             raise nonfinite_error(session, stage.name, step, f"{setup.loss_name} is {loss.item()}", setup.advice)
         session.log(stage=stage.name, step=step, event="skipped-nonfinite-loss")
     else:
-        stage.backward(loss)
         params = [p for _, p in setup.params]
+        # A step DDP does not wrap backprops only to what it trains: a frozen body it differentiates
+        # through (MoNA's inner loop, RECRAFT's penalty) would cost a weight-gradient pass, never applied.
+        stage.backward(loss, params if setup.forward is None else None)
         _drop_byproducts(model, params)
         if setup.forward is None:  # DDP cannot wrap this step (parts of the model, double backward)
             session.sync_gradients(params)
