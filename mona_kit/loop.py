@@ -29,7 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoint import set_rng_state
-from .errors import DataError, NumericalError
+from .errors import DataError, MonaError, NumericalError
 from .model import CrossModalModel
 
 if TYPE_CHECKING:
@@ -390,14 +390,34 @@ def nonfinite_error(session: Session, stage: str, step: int, what: str, advice: 
     )
     if session.run is None:  # a stage run outside a run directory: nothing was saved
         return NumericalError(head)
-    from .runner import stop_summary
-
     kept, restart = stop_summary(session)
     key = (re.findall(r"\b(?:train|method)\.[a-z_]+", advice) or ["train.lr"])[0]
     return NumericalError(
         f"{head} Kept: {kept}. To retry at a lower rate: mona-kit run --resume {session.run.path} {key}=VALUE "
         f"(restarts stage {stage!r} from {restart})."
     )
+
+
+def stop_summary(session: Session) -> tuple[str, str]:
+    """After a non-finite stop: (what the run directory keeps, where a resume with a new rate restarts)."""
+    from .runs import read_progress
+
+    ckpt = session.stage_checkpoint
+    try:
+        done = read_progress(session.run)[0]
+    except MonaError:
+        done = []
+    step = ckpt.step() if ckpt is not None else None
+    if done and step is not None:
+        kept = f"the checkpoint of finished stage {done[-1]!r} and this stage's checkpoint at step {step}"
+    elif step is not None:
+        kept = f"this stage's checkpoint at step {step} (no stage had finished)"
+    elif done:
+        kept = f"the checkpoint of finished stage {done[-1]!r}; nothing of this stage was saved (no checkpoint was due yet)"
+    else:
+        kept = "nothing - no stage had finished and no checkpoint of this stage was due yet"
+    restart = f"the end of stage {done[-1]!r}" if done else "the start of the run"
+    return kept, restart
 
 
 def finite_gradients(session: Session, stage: str, step: int, named_params, advice: str = "lower train.lr") -> bool:

@@ -34,7 +34,7 @@ from .engine import Session
 from .errors import CheckpointError, ConfigError, DataError, MonaError, NumericalError, PluginError, ShapeError
 from .kit import Kit
 from .runconfig import RunConfig, apply_overrides
-from .runs import RunDir, atomic_write_text, check_split_results, environment_record, run_path, safe_name
+from .runs import RunDir, atomic_write_text, environment_record, read_progress, run_path, safe_name
 from .stages import EvaluateStage
 
 #: What ``run --resume RUN_DIR key=value`` may change, and only after a non-finite stop: the
@@ -291,42 +291,6 @@ def _prepare(session, resume: bool, run_dir: RunDir | None, override_keys: tuple
     return resolved, model, stages
 
 
-def _read_progress(run_dir: RunDir) -> tuple[list[str], dict[str, Any], int | None]:
-    """Finished stage names, their results so far, and the metrics.jsonl size when the last one ended."""
-    from .runs import damaged_record, read_json_record
-
-    progress_file = run_dir.checkpoints / "progress.json"
-    progress = read_json_record(progress_file) or {"done": []}
-    done = progress.get("done")
-    if not isinstance(done, list) or not all(isinstance(d, str) for d in done):
-        raise damaged_record(progress_file)
-    partial_file = run_dir.checkpoints / "results-partial.json"
-    partial = read_json_record(partial_file) or {}
-    check_split_results(partial_file, partial)
-    size = progress.get("metrics_bytes")
-    return done, partial, size if isinstance(size, int) and not isinstance(size, bool) else None
-
-
-def stop_summary(session) -> tuple[str, str]:
-    """After a non-finite stop: (what the run directory keeps, where a resume with a new rate restarts)."""
-    ckpt = getattr(session, "stage_checkpoint", None)
-    try:
-        done = _read_progress(session.run)[0]
-    except MonaError:
-        done = []
-    step = ckpt.step() if ckpt is not None else None
-    if done and step is not None:
-        kept = f"the checkpoint of finished stage {done[-1]!r} and this stage's checkpoint at step {step}"
-    elif step is not None:
-        kept = f"this stage's checkpoint at step {step} (no stage had finished)"
-    elif done:
-        kept = f"the checkpoint of finished stage {done[-1]!r}; nothing of this stage was saved (no checkpoint was due yet)"
-    else:
-        kept = "nothing - no stage had finished and no checkpoint of this stage was due yet"
-    restart = f"the end of stage {done[-1]!r}" if done else "the start of the run"
-    return kept, restart
-
-
 def _check_finite_model(model: torch.nn.Module, source: str) -> None:
     """Refuse to evaluate weights holding NaN/Inf: the metrics would be meaningless numbers."""
     bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
@@ -477,7 +441,7 @@ def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: P
     session.run = run_dir
     fingerprint = config_fingerprint(resolved)
     started = time.time()
-    done, partial, done_bytes = _read_progress(run_dir)
+    done, partial, done_bytes = read_progress(run_dir)
     if len(done) > len(stages):
         raise CheckpointError(
             f"{str(run_dir.checkpoints / 'progress.json')!r} lists {len(done)} finished stages, the method has "
