@@ -143,12 +143,46 @@ class Kit:
                         f"plugin {provider} raised in {hook_name}: {type(exc).__name__}: {exc}"
                     ) from exc
 
-    # Shorthands -------------------------------------------------------------------------------
-    def __getattr__(self, kind: str) -> Registry:
-        registries = self.__dict__.get("registries", {})
-        if kind in registries:
-            return registries[kind]
-        raise AttributeError(kind)
+    # Registries as typed attributes (one per kind in registry.KINDS) ---------------------------
+    @property
+    def backbones(self) -> Registry:
+        """Pretrained bodies."""
+        return self.registries["backbones"]
+
+    @property
+    def embedders(self) -> Registry:
+        """Target embedders."""
+        return self.registries["embedders"]
+
+    @property
+    def heads(self) -> Registry:
+        """Task heads."""
+        return self.registries["heads"]
+
+    @property
+    def objectives(self) -> Registry:
+        """Task losses and alignment objectives."""
+        return self.registries["objectives"]
+
+    @property
+    def datasets(self) -> Registry:
+        """Target tasks and source proxies."""
+        return self.registries["datasets"]
+
+    @property
+    def methods(self) -> Registry:
+        """Transfer methods."""
+        return self.registries["methods"]
+
+    @property
+    def metrics(self) -> Registry:
+        """Evaluation metrics."""
+        return self.registries["metrics"]
+
+    @property
+    def commands(self) -> Registry:
+        """Plugin CLI verbs."""
+        return self.registries["commands"]
 
     def registry(self, kind: str) -> Registry:
         if kind not in self.registries:
