@@ -82,8 +82,6 @@ class Stage:
 class LoopStage(Stage):
     """A stage trained by :func:`fit`. Subclasses supply ``setup``, ``batches`` and ``training_step``."""
 
-    name: str = "stage"
-
     def run(self, session: Session, model: nn.Module) -> None:
         fit(session, model, self)
 

@@ -1,4 +1,5 @@
-"""Contract checks plugin authors run on their components."""
+"""Contract checks plugin authors run on their components, and on their methods' stages
+(``check_resume_bitwise``, ``check_nonfinite_stops``: the resume and fault contract of the training loop)."""
 
 from .data import check_metric, check_task_data  # noqa: F401
 from .models import check_backbone, check_embedder, check_head  # noqa: F401
