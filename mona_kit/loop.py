@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import attrs
 import torch
@@ -74,6 +74,8 @@ class Stage:
     """One step of a method. ``run`` trains or measures ``model`` in place."""
 
     name: str = "stage"
+    #: Stage metadata: True when the stage trains the model on the target task (plots draw the last such stage).
+    trains_task: ClassVar[bool] = False
 
     def run(self, session: Session, model: nn.Module) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -227,7 +229,7 @@ def _optimizer_step(session: Session, model: nn.Module, stage: LoopStage, setup:
         if setup.forward is None:  # DDP cannot wrap this step (parts of the model, double backward)
             session.sync_gradients(params)
         # After the (DDP or explicit) gradient average, so every rank takes the same branch.
-        if finite_gradients(session, stage.name, step, setup.params, setup.advice):
+        if check_gradients(session, stage.name, step, setup.params, setup.advice):
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             setup.optimizer.step()
@@ -418,7 +420,7 @@ def stop_summary(session: Session) -> tuple[str, str]:
     return kept, restart
 
 
-def finite_gradients(session: Session, stage: str, step: int, named_params, advice: str = "lower train.lr") -> bool:
+def check_gradients(session: Session, stage: str, step: int, named_params, advice: str = "lower train.lr") -> bool:
     """True when every gradient is finite. Otherwise stop with the parameter's name, or (with
     ``train.on_nonfinite=skip``) log the skip, drop the gradients and return False."""
     bad = first_nonfinite_gradient(named_params)

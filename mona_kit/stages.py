@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence, Sized
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import attrs
 import torch
@@ -26,8 +26,8 @@ from .loop import (  # noqa: F401 - the loop's policies, public here for the sta
     Setup,
     Stage,
     StepOutput,
+    check_gradients,
     cycle,
-    finite_gradients,
     first_nonfinite_gradient,
     nonfinite_error,
     plateau_record,
@@ -110,6 +110,9 @@ class TrainStage(LoopStage):
     ``extra_parameters`` what else the optimiser steps (gates, source heads), and
     ``state_dict``/``load_state_dict`` whatever else a resume needs.
     """
+
+    #: Stage metadata: it trains the model on the target task (plots draw the last such stage).
+    trains_task: ClassVar[bool] = True
 
     name: str = "finetune"
     trainable: tuple[str, ...] = ALL_GROUPS

@@ -85,9 +85,7 @@ def test_a_third_party_method_gets_the_contract_for_free(tmp_path):
 
     import toy_plugin
 
-    from mona_kit.hookspecs import hookimpl
-    from mona_kit.kit import load_kit
-    from mona_kit.stages import Method, TrainStage
+    from mona_kit.api import Method, TrainStage, hookimpl, load_kit
 
     @attrs.define(kw_only=True)
     class SmoothedStage(TrainStage):
@@ -106,7 +104,7 @@ def test_a_third_party_method_gets_the_contract_for_free(tmp_path):
 
     plugin = types.ModuleType("smoothed_plugin")
     plugin.register_methods = hookimpl(lambda register: register("smoothed", Smoothed, summary="label smoothing"))
-    kit = load_kit(builtins=["mona_plugins.methods"], entry_points=False, extra=[toy_plugin, plugin])
+    kit = load_kit(entry_points=False, extra=[toy_plugin, plugin])
     config = {"task": {"name": "toy-seq", "n_train": 40}, "backbone": "toy-body", "method": "smoothed",
               "train": {"epochs": 2, "batch_size": 16}}
     assert check_resume_bitwise(kit, config, tmp_path / "resume") == {"smoothed": 6, "evaluate": 0}

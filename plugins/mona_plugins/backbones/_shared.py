@@ -6,7 +6,7 @@ import re
 
 from torch import nn
 
-from mona_kit.components import BODY_GROUPS
+from mona_kit.api import BODY_GROUPS
 
 
 class SideParts:

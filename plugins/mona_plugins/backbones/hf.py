@@ -9,11 +9,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mona_kit.components import Backbone, SourceEmbedder
-from mona_kit.errors import ConfigError, MonaError, ShapeError
+from mona_kit.api import Backbone, ConfigError, MonaError, ShapeError, SourceEmbedder, TensorDictDataset
 
 from . import _hub
-from mona_kit.data import TensorDictDataset
 
 from ._shared import SideParts, freeze, param_groups_by_name
 

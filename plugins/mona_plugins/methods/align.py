@@ -9,8 +9,7 @@ from typing import Any
 import attrs
 import torch
 
-from mona_kit.engine import pool_tokens
-from mona_kit.stages import LoopStage, Setup
+from mona_kit.api import LoopStage, Setup, pool_tokens
 
 
 def distance_objective(session, name: str, options: dict):

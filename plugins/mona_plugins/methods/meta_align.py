@@ -27,9 +27,7 @@ import attrs
 import torch
 from torch.func import functional_call
 
-from mona_kit.engine import masked_mean
-from mona_kit.errors import ConfigError
-from mona_kit.stages import LoopStage, Setup, cycle
+from mona_kit.api import ConfigError, LoopStage, Setup, cycle, masked_mean
 
 #: What to change when the meta step diverges.
 ADVICE = "lower method.inner_lr or method.meta_lr"

@@ -38,9 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mona_kit.config import config, option
-from mona_kit.errors import ConfigError
-from mona_kit.stages import ALL_GROUPS, LoopStage, Method, Setup, TrainStage
+from mona_kit.api import ALL_GROUPS, ConfigError, LoopStage, Method, Setup, TrainStage, config, option
 
 from .align import AlignStage, distance_objective
 from .meta_align import math_attention
