@@ -66,13 +66,17 @@ def factory_problem(factory: Callable[..., Any], config: type | None, context: t
     return None
 
 
-class PluginRegistrar:
-    """The ``register`` callback handed to one plugin's hook: validates and records provenance."""
+class _PluginCallback:
+    """A callback bound to one plugin's hook call: the kit it fills and the provider it records."""
 
     def __init__(self, kit: "Kit", hook: str, provider: Provider):
         self._kit = kit
         self._hook = hook
         self._provider = provider
+
+
+class PluginRegistrar(_PluginCallback):
+    """The ``register`` callback handed to one plugin's hook: validates and records provenance."""
 
     def _target(self, role: str | None) -> str:
         kind = HOOKS[self._hook]
@@ -138,7 +142,7 @@ class PluginRegistrar:
         self._kit.registries[kind].add_resolver(prefix, resolver, provider, summary)
 
 
-class PluginCommandRegistrar(PluginRegistrar):
+class PluginCommandRegistrar(_PluginCallback):
     """``register(name, configure, handler, *, summary="")`` for ``register_commands``."""
 
     def __call__(self, name: str, configure: Callable, handler: Callable, *, summary: str = "", replace: bool = False) -> None:

@@ -8,9 +8,9 @@ labels and the knowledge-reuse probes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -19,11 +19,32 @@ from .components import TaskData
 from .errors import ConfigError
 
 if TYPE_CHECKING:
+    from .components import Backbone, TaskSpec
+    from .kit import Kit
     from .model import CrossModalModel
+    from .registry import Entry
+    from .runconfig import RunConfig
 
 
 class SourceProxyServices:
     """The source-proxy half of the session (a mixin of :class:`mona_kit.engine.Session`)."""
+
+    if TYPE_CHECKING:  # what engine.Session provides
+        config: RunConfig
+        kit: Kit
+        device: torch.device
+        backbone_entry: Entry
+
+        @property
+        def task(self) -> TaskData: ...
+        @property
+        def spec(self) -> TaskSpec: ...
+        @property
+        def pretrained_body(self) -> Backbone: ...
+        def resolved_name(self, key: str) -> str: ...
+        def loader(self, dataset: Any, *, shuffle: bool, batch_size: int | None = None, seed_offset: int = 0) -> Any: ...
+        def to_device(self, batch: Mapping[str, Any]) -> dict[str, Any]: ...
+        def log(self, **event: Any) -> None: ...
 
     @cached_property
     def source_embedder(self):
@@ -58,9 +79,10 @@ class SourceProxyServices:
 
     def source_batches(self, split: str, *, batch_size: int, shuffle: bool, limit: int | None = None, seed_offset: int = 0):
         dataset = self.source_splits[split]
-        if limit is not None and limit < len(dataset):
+        n = len(cast(Sized, dataset))
+        if limit is not None and limit < n:
             # A seeded random subset: proxy files are often sorted by class.
-            keep = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(self.config.seed))[:limit]
+            keep = torch.randperm(n, generator=torch.Generator().manual_seed(self.config.seed))[:limit]
             dataset = torch.utils.data.Subset(dataset, sorted(keep.tolist()))
         return self.loader(dataset, shuffle=shuffle, batch_size=batch_size, seed_offset=seed_offset)
 
@@ -102,8 +124,9 @@ class SourceProxyServices:
     def target_features(self, model: CrossModalModel, split: str, limit: int, *, through_body: bool):
         """Pooled embedder tokens (or body features) of up to ``limit`` target samples, and their targets."""
         dataset = self.task.splits()[split]
-        if limit < len(dataset):
-            keep = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(self.config.seed))[:limit]
+        n = len(cast(Sized, dataset))
+        if limit < n:
+            keep = torch.randperm(n, generator=torch.Generator().manual_seed(self.config.seed))[:limit]
             dataset = torch.utils.data.Subset(dataset, sorted(keep.tolist()))
         feats, targets = [], []
         model.eval()
