@@ -48,6 +48,7 @@ _WHERE: dict[str, str] = {
     "RepresentationObjective": "mona_kit.components",
     # Methods and their stages
     "Method": "mona_kit.stages",
+    "Session": "mona_kit.engine",
     "Stage": "mona_kit.stages",
     "TrainStage": "mona_kit.stages",
     "ALL_GROUPS": "mona_kit.stages",

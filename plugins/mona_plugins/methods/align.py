@@ -4,15 +4,18 @@ towards the embedded source proxy under a registered distance objective."""
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import torch
 
 from mona_kit.api import LoopStage, Setup, pool_tokens
 
+if TYPE_CHECKING:
+    from mona_kit.api import Session
 
-def distance_objective(session, name: str, options: dict):
+
+def distance_objective(session: Session, name: str, options: dict):
     return session.kit.build_objective(name, "distance", options, purpose="embedder alignment").to(session.device)
 
 
@@ -38,17 +41,17 @@ class AlignStage(LoopStage):
     _batch: dict[str, torch.Tensor] | None = attrs.field(default=None, init=False)
     _labels: torch.Tensor | None = attrs.field(default=None, init=False)
 
-    def bind(self, session) -> Any:
+    def bind(self, session: Session) -> Any:
         """The objective bound to the embedded source proxy and its labels."""
         objective = distance_objective(session, self.objective, self.objective_options)
         xs, ys = (t.to(session.device) for t in session.source_features(None, "train", self.max_source))
         return objective.bind_source(xs, ys)
 
-    def target_labels(self, session, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+    def target_labels(self, session: Session, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """Class labels of the target subset (k-means pseudo-labels for regression and dense tasks)."""
         return session.class_labels(batch["y"].cpu(), self.pseudo_label_k).to(session.device)
 
-    def setup(self, session, model) -> Setup:
+    def setup(self, session: Session, model) -> Setup:
         self._bound = self.bind(session)
         train = session.task.train
         n = min(self.target_samples, len(train))
@@ -71,10 +74,10 @@ class AlignStage(LoopStage):
     def model_mode(self, model) -> None:
         model.train()
 
-    def batches(self, session, epoch: int):
+    def batches(self, session: Session, epoch: int):
         """One optimiser step per alignment epoch, each over the same fixed target subset."""
         return itertools.repeat(None, self.epochs)
 
-    def training_step(self, session, embedder, batch, step: int):
+    def training_step(self, session: Session, embedder, batch, step: int):
         loss = self._bound(pool_tokens(embedder(self._batch["x"])), self._labels)
         return loss, {"distance": loss.item(), "objective": self.objective}

@@ -21,13 +21,16 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import torch
 from torch.func import functional_call
 
 from mona_kit.api import ConfigError, LoopStage, Setup, cycle, masked_mean
+
+if TYPE_CHECKING:
+    from mona_kit.api import Session
 
 #: What to change when the meta step diverges.
 ADVICE = "lower method.inner_lr or method.meta_lr"
@@ -54,7 +57,7 @@ def inner_parameter_names(model, groups: Sequence[str]) -> list[str]:
     return [n for g in groups for n in all_groups[g]]
 
 
-def representation_objective(session, name: str, options: dict):
+def representation_objective(session: Session, name: str, options: dict):
     return session.kit.build_objective(name, "representation", options, purpose="MoNA's outer loss").to(session.device)
 
 
@@ -155,7 +158,7 @@ class MetaAlignStage(LoopStage):
     _objective: Any = attrs.field(default=None, init=False)
     _names: list[str] = attrs.field(factory=list, init=False)
 
-    def setup(self, session, model) -> Setup:
+    def setup(self, session: Session, model) -> Setup:
         self._objective = representation_objective(session, self.objective, self.objective_options)
         self._names = inner_parameter_names(model, self.inner_params)
         model.set_trainable(("embedder", "head"))
@@ -171,14 +174,14 @@ class MetaAlignStage(LoopStage):
     def model_mode(self, model) -> None:
         model.train()
 
-    def batches(self, session, epoch: int):
+    def batches(self, session: Session, epoch: int):
         """One pass of ``steps`` (target batch, source batch) pairs from two endless seeded streams."""
         targets = cycle(lambda e: session.loader(session.task.train, shuffle=True, seed_offset=1000 + e))
         sources = cycle(lambda e: session.source_batches(
             "train", batch_size=self.source_batch_size, shuffle=True, seed_offset=2000 + e))
         return itertools.islice(zip(targets, sources), self.steps)
 
-    def training_step(self, session, model, batch, step: int):
+    def training_step(self, session: Session, model, batch, step: int):
         tb, sb = (session.to_device(b) for b in batch)
         with torch.no_grad():
             src_tokens, src_mask = session.embed_source_tokens(sb)
@@ -200,5 +203,5 @@ class MetaAlignStage(LoopStage):
             parts = {"task_loss": loss_task.item(), "source_loss": loss_src.item()}
         return total, {"loss": total.item(), **parts}
 
-    def teardown(self, session, model) -> None:
+    def teardown(self, session: Session, model) -> None:
         model.set_trainable(())

@@ -11,7 +11,7 @@ first epochs and hard top-k after. Loss::
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import torch
@@ -19,6 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mona_kit.api import ALL_GROUPS, Method, TrainStage, config, cycle, masked_mean, option
+
+if TYPE_CHECKING:
+    from mona_kit.api import Session
 
 
 @config
@@ -90,19 +93,19 @@ class PareStage(TrainStage):
 
     whole_model_step = False  # the step reaches into embedder, body and head
 
-    def extra_parameters(self, session) -> list[tuple[str, nn.Parameter]]:
+    def extra_parameters(self, session: Session) -> list[tuple[str, nn.Parameter]]:
         return [(f"gate.{n}", p) for n, p in self.gate.named_parameters()] + [
             (f"source_head.{n}", p) for n, p in self.source_head.named_parameters()
         ]
 
-    def setup(self, session, model):
+    def setup(self, session: Session, model):
         self._source = cycle(lambda e: session.source_batches(
             "train", batch_size=self.cfg.source_batch_size, shuffle=True, seed_offset=3000 + e))
         self._drawn = 0
         self._generator = torch.Generator(device=session.device).manual_seed(session.config.seed)
         return super().setup(session, model)
 
-    def on_epoch_start(self, session, epoch: int, epochs: int) -> None:
+    def on_epoch_start(self, session: Session, epoch: int, epochs: int) -> None:
         self._epoch = (epoch, epochs)
 
     def state_dict(self) -> dict[str, Any]:
@@ -117,7 +120,7 @@ class PareStage(TrainStage):
         self._drawn = state["source_batches"]
         self._generator.set_state(state["gumbel_rng"])
 
-    def training_step(self, session, model, batch, step: int):
+    def training_step(self, session: Session, model, batch, step: int):
         c = self.cfg
         epoch, epochs = self._epoch
         batch = session.to_device(batch)
@@ -147,7 +150,7 @@ class Pare(Method):
     def __init__(self, cfg: PareConfig):
         self.cfg = cfg
 
-    def stages(self, session):
+    def stages(self, session: Session):
         c = self.cfg
         width = session.pretrained_body.width
         gate = nn.Linear(width, 1).to(session.device)

@@ -31,6 +31,8 @@ runner's stage checkpoints carry it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import math
 
 import attrs
@@ -43,6 +45,9 @@ from mona_kit.api import ALL_GROUPS, ConfigError, LoopStage, Method, Setup, Trai
 from .align import AlignStage, distance_objective
 from .meta_align import math_attention
 from .orca import orca_align_lr
+
+if TYPE_CHECKING:
+    from mona_kit.api import Session
 
 
 @config
@@ -142,11 +147,11 @@ class SourceHeadStage(LoopStage):
     _optimizer: torch.optim.Optimizer | None = attrs.field(default=None, init=False)
     _penalty: bool = attrs.field(default=False, init=False)
 
-    def batches(self, session, epoch: int):
+    def batches(self, session: Session, epoch: int):
         return session.source_batches("train", batch_size=self.batch_size, shuffle=True, limit=self.max_source,
                                       seed_offset=4000 + epoch)
 
-    def setup(self, session, model) -> Setup:
+    def setup(self, session: Session, model) -> Setup:
         model.set_trainable(())
         model.source_head.requires_grad_(True)
         named = [(f"source_head.{n}", p) for n, p in model.source_head.named_parameters()]
@@ -158,13 +163,13 @@ class SourceHeadStage(LoopStage):
     def model_mode(self, model) -> None:
         model.eval()  # the body is frozen: its features, not its dropout, are what the head sees
 
-    def on_epoch_start(self, session, epoch: int, epochs: int) -> None:
+    def on_epoch_start(self, session: Session, epoch: int, epochs: int) -> None:
         # Cosine decay over the epochs, stepped per epoch (the reference's CosineAnnealingLR).
         for group in self._optimizer.param_groups:
             group["lr"] = 0.5 * self.lr * (1.0 + math.cos(math.pi * epoch / max(1, self.epochs)))
         self._penalty = epoch >= self.penalty_start_epoch
 
-    def training_step(self, session, model, batch, step: int):
+    def training_step(self, session: Session, model, batch, step: int):
         batch = session.to_device(batch)
         with torch.no_grad():
             tokens, mask = session.embed_source_tokens(batch)
@@ -173,7 +178,7 @@ class SourceHeadStage(LoopStage):
         loss = ce + pen
         return loss, {"loss": loss.item(), "ce": ce.item(), "penalty": pen.item()}
 
-    def teardown(self, session, model) -> None:
+    def teardown(self, session: Session, model) -> None:
         model.source_head.requires_grad_(False)
         model.train()
 
@@ -182,12 +187,12 @@ class SourceHeadStage(LoopStage):
 class UnlabelledAlignStage(AlignStage):
     """Stage 2: ORCA's embedder alignment with every label set to one class (unlabelled OT)."""
 
-    def bind(self, session):
+    def bind(self, session: Session):
         objective = distance_objective(session, self.objective, self.objective_options)
         xs, _ = session.source_features(None, "train", self.max_source)
         return objective.bind_source(xs.to(session.device), None)  # None: one class (OTDD's convention)
 
-    def target_labels(self, session, batch):
+    def target_labels(self, session: Session, batch):
         return None
 
 
@@ -222,7 +227,7 @@ class LabelMatchStage(LoopStage):
                         out.append((c, chunk, weight))
         return out
 
-    def setup(self, session, model) -> Setup:
+    def setup(self, session: Session, model) -> Setup:
         train = session.task.train
         ys = torch.stack([torch.as_tensor(train[i]["y"]) for i in range(len(train))])
         labels = session.class_labels(ys, self.pseudo_label_k).long().reshape(-1)
@@ -238,10 +243,10 @@ class LabelMatchStage(LoopStage):
     def model_mode(self, model) -> None:
         model.train()
 
-    def batches(self, session, epoch: int):
+    def batches(self, session: Session, epoch: int):
         return iter(self._plan)  # (class, sample indices, weight): collated only when stepped
 
-    def training_step(self, session, model, item, step: int):
+    def training_step(self, session: Session, model, item, step: int):
         c, chunk, weight = item
         train = session.task.train
         batch = session.to_device(torch.utils.data.default_collate([train[i] for i in chunk]))
@@ -249,7 +254,7 @@ class LabelMatchStage(LoopStage):
         loss = label_matching_loss(logits, weight)
         return loss, {"loss": loss.item(), "target_class": int(c)}
 
-    def teardown(self, session, model) -> None:
+    def teardown(self, session: Session, model) -> None:
         model.set_trainable(())
         model.source_head.requires_grad_(False)
 
@@ -261,7 +266,7 @@ class Recraft(Method):
     def __init__(self, cfg: RecraftConfig):
         self.cfg = cfg
 
-    def build_model(self, session, pretrained: bool):
+    def build_model(self, session: Session, pretrained: bool):
         """embedder -> body -> head, plus ``source_head`` (Linear(D, source classes)), frozen outside
         stages 1 and 3; being a submodule, it is in every stage checkpoint."""
         model = super().build_model(session, pretrained)
@@ -277,7 +282,7 @@ class Recraft(Method):
         model.add_module("source_head", head.to(next(model.parameters()).device))
         return model
 
-    def check(self, session) -> None:
+    def check(self, session: Session) -> None:
         super().check(session)
         c = self.cfg
         if c.penalty_start_epoch > c.head_epochs:
@@ -287,7 +292,7 @@ class Recraft(Method):
             )
         distance_objective(session, c.objective, dict(c.objective_options))
 
-    def stages(self, session):
+    def stages(self, session: Session):
         c = self.cfg
         return [
             SourceHeadStage(
