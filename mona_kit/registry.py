@@ -74,7 +74,8 @@ def check_built(entry: Entry, built: Any) -> None:
     """Refuse a factory result of the wrong type (``'dict' object has no attribute 'spec'`` later on)."""
     import importlib
 
-    where = RESULT_TYPES.get(entry.meta.get("role") if entry.kind == "objectives" else entry.kind)
+    key = str(entry.meta.get("role")) if entry.kind == "objectives" else entry.kind
+    where = RESULT_TYPES.get(key)
     if where is None:
         return
     expected = getattr(importlib.import_module(where[0]), where[1])

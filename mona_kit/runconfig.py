@@ -151,17 +151,16 @@ class RunConfig:
         return out
 
 
-@config
-class _Scalars:
-    """The scalar keys of RunConfig, validated with the same machinery as component configs."""
+def _scalar_config() -> type:
+    """RunConfig's scalar keys as a config class of their own (the same types, defaults and ranges,
+    defined once on RunConfig), so build_config validates them like a component's options."""
+    attrs.resolve_types(RunConfig)
+    scalars = [f for f in attrs.fields(RunConfig) if f.name not in (*COMPONENT_KEYS, "train", "diagnostics")]
+    fields = {f.name: attrs.field(default=f.default, validator=f.validator, metadata=f.metadata, type=f.type) for f in scalars}
+    return attrs.make_class("_Scalars", fields, frozen=True, kw_only=True)
 
-    seed: int = option(0, min=0, max=SEED_MAX)
-    deterministic: bool = True
-    device: str = "auto"
-    threads: int | None = option(None, min=1)
-    output_dir: str = "runs"
-    run_name: str | None = None
-    checkpoint_every: int = option(100, min=1)
+
+_Scalars = _scalar_config()
 
 
 def parse_overrides(items: Iterable[str]) -> list[tuple[list[str], Any]]:

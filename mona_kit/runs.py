@@ -534,3 +534,17 @@ def check_split_results(file: Path, data: dict[str, Any]) -> None:
     for split in ("val", "test"):
         if split in data and not isinstance(data[split], dict):
             raise damaged_record(file)
+
+
+def read_progress(run_dir: RunDir) -> tuple[list[str], dict[str, Any], int | None]:
+    """Finished stage names, their results so far, and the metrics.jsonl size when the last one ended."""
+    progress_file = run_dir.checkpoints / "progress.json"
+    progress = read_json_record(progress_file) or {"done": []}
+    done = progress.get("done")
+    if not isinstance(done, list) or not all(isinstance(d, str) for d in done):
+        raise damaged_record(progress_file)
+    partial_file = run_dir.checkpoints / "results-partial.json"
+    partial = read_json_record(partial_file) or {}
+    check_split_results(partial_file, partial)
+    size = progress.get("metrics_bytes")
+    return done, partial, size if isinstance(size, int) and not isinstance(size, bool) else None

@@ -273,12 +273,15 @@ def _recorded_config(config_file: Path) -> dict[str, Any] | None:
 
 
 def read_cell_results(path: Path) -> dict[str, Any]:
-    """A cell's ``results.json``; a damaged one is a one-line error naming the file."""
+    """A cell's ``results.json`` (read like every run's, :func:`mona_kit.summary.read_results`); a
+    damaged or incomplete one is a one-line error naming the file and the cell to rerun."""
+    from .summary import read_results
+
     try:
-        data = json.loads(Path(path).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = read_results(Path(path).parent)
+    except MonaError as exc:
         raise _damaged_results(path) from exc
-    metric = data.get("metric") if isinstance(data, dict) else None
+    metric = data.get("metric")
     if not isinstance(metric, str) or not isinstance(data.get("test"), dict) or not isinstance(data.get("seed"), int):
         raise _damaged_results(path)
     return data

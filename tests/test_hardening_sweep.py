@@ -433,7 +433,7 @@ def test_plot_draws_a_run_into_a_new_folder(in_process_kit, tmp_path, capsys):
 
 def test_two_runs_plotted_into_one_folder_keep_their_own_plots(in_process_kit, tmp_path, capsys):
     """Plots are named per run: a second run's plots never overwrite the first one's."""
-    ctx = Ctx(tmp_path)
+    Ctx(tmp_path)
     events = [{"stage": "align", "event": "stage-start", "trains_task": False},
               {"stage": "align", "step": 1, "split": "val", "zero-one-error": 0.9},
               {"stage": "tune", "event": "stage-start", "trains_task": True}]
