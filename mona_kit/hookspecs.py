@@ -87,3 +87,14 @@ def register_commands(register):
     ``register(name, configure, handler, *, summary="")``: ``configure(parser)`` adds
     arguments to an ``argparse`` sub-parser, ``handler(args, kit) -> int`` runs the verb.
     """
+
+
+@hookspec
+def register_loggers(register):
+    """Register experiment loggers (TensorBoard, MLflow, ...), chosen by a run's ``loggers`` list.
+
+    ``register(name, factory, *, config=None, summary="")``; ``factory(config, *, run_dir)``
+    returns a :class:`mona_kit.loggers.Logger`. On the main rank, a run opens its loggers once its
+    directory exists, hands them its config and environment, then every event as it is written to
+    ``metrics.jsonl``, and closes them when it ends. Import heavy packages inside the factory.
+    """

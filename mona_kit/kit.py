@@ -27,6 +27,7 @@ HOOKS = {
     "register_methods": "methods",
     "register_metrics": "metrics",
     "register_commands": "commands",
+    "register_loggers": "loggers",
 }
 
 
