@@ -42,6 +42,22 @@ def select(todo: list, only: str, labels: list[str]) -> list:
     return [c for c in todo if c.method in keep]
 
 
+def _report_cells(finished, bar, failures: list, busy: list) -> None:
+    """One line per cell as it ends; failures and busy cells collected for the summary."""
+    for cell, result in finished:
+        bar.update(1)
+        status = result["status"]
+        if status == "failed":
+            failures.append((cell.key, result["error"], result["log"]))
+            detail = f" ({result['error']})"
+        elif status == "running elsewhere":
+            busy.append(cell.key)
+            detail = f" (skipped: {result['error']})"
+        else:
+            detail = f" test {result['metric']}={result['test'].get(result['metric'], float('nan')):.4g} in {result.get('wall_time_s', 0):.0f}s"
+        tqdm.write(f"{cell.key}: {status}{detail}")
+
+
 def submitit_settings(profile: dict, items: list[str]) -> dict:
     """The profile's ``submitit:`` section with ``--submitit KEY=VALUE`` on top, checked."""
     from ..launchers import check_submitit_section
@@ -87,18 +103,10 @@ def run(args, kit) -> int:
             finished = launcher.run(todo, output, keep)
         else:  # looked up at call time: tests replace sweep.run_cell
             finished = launcher.run(todo, lambda cell, env: sweep.run_cell(output, cell, keep_checkpoints=keep, env=env))
-        for cell, result in finished:
-            bar.update(1)
-            status = result["status"]
-            if status == "failed":
-                failures.append((cell.key, result["error"], result["log"]))
-                detail = f" ({result['error']})"
-            elif status == "running elsewhere":
-                busy.append(cell.key)
-                detail = f" (skipped: {result['error']})"
-            else:
-                detail = f" test {result['metric']}={result['test'].get(result['metric'], float('nan')):.4g} in {result.get('wall_time_s', 0):.0f}s"
-            tqdm.write(f"{cell.key}: {status}{detail}")
+        try:
+            _report_cells(finished, bar, failures, busy)
+        finally:  # an interrupt ends the cells (or cancels the jobs) still running, now
+            finished.close()
         bar.close()
         for key, error, log in failures:
             print(f"FAILED {key}: {error} (log: {log})", file=sys.stderr)
