@@ -144,3 +144,25 @@ def test_an_unknown_logger_on_the_command_line_is_one_line_and_exit_2(tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "tensorbord" in err[0] and "tensorboard" in err[0]  # did you mean
     assert not any(tmp_path.iterdir())
+
+
+def test_a_resumed_run_logs_into_the_same_mlflow_run(tmp_path, monkeypatch):
+    """The MLflow run id is kept in the run folder: a second logger there (a resume) continues that run."""
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+    from mona_plugins.loggers.mlflow_logger import MLflowConfig, MLflowLogger
+
+    first = MLflowLogger(MLflowConfig(), tmp_path)
+    first.log_event({"stage": "finetune", "step": 1, "loss": 0.5})
+    first.close("failed")  # killed mid-stage
+    again = MLflowLogger(MLflowConfig(), tmp_path)
+    assert again.run_id == first.run_id
+    again.log_config({"train": {"lr": 0.1}}, {})
+    again.log_config({"train": {"lr": 0.1}}, {})  # a second resume logs the same params again: accepted
+    again.log_event({"stage": "finetune", "step": 2, "loss": 0.25})
+    again.close("finished")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = MlflowClient(tracking_uri=json.loads((tmp_path / "mlflow-run.json").read_text())["tracking_uri"])
+    assert client.get_run(first.run_id).info.status == "FINISHED"
+    assert sorted((m.step, m.value) for m in client.get_metric_history(first.run_id, "finetune/train/loss")) == [(1, 0.5), (2, 0.25)]
+    assert len(client.search_runs([client.get_experiment_by_name("mona-kit").experiment_id])) == 1
