@@ -182,6 +182,8 @@ def _type_name(tp: Any) -> str:
         return " | ".join(_type_name(a) for a in typing.get_args(tp))
     if tp is type(None):
         return "None"
+    if tp is Ellipsis:  # tuple[int, ...]
+        return "..."
     if origin is not None:
         args = ", ".join(_type_name(a) for a in typing.get_args(tp))
         return f"{getattr(origin, '__name__', str(origin))}[{args}]"

@@ -18,15 +18,12 @@ import torch
 from torch import nn
 
 from .components import Backbone, TaskData
-from .errors import ConfigError, MonaError
+from .errors import ConfigError
 from .kit import Kit
+from .registry import check_built
 from .model import CrossModalModel
 from .normalize import Normalization
 from .runconfig import ComponentRef, RunConfig
-
-#: Source proxy chosen by the body's pretraining modality when the config says ``source: auto``.
-DEFAULT_SOURCE = {"text": "rotten-tomatoes", "image": "mnist-5k"}
-
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
@@ -76,10 +73,7 @@ def pick_auto(kit: Kit, kind: str, **facts: Any) -> str:
 def build_task(entry, cfg) -> TaskData:
     """A dataset entry's splits from its validated config, refused if the factory returns anything else."""
     task = entry.factory(cfg) if cfg is not None else entry.factory()
-    if not isinstance(task, TaskData):
-        raise MonaError(
-            f"dataset {entry.name!r} ({entry.provider}) returned {type(task).__name__}, not a TaskData; fix the plugin."
-        )
+    check_built(entry, task)
     return task
 
 
@@ -95,8 +89,7 @@ def build_body(entry, cfg, pretrained: bool, *, who: str) -> Backbone:
 
         cfg = attrs.evolve(cfg, pretrained=False)
     body = entry.factory(cfg) if cfg is not None else entry.factory()
-    if not isinstance(body, Backbone):
-        raise MonaError(f"backbone {entry.name!r} returned {type(body).__name__}, not a Backbone; fix the plugin.")
+    check_built(entry, body)
     return body
 
 
@@ -170,11 +163,14 @@ class Session:
             return ref.name
         if key in ("embedder", "head"):
             return auto_name(self.kit, key, self.spec, self.pretrained_body)
-        if key == "source":
-            modality = self.pretrained_body.source_modality
-            if modality not in DEFAULT_SOURCE:
-                raise ConfigError(f"no default source proxy for a {modality!r} body; set source: NAME in the config.")
-            return DEFAULT_SOURCE[modality]
+        if key == "source":  # the backbone's registration names its proxy (meta source_proxy=NAME)
+            proxy = self.backbone_entry.meta.get("source_proxy")
+            if not isinstance(proxy, str):
+                raise ConfigError(
+                    f"backbone {self.backbone_entry.name!r} names no default source proxy (its registration has no "
+                    f"source_proxy=NAME); set source: NAME in the config."
+                )
+            return proxy
         raise KeyError(key)
 
     def build_model(self, *, pretrained: bool = True) -> CrossModalModel:

@@ -6,13 +6,14 @@ nothing here is a module-global registry.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import pluggy
 
 from .errors import ConfigError, MonaError, PluginError, UnknownNameError, did_you_mean
-from .plugins import BUILTIN_PLUGINS, PluginInfo, make_plugin_manager
+from .plugins import BUILTIN_PLUGINS, ENV_VAR, PluginInfo, make_plugin_manager
 from .registry import KINDS, Entry, Provider, Registry
 
 OBJECTIVE_ROLES = ("distance", "representation", "task-loss")
@@ -29,6 +30,41 @@ HOOKS = {
     "register_commands": "commands",
     "register_loggers": "loggers",
 }
+
+
+#: Keyword arguments the core passes to a factory of each kind, beside the config (docs/hooks.md).
+BUILD_CONTEXT = {"embedders": ("task", "body"), "heads": ("task", "body", "embedder")}
+
+
+def factory_problem(factory: Callable[..., Any], config: type | None, context: tuple[str, ...]) -> str | None:
+    """Why ``factory`` cannot be called the way the core will call it (``factory(config, **context)`` with a
+    config class, ``factory(**context)`` without), or None. Checked at registration, not at first use."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):  # a builtin without a signature: nothing to check
+        return None
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    positional = [p for p in params if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    takes_args = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
+    if config is not None:
+        if not positional and not takes_args:
+            return (f"it has config={getattr(config, '__name__', config)} but its factory takes no argument for it "
+                    f"(called as factory(config{''.join(', ' + c + '=...' for c in context)})); add one, or drop config=.")
+        rest = params[1:] if positional and params[0] is positional[0] else params
+    else:
+        rest = params
+    for p in rest:
+        if p.kind in variadic or p.default is not inspect.Parameter.empty:
+            continue
+        if p.kind is inspect.Parameter.POSITIONAL_ONLY or p.name not in context:
+            if config is None and p is (positional[0] if positional else None):
+                return (f"its factory needs argument {p.name!r} but no config class is registered, so it would be "
+                        f"called with no config; pass config=YourConfigClass to register (or give {p.name!r} a default).")
+            return (f"its factory needs argument {p.name!r}, which the core never passes (it passes "
+                    f"{', '.join(context) or 'nothing'} beside the config); give it a default or remove it.")
+    return None
 
 
 class Registrar:
@@ -71,6 +107,9 @@ class Registrar:
                 f"({type(factory).__name__}); pass a function or class."
             )
         kind = self._target(role)
+        problem = factory_problem(factory, config, BUILD_CONTEXT.get(kind, ()))
+        if problem:
+            raise PluginError(f"{self._provider.plugin} registers {kind[:-1]} {name!r}: {problem}")
         if role is not None:
             meta["role"] = role
         entry = Entry(
@@ -116,12 +155,23 @@ class CommandRegistrar(Registrar):
         self._kit.registries["commands"].add(entry, replace=replace)
 
 
+def leave_out_hint(plugins: dict[str, PluginInfo], name: str) -> str:
+    """The way around a third-party plugin that breaks every command: load the others without it."""
+    # MONA_KIT_PLUGINS selects entry points: the others that were loaded, else none at all.
+    others = [n for n, i in plugins.items() if not i.builtin and i.distribution != "(in-process)" and n != name]
+    value = ",".join(others) if others else "none"
+    return f" Fix or uninstall plugin {name!r}, or leave it out: {ENV_VAR}={value}."
+
+
 class Kit:
     """All registries, built from a plugin manager."""
 
-    def __init__(self, pm: pluggy.PluginManager, plugins: dict[str, PluginInfo]):
+    def __init__(self, pm: pluggy.PluginManager, plugins: dict[str, PluginInfo],
+                 left_out: dict[str, PluginInfo] | None = None):
         self.pm = pm
         self.plugins = plugins
+        #: Installed plugins that MONA_KIT_PLUGINS left out (named by "no component is named ..." errors).
+        self.left_out = dict(left_out or {})
         self.registries: dict[str, Registry] = {kind: Registry(kind) for kind in KINDS}
         for hook_name in HOOKS:
             hook = getattr(pm.hook, hook_name)
@@ -135,13 +185,17 @@ class Kit:
                 )
                 registrar = (CommandRegistrar if hook_name == "register_commands" else Registrar)(self, hook_name, provider)
                 kwargs = {arg: registrar for arg in impl.argnames}
+                way_out = "" if info is None or info.builtin else leave_out_hint(plugins, impl.plugin_name)
                 try:
                     impl.function(**kwargs)
-                except MonaError:
-                    raise
+                except MonaError as exc:
+                    if not way_out:
+                        raise
+                    raise type(exc)(f"{exc}{way_out}") from exc
                 except Exception as exc:
                     raise PluginError(
                         f"plugin {provider} raised in {hook_name}: {type(exc).__name__}: {exc}"
+                        + (f".{way_out}" if way_out else "")
                     ) from exc
 
     # Shorthands -------------------------------------------------------------------------------
@@ -178,8 +232,14 @@ class Kit:
                 pass
         if not found:
             everything = [n for reg in self.registries.values() for n in reg.names()]
+            left_out = [f"{n} ({i.distribution} {i.version})" for n, i in self.left_out.items()]
+            hint, suggest = "", did_you_mean(name, everything)
+            if left_out:  # the name may well be the left-out plugin's: suggest only near-identical loaded names
+                hint = f" {ENV_VAR} leaves out installed plugin(s) {', '.join(left_out)}, which may provide it."
+                near = difflib.get_close_matches(name, everything, n=3, cutoff=0.8)
+                suggest = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
             raise UnknownNameError(
-                f"no component is named {name!r}.{did_you_mean(name, everything)} "
+                f"no component is named {name!r}.{suggest}{hint} "
                 f"Run 'mona-kit list KIND' (KIND: {', '.join(KINDS)}) to see them."
             )
         return found
@@ -203,4 +263,5 @@ def load_kit(
 ) -> Kit:
     """Build a fresh kit: first-party plugins, then installed third-party ones, then ``extra``."""
     pm, infos = make_plugin_manager(builtins, entry_points=entry_points, extra=extra)
-    return Kit(pm, infos)
+    loaded = {n: i for n, i in infos.items() if i.loaded}
+    return Kit(pm, loaded, left_out={n: i for n, i in infos.items() if not i.loaded})

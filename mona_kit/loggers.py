@@ -35,7 +35,7 @@ class Logger(Protocol):
         """The run ended: ``"finished"`` or ``"failed"`` (an error or an interrupt)."""
 
 
-def scalars(event: dict[str, Any]) -> Iterator[tuple[str, float]]:
+def logged_scalars(event: dict[str, Any]) -> Iterator[tuple[str, float]]:
     """``(tag, value)`` for every number an event measures: ``STAGE/SPLIT-or-EVENT/KEY``
     (``finetune/train/loss``, ``finetune/val/relative-l2``, ``finetune/knowledge-reuse/probe_accuracy``)."""
     stage = str(event.get("stage", "run"))
@@ -47,13 +47,13 @@ def scalars(event: dict[str, Any]) -> Iterator[tuple[str, float]]:
             yield f"{stage}/{group}/{key}", float(value)
 
 
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
+def flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
     """``{"train": {"lr": 1e-4}}`` -> ``{"train.lr": "0.0001"}`` (hyper-parameter tables take flat text)."""
     out: dict[str, str] = {}
     for key, value in config.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict) and value:
-            out.update(flatten(value, name + "."))
+            out.update(flatten_config(value, name + "."))
         else:
             out[name] = str(value)
     return out

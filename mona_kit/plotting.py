@@ -31,8 +31,25 @@ def _series(events, *, key: str, stage: str | None = None, event: str | None = N
     return xs, ys
 
 
+def final_stage(events) -> str | None:
+    """The last stage that trained on the target task, from the stages' own metadata (``trains_task`` in
+    their stage-start events); runs recorded before that field: the last stage that validated mid-training."""
+    flagged = [e["stage"] for e in events if e.get("event") == "stage-start" and e.get("trains_task")]
+    if flagged:
+        return flagged[-1]
+    validated = [e["stage"] for e in events if e.get("split") == "val" and "step" in e and "stage" in e]
+    return validated[-1] if validated else None
+
+
+def plot_prefix(paths: Sequence[Path]) -> str:
+    """File-name prefix naming the runs drawn, so plots of other runs in the same folder are never overwritten."""
+    first = Path(paths[0]).resolve().name
+    return first if len(paths) == 1 else f"{first}-and-{len(paths) - 1}-more"
+
+
 def plot_runs(paths: Sequence[Path], out_dir: Path) -> list[Path]:
-    """Draw ``learning-curves.png`` and ``knowledge-reuse.png``; returns the files written."""
+    """Draw ``<runs>-learning-curves.png`` and ``<runs>-knowledge-reuse.png`` (``<runs>``: :func:`plot_prefix`);
+    returns the files written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -45,12 +62,12 @@ def plot_runs(paths: Sequence[Path], out_dir: Path) -> list[Path]:
     except OSError as exc:
         raise MonaError(f"cannot create plot folder {str(out_dir)!r}: {exc.strerror}; choose a writable --out.") from exc
     runs = [(Path(p), RunDir(Path(p)).events()) for p in paths]
+    prefix = plot_prefix(paths)
     written = []
-    final_stages = ("finetune", "refine", "fpt", "pare", "linear-probe")
 
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
     for path, events in runs:
-        stage = next((s for s in final_stages if any(e.get("stage") == s for e in events)), None)
+        stage = final_stage(events)
         xs, ys = _series([e for e in events if "split" not in e], key="loss", stage=stage)
         ax_loss.plot(xs, ys, label=_label(path), alpha=0.8)
         metric = read_results(path).get("metric")
@@ -61,7 +78,7 @@ def plot_runs(paths: Sequence[Path], out_dir: Path) -> list[Path]:
     ax_loss.set(title="training loss (final stage)", xlabel="step", ylabel="loss")
     ax_loss.set_yscale("log")
     ax_val.set(title="validation metric (model selection)", xlabel="step")
-    written.append(_save(fig, (ax_loss, ax_val), out_dir / "learning-curves.png"))
+    written.append(_save(fig, (ax_loss, ax_val), out_dir / f"{prefix}-learning-curves.png"))
 
     reuse = [(p, [e for e in ev if e.get("event") == "knowledge-reuse"]) for p, ev in runs]
     if any(r for _, r in reuse):
@@ -76,7 +93,7 @@ def plot_runs(paths: Sequence[Path], out_dir: Path) -> list[Path]:
             ax_acc.plot(xs, ys, marker=".", label=_label(path))
         ax_db.set(title="source classes: Davies–Bouldin (lower = kept)", xlabel="fine-tuning step", ylabel="DB index")
         ax_acc.set(title="source linear-probe accuracy (higher = kept)", xlabel="fine-tuning step", ylabel="accuracy")
-        written.append(_save(fig, (ax_db, ax_acc), out_dir / "knowledge-reuse.png"))
+        written.append(_save(fig, (ax_db, ax_acc), out_dir / f"{prefix}-knowledge-reuse.png"))
     return written
 
 

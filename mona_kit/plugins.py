@@ -40,6 +40,7 @@ class PluginInfo:
     version: str
     builtin: bool
     module: str
+    loaded: bool = True  #: False: installed, but left out by MONA_KIT_PLUGINS
 
 
 def _core_version() -> str:
@@ -55,6 +56,21 @@ def allowed_entry_points(env: str | None) -> set[str] | None:
         return None
     names = {n.strip() for n in env.split(",") if n.strip()}
     return set() if names <= {"none"} else names
+
+
+def check_filter(allowed: set[str] | None, installed: list[str]) -> None:
+    """A name in ``MONA_KIT_PLUGINS`` that no installed entry point has is a typo, not a silent no-op."""
+    if not allowed:
+        return
+    unknown = sorted(allowed - set(installed) - {"none"})
+    if unknown:
+        from .errors import did_you_mean
+
+        raise PluginError(
+            f"{ENV_VAR} names {', '.join(repr(u) for u in unknown)}, which no installed plugin provides."
+            f"{did_you_mean(unknown[0], installed)} Installed entry points: {', '.join(sorted(installed)) or 'none'}; "
+            f"{ENV_VAR}=none loads no third-party plugin."
+        )
 
 
 def make_plugin_manager(
@@ -77,16 +93,21 @@ def make_plugin_manager(
         infos[path] = PluginInfo(name=path, distribution="mona-kit", version=version, builtin=True, module=path)
     if entry_points:
         allowed = allowed_entry_points(os.environ.get(ENV_VAR))
-        for ep in md.entry_points(group=ENTRY_POINT_GROUP):
-            if allowed is not None and ep.name not in allowed:
-                continue
+        installed = list(md.entry_points(group=ENTRY_POINT_GROUP))
+        check_filter(allowed, [ep.name for ep in installed])
+        for ep in installed:
             dist = ep.dist.name if ep.dist is not None else "unknown"
             dist_version = ep.dist.version if ep.dist is not None else "unknown"
+            if allowed is not None and ep.name not in allowed:
+                # Recorded (not loaded) so messages can say a name may come from a plugin left out.
+                infos[ep.name] = PluginInfo(name=ep.name, distribution=dist, version=dist_version, builtin=False,
+                                            module=ep.value, loaded=False)
+                continue
             try:
                 module = ep.load()
             except Exception as exc:
                 raise PluginError(
-                    f"plugin {ep.name!r} (entry point {ep.value}, distribution {dist} {dist_version}) failed to "
+                    f"entry point {ep.name!r} (module {ep.value}, distribution {dist} {dist_version}) failed to "
                     f"load: {type(exc).__name__}: {exc}. Fix or uninstall it ('pip uninstall {dist}'), or set "
                     f"{ENV_VAR}=none to skip third-party plugins."
                 ) from exc

@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 
-from .errors import MonaError, UnknownNameError, did_you_mean
+from .errors import MonaError, PluginError, UnknownNameError, did_you_mean
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
@@ -49,9 +49,40 @@ class Entry:
         return build_config(self.config, options or {}, where=f"{self.kind[:-1]} {self.name!r}")
 
     def build(self, options: dict[str, Any] | None = None, **context):
-        """Build the component from plain options (validated) and build-time context."""
+        """Build the component from plain options (validated) and build-time context; a factory that
+        returns the wrong type is a one-line error naming the plugin, from every verb that builds."""
         config = self.make_config(options)
-        return self.factory(config, **context) if config is not None else self.factory(**context)
+        built = self.factory(config, **context) if config is not None else self.factory(**context)
+        check_built(self, built)
+        return built
+
+
+#: What a factory must return: kind (objectives: role) -> (module, class name).
+RESULT_TYPES = {
+    "backbones": ("mona_kit.components", "Backbone"),
+    "embedders": ("mona_kit.components", "Embedder"),
+    "heads": ("mona_kit.components", "Head"),
+    "datasets": ("mona_kit.components", "TaskData"),
+    "methods": ("mona_kit.stages", "Method"),
+    "distance": ("mona_kit.components", "DistanceObjective"),
+    "representation": ("mona_kit.components", "RepresentationObjective"),
+    "task-loss": ("torch.nn", "Module"),
+}
+
+
+def check_built(entry: Entry, built: Any) -> None:
+    """Refuse a factory result of the wrong type (``'dict' object has no attribute 'spec'`` later on)."""
+    import importlib
+
+    where = RESULT_TYPES.get(entry.meta.get("role") if entry.kind == "objectives" else entry.kind)
+    if where is None:
+        return
+    expected = getattr(importlib.import_module(where[0]), where[1])
+    if not isinstance(built, expected):
+        raise PluginError(
+            f"{entry.kind[:-1]} {entry.name!r} ({entry.provider}) returned {type(built).__name__}, not "
+            f"{'an' if where[1][0] in 'AEIOU' else 'a'} {where[1]}; fix the plugin."
+        )
 
 
 class Registry:

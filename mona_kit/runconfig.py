@@ -100,7 +100,7 @@ class RunConfig:
     method: ComponentRef = option(help="transfer method")
     embedder: ComponentRef = option(ComponentRef(name="auto"), help="target embedder (auto: chosen by task and body)")
     head: ComponentRef = option(ComponentRef(name="auto"), help="task head (auto: chosen by task type)")
-    source: ComponentRef = option(ComponentRef(name="auto"), help="source proxy data (auto: by the body's modality)")
+    source: ComponentRef = option(ComponentRef(name="auto"), help="source proxy data (auto: the proxy the backbone's registration names, meta source_proxy)")
     train: TrainConfig = option(factory=TrainConfig)
     diagnostics: DiagnosticsConfig = option(factory=DiagnosticsConfig)
     seed: int = option(0, min=0, max=SEED_MAX, help="random seed")

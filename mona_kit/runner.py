@@ -11,6 +11,7 @@ import contextlib
 import json
 import re
 import resource
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -425,7 +426,7 @@ def _enter_stage(session, stage, index: int, model, source: str, *, resumed: boo
 
 def run(
     kit: Kit, config: RunConfig, *, overwrite: bool = False, progress: bool = True, resume: Path | None = None,
-    overrides: list[str] | tuple[str, ...] = (), on_finish=None,
+    overrides: list[str] | tuple[str, ...] = (), on_finish=None, checkpoints: str = "final",
 ) -> Path:
     """Run ``config`` to completion; returns the run directory.
 
@@ -434,13 +435,36 @@ def run(
     rank 0 holds the directory's lock: a second writer is refused. ``overrides`` (resume only)
     change a learning rate after a non-finite stop; anything else is refused. ``on_finish(session, model)``
     is called with the trained model once results.json is written (the Python API keeps the model).
+    ``checkpoints`` is what a finished run keeps (:data:`CHECKPOINT_RETENTION`); while it runs, everything
+    resume needs is kept.
     """
+    if checkpoints not in CHECKPOINT_RETENTION:
+        raise ConfigError(f"checkpoints={checkpoints!r}: choose one of {', '.join(CHECKPOINT_RETENTION)}.")
     with contextlib.ExitStack() as stack:
-        return _run(kit, config, overwrite, progress, resume, list(overrides), stack, on_finish)
+        return _run(kit, config, overwrite, progress, resume, list(overrides), stack, on_finish, checkpoints)
+
+
+#: What a successful run keeps in checkpoints/: ``final`` the evaluated model's weights and progress.json
+#: (``run --resume`` of the finished run still works), ``all`` every stage's files, ``none`` nothing.
+CHECKPOINT_RETENTION = ("final", "all", "none")
+
+
+def prune_checkpoints(folder: Path, keep: str) -> None:
+    """Drop what only an interrupted run needs (earlier stages' weights, RNG states, mid-stage slots)."""
+    if keep == "all" or not folder.is_dir():
+        return
+    if keep == "none":
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    progress = json.loads((folder / "progress.json").read_text()) if (folder / "progress.json").is_file() else {}
+    final = f"stage-{len(progress.get('done', [])) - 1}.safetensors"
+    for path in folder.iterdir():
+        if path.name not in (final, "progress.json", "results-partial.json") and path.is_file():
+            path.unlink()
 
 
 def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: Path | None, overrides: list[str],
-         stack: contextlib.ExitStack, on_finish=None) -> Path:
+         stack: contextlib.ExitStack, on_finish=None, checkpoints: str = "final") -> Path:
     info = init_from_env(config.device)
     if resume is not None:
         run_dir = RunDir.open(resume)
@@ -490,6 +514,8 @@ def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: P
         _run_stage(session, stage, i, model, done, fingerprint)
         source = f"as stage {stage.name!r} left it"
     path = _write_results(session, started)
+    if session.dist.is_main:
+        prune_checkpoints(run_dir.checkpoints, checkpoints)
     if on_finish is not None:
         on_finish(session, model)
     return path
@@ -513,7 +539,7 @@ def _attach_loggers(kit: Kit, config: RunConfig, run_dir: RunDir, resolved: dict
 def _run_stage(session, stage, index: int, model, done: list[str], fingerprint: str) -> None:
     """One stage, then (rank 0) everything the next one starts from, progress.json last."""
     run_dir, config = session.run, session.config
-    session.log(stage=stage.name, event="stage-start", index=index)
+    session.log(stage=stage.name, event="stage-start", index=index, trains_task=bool(getattr(stage, "trains_task", False)))
     t0 = time.time()
     try:
         stage.run(session, model)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import torch
@@ -34,6 +34,8 @@ class Stage:
     """One step of a method. ``run`` trains or measures ``model`` in place."""
 
     name: str = "stage"
+    #: Stage metadata: True when the stage trains the model on the target task (plots draw the last such stage).
+    trains_task: ClassVar[bool] = False
 
     def run(self, session, model: CrossModalModel) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -201,6 +203,7 @@ class TrainStage(Stage):
     optimised beside the model.
     """
 
+    trains_task: ClassVar[bool] = True
     name: str = "finetune"
     trainable: tuple[str, ...] = ALL_GROUPS
     epochs: int | None = None

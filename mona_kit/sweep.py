@@ -422,6 +422,7 @@ def run_cell(output: Path, cell: Cell, *, python: str = sys.executable, keep_che
         argv = ["run", "--resume", str(run_dir), "--no-progress", "--no-plots"]
     else:
         argv = ["run", str(config_file), "--no-progress", "--no-plots", "--overwrite"]
+    argv += ["--checkpoints", "all" if keep_checkpoints else "none"]  # the cell's own retention (a run keeps final)
     started = time.time()
     log = run_dir.parent / f"seed{cell.seed}.log"
     try:

@@ -164,7 +164,7 @@ def finished_but_evaluate(ctx):
     from mona_kit.runner import run
 
     cfg = {**BASE, "output_dir": str(ctx.tmp / "runs"), "run_name": "r"}
-    path = run(ctx.kit, RunConfig.from_dict(cfg), progress=False)
+    path = run(ctx.kit, RunConfig.from_dict(cfg), progress=False, checkpoints="all")  # keep stage-0 for the rewind
     (path / "results.json").unlink()
     (path / "checkpoints" / "progress.json").write_text(json.dumps({"done": ["finetune"]}))
     return path
@@ -322,11 +322,11 @@ CASES = [
     ("unknown-source-proxy", plain_cfg, RUN + ["method=mona", "source=toy-txt"], r"unknown dataset 'toy-txt'\. Did you mean 'toy-text', 'toy-seq'\? Run 'mona-kit list datasets' to see them all\."),
     # Plugins and components
     ("plugin-raises-at-import", plugin_raises_at_import, ["list", "datasets"], r"built-in plugin boom_plugin failed to import: RuntimeError: boom: missing licence key"),
-    ("plugin-hook-raises", plugin_hook_raises, ["list", "datasets"], r"plugin hook_raiser \(\(in-process\) 0\.1\.0\) raised in register_datasets: KeyError: 'toy-missing-table'"),
+    ("plugin-hook-raises", plugin_hook_raises, ["list", "datasets"], r"plugin hook_raiser \(\(in-process\) 0\.1\.0\) raised in register_datasets: KeyError: 'toy-missing-table'\. Fix or uninstall plugin 'hook_raiser', or leave it out: MONA_KIT_PLUGINS=none\."),
     ("dataset-returns-a-dict", plain_cfg, RUN + ["task=bad-data", "task.kind=not-taskdata"], r"dataset 'bad-data' \(.*bad_plugin.*\) returned dict, not a TaskData; fix the plugin\."),
-    ("backbone-returns-a-string", plain_cfg, RUN + ["backbone=string-body"], r"backbone 'string-body' returned str, not a Backbone; fix the plugin\."),
+    ("backbone-returns-a-string", plain_cfg, RUN + ["backbone=string-body"], r"backbone 'string-body' \(.*bad_plugin.*\) returned str, not a Backbone; fix the plugin\."),
     ("embedder-factory-raises", plain_cfg, RUN + ["embedder=raising-embed"], r"building the components \(task 'toy-seq', backbone 'toy-body', embedder 'raising-embed', head 'auto', method 'finetune'\) raised ValueError: kernel size must be odd; check the component's files and options, or fix its plugin\."),
-    ("embedder-not-an-embedder", plain_cfg, RUN + ["embedder=plain-module-embed"], r"embedder 'plain-module-embed' was built as _FlatEmbedder, not a mona_kit Embedder; fix its plugin\."),
+    ("embedder-not-an-embedder", plain_cfg, RUN + ["embedder=plain-module-embed"], r"embedder 'plain-module-embed' \(.*bad_plugin.*\) returned _FlatEmbedder, not an Embedder; fix the plugin\."),
     ("head-wrong-output-shape", plain_cfg, RUN + ["head=wide-head"], r"embedder 'toy-seq-embed' -> body 'toy-body' -> head 'wide-head' gives outputs \[2, 5\] for task 'toy-seq', which needs \[2, 3\]; choose a head for a classification task \(see 'mona-kit list heads'\)\."),
     # Weights
     ("hf-weights-folder-missing", real_backbones, RUN + ["backbone=hf:{tmp}/no-such-model"], r"backbone 'hf:[^']*/no-such-model': model folder '[^']*/no-such-model' does not exist; expected a transformers model folder \(config\.json, weights, tokenizer files\), e\.g\. one saved by save_pretrained\(\); fix the path\."),

@@ -122,6 +122,8 @@ def test_broken_plugin_is_one_line_naming_it(cli):
     assert "\n" not in err and "Traceback" not in err
     for part in ("'broken'", "mona_kit_broken", "mona-kit-broken 0.0.1", "RuntimeError: deliberately broken at import"):
         assert part in err, part
+    # Each label names what follows it (they were swapped: "plugin 'broken' (entry point mona_kit_broken").
+    assert "entry point 'broken' (module mona_kit_broken, distribution mona-kit-broken 0.0.1)" in err
     assert cli["broken-skipped"][0] == 0  # the way out the message advertises works
 
 

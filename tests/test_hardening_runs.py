@@ -107,7 +107,9 @@ def finished(ctx, name="r"):
     from mona_kit.runner import run
 
     write_cfg(ctx)
-    return run(ctx.kit, config(ctx.tmp, run_name=name, train={"epochs": 1, "batch_size": 16}), progress=False)
+    # checkpoints="all": the tests rewind progress.json to stand for a kill, so every stage's files must stay.
+    return run(ctx.kit, config(ctx.tmp, run_name=name, train={"epochs": 1, "batch_size": 16}), progress=False,
+               checkpoints="all")
 
 
 def killed(ctx, after=3):

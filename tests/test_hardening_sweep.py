@@ -426,6 +426,28 @@ def test_plot_draws_a_run_into_a_new_folder(in_process_kit, tmp_path, capsys):
     events += [{"stage": "finetune", "step": 4, "split": "val", "zero-one-error": 0.4}]
     (run / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     assert cli.main(["plot", str(run), "--out", str(tmp_path / "a" / "b")]) == 0
-    png = tmp_path / "a" / "b" / "learning-curves.png"
+    png = tmp_path / "a" / "b" / f"{run.name}-learning-curves.png"
     assert png.stat().st_size > 1000 and str(png) in capsys.readouterr().out
     assert not list((tmp_path / "a" / "b").glob(".*.tmp"))  # written through a temporary file, renamed
+
+
+def test_two_runs_plotted_into_one_folder_keep_their_own_plots(in_process_kit, tmp_path, capsys):
+    """Plots are named per run: a second run's plots never overwrite the first one's."""
+    ctx = Ctx(tmp_path)
+    events = [{"stage": "align", "event": "stage-start", "trains_task": False},
+              {"stage": "align", "step": 1, "split": "val", "zero-one-error": 0.9},
+              {"stage": "tune", "event": "stage-start", "trains_task": True}]
+    events += [{"stage": "tune", "step": s, "loss": 1.0 / s} for s in range(1, 5)]
+    runs = []
+    (tmp_path / "runs").mkdir()
+    for name in ("finetune-a-s0", "finetune-a-s1"):  # two runs of one output folder
+        run = run_folder(Ctx(tmp_path / name)).rename(tmp_path / "runs" / name)
+        (run / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+        assert cli.main(["plot", str(run), "--out", str(tmp_path / "plots")]) == 0
+        runs.append(run)
+    names = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
+    assert names == sorted(f"{r.name}-learning-curves.png" for r in runs) and len(set(names)) == 2, names
+    from mona_kit.plotting import final_stage
+
+    assert final_stage(events) == "tune"  # from the stages' metadata, not from a list of stage names
+    assert final_stage([e for e in events if e.get("event") != "stage-start"]) == "align"  # older runs: last validated

@@ -98,10 +98,11 @@ def test_prefix_resolution():
     def reg(register):
         register.prefix("path", lambda rest: {"factory": lambda: rest, "summary": f"from {rest}"}, summary="from a path")
 
-    kit = load_kit(builtins=[], entry_points=False, extra=[plugin(register_backbones=reg)])
-    entry = kit.backbones.get("path:/tmp/x")
+    # Metrics: the one kind whose factory results are not type-checked, so a plain string will do.
+    kit = load_kit(builtins=[], entry_points=False, extra=[plugin(register_metrics=reg)])
+    entry = kit.metrics.get("path:/tmp/x")
     assert entry.name == "path:/tmp/x" and entry.build() == "/tmp/x"
-    assert "path" in kit.backbones.prefixes()
+    assert "path" in kit.metrics.prefixes()
 
 
 def test_impl_may_take_a_subset_of_arguments():

@@ -120,7 +120,8 @@ def run_ref(kit, tmp_path, task, method, name="r", seed=0, **train) -> dict:
         "task": task, "backbone": "tiny-bert", "method": method, "seed": seed,
         "train": {"batch_size": 16, **train}, "output_dir": str(tmp_path), "run_name": name,
     })
-    return json.loads((run(kit, config, progress=False) / "results.json").read_text())
+    # checkpoints="all": a resume test rewinds progress.json to stand for a kill after the fit stage.
+    return json.loads((run(kit, config, progress=False, checkpoints="all") / "results.json").read_text())
 
 
 def fit_model(kit, task, method):

@@ -79,12 +79,32 @@ def describe(task_data) -> dict[str, Any]:
     return {"spec": {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.items()}, "splits": splits}
 
 
+def is_offline(entry) -> bool:
+    """Meta ``offline=True/False`` when the plugin says; else a dataset with no ``root`` option needs no files."""
+    if "offline" in entry.meta:
+        return bool(entry.meta["offline"])
+    import attrs
+
+    return entry.config is None or "root" not in {f.name for f in attrs.fields(entry.config)}
+
+
+def check_samples(task_data, name: str) -> None:
+    """``data info``'s verdict: the first, middle and last sample of every split agree with the spec (else exit 2)."""
+    from ..errors import DataError
+    from ..testing.data import check_samples as contract
+
+    try:
+        contract(task_data)
+    except AssertionError as exc:
+        raise DataError(f"{name}: {exc}; the samples contradict the dataset's spec - fix the plugin's factory.") from exc
+
+
 def run(args, kit) -> int:
     verb = getattr(args, "data_verb", None)
     if verb in (None, "list"):
         pattern = getattr(args, "pattern", "*")
         for e in kit.datasets.list(pattern):
-            where = "offline" if e.meta.get("offline") else "needs root"
+            where = "offline" if is_offline(e) else "needs root"
             print(f"{e.name:34s} {e.meta.get('modality', ''):16s} {where:11s} {e.summary}")
         return 0
     if verb == "convert":
@@ -106,6 +126,7 @@ def run(args, kit) -> int:
         return 0
     if args.json:
         print(json.dumps({"name": entry.name, "provider": str(entry.provider), **info}, indent=2))
+        check_samples(task_data, entry.name)
         return 0
     spec = info["spec"]
     print(f"{entry.name}  ({spec['task_type']}, {spec['modality']})")
@@ -117,4 +138,5 @@ def run(args, kit) -> int:
     print(f"  licence: {spec['license']}")
     print(f"  citation: {spec['citation']}")
     print(f"  files: {spec['source']}")
+    check_samples(task_data, entry.name)
     return 0

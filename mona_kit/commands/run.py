@@ -29,6 +29,11 @@ def configure(parser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--no-plots", action="store_true", help="do not draw plots after the runs")
+    parser.add_argument(
+        "--checkpoints", choices=("final", "all", "none"), default="final",
+        help="what a finished run keeps in checkpoints/: final (default) the evaluated model's weights, all every "
+        "stage's files, none nothing; an unfinished run always keeps what --resume needs",
+    )
 
 
 def split_items(items: list[str]) -> tuple[str | None, list[str]]:
@@ -73,7 +78,8 @@ def resume(args, kit) -> int:
             f"start a new run to use another."
         )
     config = RunConfig.from_dict(check_config_hash(RunDir.open(args.resume)))
-    path = run_one(kit, config, resume=args.resume, overrides=overrides, progress=not args.no_progress)
+    path = run_one(kit, config, resume=args.resume, overrides=overrides, progress=not args.no_progress,
+                   checkpoints=args.checkpoints)
     print(comparison_table([path]))
     return 0
 
@@ -99,7 +105,8 @@ def run(args, kit) -> int:
     paths = []
     for config in configs:
         print(f"== {config.method.name} on {config.task.name} with {config.backbone.name} (seed {config.seed})", flush=True)
-        paths.append(run_one(kit, config, overwrite=args.overwrite, progress=not args.no_progress))
+        paths.append(run_one(kit, config, overwrite=args.overwrite, progress=not args.no_progress,
+                             checkpoints=args.checkpoints))
     print()
     print(comparison_table(paths))
     for p in paths:

@@ -12,7 +12,7 @@ import torch
 
 from ..components import TaskData, TaskSpec
 
-__all__ = ["check_task_data", "check_metric"]
+__all__ = ["check_task_data", "check_samples", "check_metric"]
 
 
 def _fail(spec: TaskSpec | None, message: str) -> None:
@@ -59,6 +59,19 @@ def _check_sample(spec: TaskSpec, split: str, index: int, sample, *, exact: bool
         _fail(spec, f"{where}: multilabel targets must be 0/1")
 
 
+def check_samples(task_data: TaskData, *, samples: int = 3) -> None:
+    """Assert that every split is non-empty and that its first, middle and last samples agree with the spec
+    (dtype, shape, finiteness, labels inside the declared classes). ``mona-kit data info`` runs this."""
+    spec = task_data.spec
+    for split, ds in task_data.splits().items():
+        n = len(ds)
+        if n < 1:
+            _fail(spec, f"split {split!r} is empty")
+        exact = split in ("train", "val", "test")
+        for i in sorted({0, n // 2, n - 1})[:samples]:
+            _check_sample(spec, split, i, ds[i], exact=exact)
+
+
 def check_task_data(task_data: TaskData, *, kit=None, samples: int = 3, batch_size: int = 4) -> None:
     """Assert a dataset factory's output meets the contract (raises AssertionError naming the problem).
 
@@ -80,13 +93,9 @@ def check_task_data(task_data: TaskData, *, kit=None, samples: int = 3, batch_si
         _fail(spec, "train, val and test must be distinct datasets (val is never the test split)")
     from ..data import make_loader
 
+    check_samples(task_data, samples=samples)
     for split, ds in task_data.splits().items():
         n = len(ds)
-        if n < 1:
-            _fail(spec, f"split {split!r} is empty")
-        exact = split in ("train", "val", "test")
-        for i in sorted({0, n // 2, n - 1})[:samples]:
-            _check_sample(spec, split, i, ds[i], exact=exact)
         batch = next(iter(make_loader(ds, batch_size=batch_size, shuffle=False)))
         if len(batch["y"]) != min(batch_size, n):
             _fail(spec, f"split {split!r}: a collated batch has {len(batch['y'])} targets, expected {min(batch_size, n)}")

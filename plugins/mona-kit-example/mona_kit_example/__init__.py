@@ -11,7 +11,7 @@ here; torch code is imported inside the factories.
 
 from __future__ import annotations
 
-from mona_kit.hookspecs import hookimpl
+from mona_kit.api import hookimpl
 
 from .configs import ChirpDirectionConfig, StftPatchConfig
 
@@ -41,6 +41,7 @@ def register_datasets(register):
         summary="synthetic audio: noisy up-chirps vs down-chirps vs constant tones (3 classes, generated from a seed)",
         modality="audio",
         license="Apache-2.0 (generated)",
+        offline=True,  # generated from a seed: `mona-kit data list` shows it as offline, not "needs root"
     )
 
 

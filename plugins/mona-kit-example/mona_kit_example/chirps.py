@@ -13,7 +13,7 @@ import math
 import torch
 from torch.utils.data import Dataset
 
-from mona_kit.components import TaskData, TaskSpec
+from mona_kit.api import TaskData, TaskSpec
 
 from .configs import ChirpDirectionConfig
 

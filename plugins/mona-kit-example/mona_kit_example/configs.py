@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mona_kit.config import config, option
+from mona_kit.api import config, option
 
 
 @config

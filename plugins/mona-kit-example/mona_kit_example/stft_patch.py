@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mona_kit.components import Embedder
-from mona_kit.errors import ShapeError
+from mona_kit.api import Embedder, ShapeError
 
 from .configs import StftPatchConfig
 

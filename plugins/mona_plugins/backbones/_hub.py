@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from mona_kit.errors import MonaError
+from mona_kit.api import MonaError
 
 _TRUE = {"1", "on", "yes", "true"}
 # Repo ids as the hub allows them: NAME or ORG/NAME, no "--" or ".." (they would escape the cache layout).

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from mona_kit.components import BODY_GROUPS
+from mona_kit.api import BODY_GROUPS
 
 
 class SideParts:

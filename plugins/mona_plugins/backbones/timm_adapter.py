@@ -22,8 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from mona_kit.components import Backbone, SourceEmbedder
-from mona_kit.errors import MonaError, ShapeError, did_you_mean
+from mona_kit.api import Backbone, MonaError, ShapeError, SourceEmbedder, did_you_mean
 
 from . import _hub
 from ._shared import SideParts, freeze, param_groups_by_name

@@ -5,7 +5,7 @@ Each factory ``factory(config)`` returns a :class:`mona_kit.components.TaskData`
 ``offline=True`` when they load with no user files (tests run the contract check over those).
 """
 
-from mona_kit.hookspecs import hookimpl
+from mona_kit.api import hookimpl
 
 
 @hookimpl

@@ -1,4 +1,5 @@
-"""What every dataset here shares: split options and the assembly of a TaskData."""
+"""What every dataset here shares: file lookup, sample checks, and (from mona_kit.api) split options and
+the assembly of a TaskData (``SplitOptions``, ``assemble``)."""
 
 from __future__ import annotations
 
@@ -7,25 +8,8 @@ from pathlib import Path
 
 import torch
 
-from mona_kit.components import TaskData, TaskSpec
-from mona_kit.config import SEED_MAX, config, option
-from mona_kit.data import TensorDictDataset, cap, carve_validation, check_arrays, validation_size
-from mona_kit.errors import DataError
-
-
-@config
-class SplitOptions:
-    """Options every dataset takes: validation carving and size caps for CPU runs."""
-
-    val_fraction: float = option(0.2, min=0, max=1, min_exclusive=True, max_exclusive=True, help="share of train carved out as validation when the source has none")
-    min_val: int = option(
-        100, min=0, help="validation gets at least this many samples when train can spare them; smaller sets train for a fixed budget"
-    )
-    split_seed: int = option(0, min=0, max=SEED_MAX, help="seed of the validation carve and of size caps")
-    max_train: int | None = option(None, min=1, help="cap on training samples (None = all)")
-    max_val: int | None = option(None, min=1, help="cap on validation samples (None = all)")
-    max_test: int | None = option(None, min=1, help="cap on test samples (None = all)")
-    cache: bool = option(True, help="keep preprocessed tensors in the cache dir ($MONA_KIT_CACHE)")
+from mona_kit.api import DataError, SplitOptions, TaskSpec, TensorDictDataset, check_arrays  # noqa: F401 - SplitOptions re-exported
+from mona_kit.api import assemble_task as assemble
 
 
 def package_dir(module: str, hint: str) -> Path:
@@ -62,32 +46,6 @@ def validate(where: str, x: torch.Tensor, y: torch.Tensor, spec: TaskSpec) -> No
         target_shape=None if classification else spec.output_shape,
         num_classes=spec.num_classes if spec.task_type in ("classification", "multilabel") else None,
         multilabel=spec.task_type == "multilabel",
-    )
-
-
-def assemble(
-    spec: TaskSpec,
-    opts: SplitOptions,
-    train: TensorDictDataset,
-    test: TensorDictDataset,
-    val: TensorDictDataset | None = None,
-    extra: dict[str, TensorDictDataset] | None = None,
-) -> TaskData:
-    """Carve validation from train when ``val`` is None, then apply the size caps (seeded)."""
-    selection = "validation"
-    if val is None:
-        _, enough = validation_size(len(train), opts.val_fraction, opts.min_val)
-        selection = "validation" if enough else "fixed-budget"
-        tr, va = carve_validation(len(train), opts.val_fraction, opts.split_seed, opts.min_val)
-        train, val = train.subset(tr), train.subset(va)
-    seed = opts.split_seed
-    return TaskData(
-        selection=selection,
-        spec=spec,
-        train=cap(train, opts.max_train, seed),
-        val=cap(val, opts.max_val, seed + 1),
-        test=cap(test, opts.max_test, seed + 2),
-        extra={k: cap(v, opts.max_test, seed + 3) for k, v in (extra or {}).items()},
     )
 
 

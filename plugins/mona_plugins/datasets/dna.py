@@ -7,10 +7,7 @@ from pathlib import Path
 
 import torch
 
-from mona_kit.components import TaskSpec
-from mona_kit.config import config, option
-from mona_kit.data import cache_key, cached_tensors, file_fingerprint
-from mona_kit.errors import DataError
+from mona_kit.api import DataError, TaskSpec, cache_key, cached_tensors, config, file_fingerprint, option
 
 from .common import SplitOptions, assemble, dataset, package_dir, require_files, validate
 

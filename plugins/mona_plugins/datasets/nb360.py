@@ -17,10 +17,7 @@ import attrs
 import numpy as np
 import torch
 
-from mona_kit.components import TaskSpec
-from mona_kit.config import config, option
-from mona_kit.data import TensorDictDataset
-from mona_kit.errors import DataError
+from mona_kit.api import DataError, TaskSpec, TensorDictDataset, config, option
 
 from .common import SplitOptions, assemble, dataset, require_files, validate
 from .safe_pickle import safe_npy_load, safe_pickle_load

@@ -34,8 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from mona_kit.data import atomic_write
-from mona_kit.errors import ConfigError, DataError
+from mona_kit.api import ConfigError, DataError, atomic_write
 
 from .safe_pickle import safe_npy_load, safe_pickle_load
 

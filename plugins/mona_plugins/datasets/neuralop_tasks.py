@@ -7,9 +7,7 @@ from pathlib import Path
 import attrs
 import torch
 
-from mona_kit.components import TaskSpec
-from mona_kit.config import config, option
-from mona_kit.errors import DataError
+from mona_kit.api import DataError, TaskSpec, config, option
 
 from .common import SplitOptions, assemble, dataset, package_dir, require_files, validate
 

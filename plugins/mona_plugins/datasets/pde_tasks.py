@@ -10,9 +10,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mona_kit.components import TaskSpec
-from mona_kit.config import SEED_MAX, config, option
-from mona_kit.data import cache_key, cached_tensors
+from mona_kit.api import SEED_MAX, TaskSpec, cache_key, cached_tensors, config, option
 
 from . import pde_solvers as S
 from .common import SplitOptions, assemble, dataset, validate

@@ -12,18 +12,19 @@ import io
 import numpy as np
 import torch
 
-from mona_kit.components import TaskSpec
-from mona_kit.config import config, option
-from mona_kit.data import (
+from mona_kit.api import (
+    DataError,
+    TaskSpec,
     TensorDictDataset,
     cache_key,
     cached_tensors,
+    config,
     file_fingerprint,
+    option,
     seeded_permutation,
     strings_to_tensors,
     tensors_to_strings,
 )
-from mona_kit.errors import DataError
 
 from .common import SplitOptions, assemble, dataset, package_dir, require_files, validate
 

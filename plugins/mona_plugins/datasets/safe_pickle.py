@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mona_kit.errors import DataError
+from mona_kit.api import DataError
 
 #: (module, name) pairs a numpy-array pickle needs; nothing that can run code.
 _ALLOWED = {

@@ -8,10 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mona_kit.components import TaskSpec
-from mona_kit.config import config, option
-from mona_kit.data import cache_key, cached_tensors
-from mona_kit.errors import DataError
+from mona_kit.api import DataError, TaskSpec, cache_key, cached_tensors, config, option
 
 from .common import SplitOptions, assemble, dataset, package_dir, validate
 

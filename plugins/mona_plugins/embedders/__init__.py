@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from mona_kit.hookspecs import hookimpl
+from mona_kit.api import hookimpl
 
 from .configs import CnnStemConfig, DenseHeadConfig, Grid2dConfig, PooledHeadConfig, Seq1dConfig, TabularConfig
 from .defaults import EMBEDDER_USES, HEAD_USES

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mona_kit.errors import ConfigError, ShapeError
+from mona_kit.api import ConfigError, ShapeError
 
 
 def fmt(shape) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mona_kit.config import config, option
+from mona_kit.api import config, option
 
 BUDGET_HELP = "token budget (None: the body's max_tokens)"
 POSITIONS_HELP = "add a trainable copy of the body's learned position embeddings (when it has them)"

@@ -6,7 +6,7 @@ The core's ``auto`` choice reads the same facts from metadata (``input_ranks``, 
 
 from __future__ import annotations
 
-from mona_kit.errors import ConfigError
+from mona_kit.api import ConfigError
 
 #: embedder -> the task input ranks and body families it handles.
 EMBEDDER_USES = {

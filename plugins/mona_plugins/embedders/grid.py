@@ -8,8 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mona_kit.components import Embedder
-from mona_kit.errors import ConfigError
+from mona_kit.api import ConfigError, Embedder
 
 from ._common import check_input, check_rank, grid_for, token_budget
 from .configs import CnnStemConfig, Grid2dConfig

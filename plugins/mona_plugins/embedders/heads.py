@@ -8,8 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mona_kit.components import Head
-from mona_kit.errors import ConfigError
+from mona_kit.api import ConfigError, Head
 
 from ._common import check_input
 from .configs import DenseHeadConfig, PooledHeadConfig

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from mona_kit.components import Embedder
+from mona_kit.api import Embedder
 
 from ._common import check_input, check_rank, position_copy, smallest_divisor, token_budget
 from .configs import Seq1dConfig, TabularConfig

@@ -1,7 +1,7 @@
 """First-party experiment loggers: TensorBoard event files and an MLflow run, both local files,
 offline. Their packages are imported only when a run names them (``pip install 'mona-kit[loggers]'``)."""
 
-from mona_kit.hookspecs import hookimpl
+from mona_kit.api import hookimpl
 
 
 @hookimpl

@@ -14,8 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mona_kit.config import config, option
-from mona_kit.loggers import flatten, scalars
+from mona_kit.api import config, flatten_config, logged_scalars, option
 
 #: Where a run keeps its MLflow run id, so a resumed run logs into the same MLflow run.
 RUN_ID_FILE = "mlflow-run.json"
@@ -55,7 +54,7 @@ class MLflowLogger:
     def log_config(self, config: dict[str, Any], env: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
-        params = [Param(k, v[:6000]) for k, v in flatten(config).items()]
+        params = [Param(k, v[:6000]) for k, v in flatten_config(config).items()]
         existing = self.client.get_run(self.run_id).data.params
         params = [p for p in params if p.key not in existing]  # a resume logs the same config: params are write-once
         for i in range(0, len(params), 100):
@@ -70,7 +69,7 @@ class MLflowLogger:
         if isinstance(step, int) and not isinstance(step, bool):
             self.step = step
         now = int(time.time() * 1000)
-        self.pending += [Metric(tag, value, now, self.step) for tag, value in scalars(event)]
+        self.pending += [Metric(tag, value, now, self.step) for tag, value in logged_scalars(event)]
         if len(self.pending) >= self.batch or event.get("event") == "stage-end":
             self.flush()
 

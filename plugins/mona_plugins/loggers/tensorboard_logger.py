@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mona_kit.config import config, option
-from mona_kit.loggers import scalars
+from mona_kit.api import config, logged_scalars, option
 
 
 @config
@@ -33,7 +32,7 @@ class TensorBoardLogger:
         step = event.get("step")
         if isinstance(step, int) and not isinstance(step, bool):
             self.step = step
-        for tag, value in scalars(event):
+        for tag, value in logged_scalars(event):
             self.writer.add_scalar(tag, value, self.step)
 
     def close(self, status: str) -> None:

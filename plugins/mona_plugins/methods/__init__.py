@@ -4,7 +4,7 @@ Each method is a short composition of stages (``mona_kit.stages`` plus the align
 meta-align stages here), registered by name exactly as a third-party method would be.
 """
 
-from mona_kit.hookspecs import hookimpl
+from mona_kit.api import hookimpl
 
 
 @hookimpl

@@ -7,8 +7,7 @@ import attrs
 import torch
 from tqdm.auto import tqdm
 
-from mona_kit.engine import pool_tokens
-from mona_kit.stages import Stage
+from mona_kit.api import Stage, pool_tokens
 
 
 def distance_objective(session, name: str, options: dict):

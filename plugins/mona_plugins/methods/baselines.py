@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from mona_kit.config import config, option
-from mona_kit.stages import ALL_GROUPS, Method, TrainStage
+from mona_kit.api import ALL_GROUPS, Method, TrainStage, config, option
 
 #: FPT (Lu et al. 2021) trains everything but the attention and feed-forward blocks.
 FPT_GROUPS = ("embedder", "head", "body.norm", "body.position")

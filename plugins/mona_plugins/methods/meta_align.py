@@ -26,10 +26,7 @@ import torch
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from mona_kit.checkpoint import set_rng_state
-from mona_kit.engine import masked_mean
-from mona_kit.errors import ConfigError
-from mona_kit.stages import Stage, check_gradients, nonfinite_error
+from mona_kit.api import ConfigError, Stage, check_gradients, masked_mean, nonfinite_error, set_rng_state
 
 #: What to change when the meta step diverges.
 ADVICE = "lower method.inner_lr or method.meta_lr"

@@ -7,8 +7,7 @@ default of ``../shared/METHODS.md``.
 
 from __future__ import annotations
 
-from mona_kit.config import config, option
-from mona_kit.stages import ALL_GROUPS, Method, Stage, TrainStage
+from mona_kit.api import ALL_GROUPS, Method, Stage, TrainStage, config, option
 
 from .align import AlignStage
 from .orca import orca_align_lr

@@ -5,10 +5,8 @@ Model selection uses the validation split (ORCA's released configs select on tes
 
 from __future__ import annotations
 
-from mona_kit.config import config, option
-from mona_kit.stages import ALL_GROUPS, Method, TrainStage
+from mona_kit.api import ALL_GROUPS, ConfigError, Method, TrainStage, config, option
 
-from mona_kit.errors import ConfigError
 
 from .align import AlignStage, distance_objective
 

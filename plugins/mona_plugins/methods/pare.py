@@ -15,9 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mona_kit.config import config, option
-from mona_kit.engine import masked_mean
-from mona_kit.stages import ALL_GROUPS, Method, TrainStage
+from mona_kit.api import ALL_GROUPS, Method, TrainStage, config, masked_mean, option
 
 
 @config

@@ -39,16 +39,17 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from mona_kit.checkpoint import set_rng_state
-from mona_kit.config import config, option
-from mona_kit.errors import ConfigError
-from mona_kit.stages import (
+from mona_kit.api import (
     ALL_GROUPS,
+    ConfigError,
     Method,
     Stage,
     TrainStage,
     check_gradients,
+    config,
     nonfinite_error,
+    option,
+    set_rng_state,
 )
 
 from .align import AlignStage, distance_objective

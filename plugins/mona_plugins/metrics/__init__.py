@@ -1,6 +1,6 @@
 """First-party metrics: the error forms NAS-Bench-360 and PDEBench report (lower is better)."""
 
-from mona_kit.hookspecs import hookimpl
+from mona_kit.api import hookimpl
 
 
 @hookimpl

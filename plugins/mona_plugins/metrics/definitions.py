@@ -10,9 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mona_kit.components import Metric
-from mona_kit.config import config, option
-from mona_kit.errors import ShapeError
+from mona_kit.api import Metric, ShapeError, config, option
 
 
 @config

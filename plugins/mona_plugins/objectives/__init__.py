@@ -1,7 +1,7 @@
 """First-party objectives: task losses, distribution distances (ORCA, modality gap) and
 representation objectives (MoNA's outer loss). Each submodule registers its own."""
 
-from mona_kit.hookspecs import hookimpl
+from mona_kit.api import hookimpl
 
 
 @hookimpl

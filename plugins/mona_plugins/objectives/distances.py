@@ -12,9 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-from mona_kit.components import DistanceObjective
-from mona_kit.config import SEED_MAX, config, option
-from mona_kit.errors import ShapeError
+from mona_kit.api import SEED_MAX, DistanceObjective, ShapeError, config, option
 
 from .otdd import OTDD, OTDDConfig
 from .sinkhorn import squared_distances

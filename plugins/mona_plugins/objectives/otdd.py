@@ -49,9 +49,7 @@ from collections.abc import Callable
 
 import torch
 
-from mona_kit.components import DistanceObjective
-from mona_kit.config import SEED_MAX, config, option
-from mona_kit.errors import ShapeError
+from mona_kit.api import SEED_MAX, DistanceObjective, ShapeError, config, option
 
 from .sinkhorn import entropic_ot, exact_ot, squared_distances, uniform
 
@@ -88,7 +86,7 @@ def as_labels(y: torch.Tensor | None, n: int, *, k: int, seed: int, device) -> t
     if y.shape[0] != n:
         raise ShapeError(f"got {n} features but {y.shape[0]} labels; pass one label per feature row.")
     if y.is_floating_point() or y.dim() > 1:
-        from mona_kit.diagnostics import pseudo_labels
+        from mona_kit.api import pseudo_labels
 
         y = torch.as_tensor(pseudo_labels(y.detach().reshape(n, -1).float().cpu(), k=k, seed=seed))
     return torch.unique(y.to(device).long(), return_inverse=True)[1]

@@ -13,9 +13,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from mona_kit.components import RepresentationObjective
-from mona_kit.config import config, option
-from mona_kit.errors import ShapeError
+from mona_kit.api import RepresentationObjective, ShapeError, config, option
 
 
 def _check(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

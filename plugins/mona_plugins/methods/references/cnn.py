@@ -11,9 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mona_kit.config import config, option
-from mona_kit.errors import ConfigError
-from mona_kit.stages import TrainStage
+from mona_kit.api import ConfigError, TrainStage, config, option
 
 from .common import TRAINABLE, ReferenceMethod, ReferenceModel
 

@@ -15,8 +15,7 @@ import attrs
 import torch
 from torch import nn
 
-from mona_kit.errors import ShapeError
-from mona_kit.stages import Method, Stage
+from mona_kit.api import Method, ShapeError, Stage
 
 #: The single parameter group of a reference model (TrainStage trains groups by name).
 GROUP = "reference"

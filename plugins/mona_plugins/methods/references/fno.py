@@ -14,9 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mona_kit.config import config, option
-from mona_kit.errors import ConfigError
-from mona_kit.stages import TrainStage
+from mona_kit.api import ConfigError, TrainStage, config, option
 
 from .common import TRAINABLE, ReferenceMethod, ReferenceModel
 

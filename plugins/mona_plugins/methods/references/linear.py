@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from mona_kit.config import config, option
-from mona_kit.errors import DataError
+from mona_kit.api import DataError, config, option
 
 from .common import FitStage, ReferenceMethod, ReferenceModel, flat_size, select_on_val, split_tensors
 from .ridge import RidgeFit, RidgePath

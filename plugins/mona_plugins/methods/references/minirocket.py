@@ -29,8 +29,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from mona_kit.config import config, option
-from mona_kit.errors import ConfigError
+from mona_kit.api import ConfigError, config, option
 
 from .cnn import check_sequence_classification
 from .common import FitStage, ReferenceMethod, ReferenceModel, split_tensors

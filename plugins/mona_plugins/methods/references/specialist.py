@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from mona_kit.config import config, option
-from mona_kit.errors import ConfigError
+from mona_kit.api import ConfigError, config, option
 
 from .cnn import CnnConfig, CnnMethod
 from .common import ReferenceMethod

@@ -1,0 +1,229 @@
+"""The Python API's calls: ``load_kit``, ``create_model`` and ``fit`` (public through :mod:`mona_kit.api`).
+
+Each call checks its input the way the CLI does (the same :class:`~mona_kit.errors.MonaError`
+subclasses with the same one-line messages) and leaves the process as it found it: seeding and
+torch's deterministic mode are scoped to the call (:func:`seed_scope`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+from torch import nn
+
+from .components import TaskSpec
+from .config import build_config, config, option
+from .errors import ConfigError
+from .kit import Kit
+from .kit import load_kit as _load_kit
+from .runconfig import COMPONENT_KEYS, ComponentRef, RunConfig
+
+__all__ = ["FitResult", "create_model", "fit", "load_kit", "seed_scope"]
+
+_DEFAULT_KIT: Kit | None = None
+
+
+def load_kit(*, entry_points: bool = True, extra: Iterable[object] = ()) -> Kit:
+    """A fresh kit: every first-party plugin, installed third-party ones (``entry_points``) and ``extra``
+    plugin modules. ``kit.datasets.names()``, ``kit.backbones.get(name)``... list and describe components."""
+    return _load_kit(entry_points=entry_points, extra=extra)
+
+
+def _kit(kit: Kit | None) -> Kit:
+    global _DEFAULT_KIT
+    if kit is not None:
+        return kit
+    if _DEFAULT_KIT is None:
+        _DEFAULT_KIT = load_kit()
+    return _DEFAULT_KIT
+
+
+@contextlib.contextmanager
+def seed_scope() -> Iterator[None]:
+    """Put back, on exit, what a run changes process-wide: torch's deterministic-algorithms setting,
+    its CPU thread count and the Python, NumPy, torch (and CUDA) random states."""
+    from .checkpoint import rng_state, set_rng_state
+
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    threads = torch.get_num_threads()
+    state = rng_state()
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        set_rng_state(state)
+
+
+# create_model ---------------------------------------------------------------------------------
+@config
+class ModelOptions:
+    """The keyword options of :func:`create_model`."""
+
+    seed: int = option(0, min=0, help="seed of the new embedder's and head's initial weights")
+    pretrained: bool = option(True, help="the backbone's pretrained weights (False: randomly initialised)")
+    normalize_inputs: str = option(
+        "auto", choices=("auto", "pointwise", "channel", "global", "none"),
+        help="as train.normalize_inputs: statistics of a registered task's training split (a TaskSpec has none)",
+    )
+    normalize_targets: str = option(
+        "auto", choices=("auto", "pointwise", "channel", "global", "none"), help="as train.normalize_targets",
+    )
+
+
+def create_model(backbone: Any, task: str | Mapping | TaskSpec, embedder: Any = "auto", head: Any = "auto", *,
+                 kit: Kit | None = None, **options: Any) -> nn.Module:
+    """embedder -> pretrained ``backbone`` -> head for ``task`` (a registered dataset name, or a
+    :class:`TaskSpec`), untrained, on the CPU. ``backbone``, ``task``, ``embedder`` and ``head`` are
+    names or ``{"name": ..., option: value}`` mappings as in a run config; ``options``: ``seed``,
+    ``pretrained``, ``normalize_inputs``, ``normalize_targets``."""
+    from .engine import assemble_model, build_body, build_task
+    from .normalize import Normalization
+
+    kit = _kit(kit)
+    opts = build_config(ModelOptions, options, where="create_model")
+    body_ref = ComponentRef.parse(backbone, "backbone")
+    refs = {key: ComponentRef.parse(value, key) for key, value in (("embedder", embedder), ("head", head))}
+    data = None
+    if isinstance(task, TaskSpec):
+        spec = task
+    else:
+        task_ref = ComponentRef.parse(task, "task")
+        entry = kit.datasets.get(task_ref.name)
+        data = build_task(entry, entry.make_config(task_ref.options))
+        spec = data.spec
+    body_entry = kit.backbones.get(body_ref.name)
+    body_cfg = body_entry.make_config(body_ref.options)
+    with seed_scope():
+        body = build_body(body_entry, body_cfg, opts.pretrained, who="create_model(pretrained=False)")
+        torch.manual_seed(opts.seed)  # as Session.build_model: the same seed, the same new weights
+        model = assemble_model(kit, spec, body, refs["embedder"], refs["head"])
+    if data is not None:
+        Normalization.fit_task(data.train, spec.task_type, opts.normalize_inputs, opts.normalize_targets).attach(
+            model.embedder, model.head
+        )
+    return model
+
+
+# fit ------------------------------------------------------------------------------------------
+@attrs.frozen(kw_only=True)
+class FitResult:
+    """What :func:`fit` returns: the run's metrics, the trained model and where the run lives."""
+
+    method: str
+    task: str
+    metric: str  #: the task's metric (a key of ``val`` and ``test``)
+    higher_is_better: bool
+    val: dict[str, float]  #: validation metrics (what model selection saw)
+    test: dict[str, float]  #: test metrics (never used for selection)
+    model: nn.Module  #: the trained model, as evaluated
+    run_dir: Path | None  #: the run directory; None for a run that kept no files
+    results: dict[str, Any] = attrs.field(repr=False)  #: everything results.json holds
+
+
+def _config_dict(method: Any, task: Any, config: Mapping[str, Any]) -> dict[str, Any]:
+    """Run-config keys as ``fit`` takes them: plain keys, plus dotted ones (``"train.lr"``)."""
+    data: dict[str, Any] = {"method": method, "task": task}
+    data.update({k: v for k, v in config.items() if "." not in k})
+    for key, value in config.items():
+        if "." not in key:
+            continue
+        head, _, tail = key.partition(".")
+        if "." in tail or not tail:
+            raise ConfigError(f"config key {key!r} is too deep; use {head}.OPTION.")
+        if head in COMPONENT_KEYS:
+            ref = ComponentRef.parse(data.get(head, "auto"), head)
+            data[head] = {"name": ref.name, **ref.options, tail: value}
+        elif head in ("train", "diagnostics"):
+            section = data.get(head) or {}
+            if not isinstance(section, Mapping):
+                raise ConfigError(f"config key {head!r} must be a mapping of option: value, got {section!r}.")
+            data[head] = {**section, tail: value}
+        else:
+            raise ConfigError(f"config key {key!r}: only train.X, diagnostics.X and COMPONENT.X nest.")
+    return data
+
+
+def _private_kit(kit: Kit, data) -> Kit:
+    """A copy of ``kit`` whose datasets also hold the user's task (the caller's kit is untouched)."""
+    from . import __version__
+    from .registry import NAME_PATTERN, Entry, Provider
+
+    name = data.spec.name
+    if not NAME_PATTERN.match(name):
+        raise ConfigError(f"name={name!r}: a task name is lower-kebab-case (like 'my-data'); pass another name=.")
+    if name in kit.datasets:
+        raise ConfigError(f"name={name!r} is a registered dataset; pass another name= for your own data.")
+    private = copy.copy(kit)
+    private.registries = dict(kit.registries)
+    datasets = copy.copy(kit.datasets)
+    datasets._entries = dict(datasets._entries)
+    private.registries["datasets"] = datasets
+    datasets.add(Entry(
+        name=name, kind="datasets", factory=lambda: data, summary="your own datasets, given to fit",
+        provider=Provider(plugin="python-api", distribution="mona-kit", version=__version__),
+    ))
+    for kind, key in (("metrics", data.spec.metric), ("objectives", data.spec.loss)):
+        private.registry(kind).get(key)  # an unknown metric or loss fails before anything is written
+    return private
+
+
+def fit(method: Any, task: Any, *, run_dir: str | Path | None = None, overwrite: bool = False,
+        progress: bool = False, kit: Kit | None = None, checkpoints: str = "final", **config: Any) -> FitResult:
+    """Run ``method`` on ``task`` and return its metrics and trained model.
+
+    ``task`` is a registered dataset (a name or ``{"name": ..., option: value}``) or your own splits:
+    ``(train, val, test)`` torch Datasets (or a mapping with those keys) yielding ``(x, y)`` pairs. For your
+    own splits the task spec is inferred from the first training sample; state what it cannot tell with
+    ``task_type``, ``metric``, ``loss``, ``num_classes``, ``higher_is_better``, ``modality``, ``name``.
+    Every other keyword is a run-config key (``backbone="tiny-bert"``, ``seed=0``, ``train={"epochs": 2}``,
+    or dotted as ``**{"train.lr": 3e-4}``). ``run_dir=None`` (with no ``output_dir``/``run_name``) runs in
+    a temporary directory removed afterwards: nothing is kept; give a path to keep the run. ``checkpoints``
+    is what a kept run leaves in ``checkpoints/``: ``final`` (the trained weights), ``all`` or ``none``.
+    """
+    from .api_data import SPEC_FACTS, is_datasets, user_task
+    from .runner import run
+
+    kit = _kit(kit)
+    facts = {k: config.pop(k) for k in SPEC_FACTS if k in config}
+    if is_datasets(task):
+        data = user_task(task, **facts)
+        kit = _private_kit(kit, data)
+        task = data.spec.name
+    elif facts:
+        raise ConfigError(
+            f"{', '.join(f'{k}=' for k in facts)} describe your own datasets; registered task {task!r} has its own spec."
+        )
+    if run_dir is not None:
+        if "output_dir" in config or "run_name" in config:
+            raise ConfigError("fit takes run_dir= or output_dir=/run_name=, not both.")
+        path = Path(run_dir).expanduser()
+        config = {**config, "output_dir": str(path.parent), "run_name": path.name}
+    keep = run_dir is not None or "output_dir" in config or "run_name" in config
+    run_config = RunConfig.from_dict(_config_dict(method, task, config))
+    with contextlib.ExitStack() as stack:
+        if not keep:
+            tmp = tempfile.mkdtemp(prefix="mona-kit-fit-")
+            stack.callback(shutil.rmtree, tmp, ignore_errors=True)
+            run_config = attrs.evolve(run_config, output_dir=tmp, run_name="run")
+        stack.enter_context(seed_scope())
+        trained: dict[str, nn.Module] = {}
+        path = run(kit, run_config, overwrite=overwrite, progress=progress, checkpoints=checkpoints,
+                   on_finish=lambda session, model: trained.setdefault("model", model))
+        results = json.loads((Path(path) / "results.json").read_text())
+    return FitResult(
+        method=results["method"], task=results["task"], metric=results["metric"],
+        higher_is_better=results["higher_is_better"], val=results.get("val", {}), test=results.get("test", {}),
+        model=trained["model"], run_dir=Path(path) if keep else None, results=results,
+    )

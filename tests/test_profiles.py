@@ -1,0 +1,30 @@
+"""Every committed sweep profile expands to cells whose configs pass the checks ``mona-kit run`` makes,
+so an edit that breaks a profile fails here rather than hours into a sweep."""
+
+from pathlib import Path
+
+import pytest
+
+from mona_kit.sweep import cells, read_profile
+
+PROFILES = sorted((Path(__file__).parents[1] / "benchmarks" / "profiles").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", PROFILES, ids=[p.stem for p in PROFILES])
+def test_profile_expands_to_valid_cells(path, kit):
+    profile = read_profile(path)
+    expanded = list(cells(profile, kit))  # raises ConfigError naming the cell on a bad config
+    keys = [c.key for c in expanded]
+    assert len(keys) == len(set(keys))
+    methods = {c.method for c in expanded}
+    assert len(expanded) == len(methods) * len(profile["tasks"]) * len(profile["seeds"])
+
+
+def test_reproduction_profiles_include_recraft(kit):
+    """Issue 16: RECRAFT is a row of the reproduction tables and of the alignment variants."""
+    for name in ("main-cpu", "gpu"):
+        profile = read_profile(Path(__file__).parents[1] / "benchmarks" / "profiles" / f"{name}.yaml")
+        assert "recraft" in {c.method for c in cells(profile, kit)}, name
+    variants = read_profile(Path(__file__).parents[1] / "benchmarks" / "profiles" / "variants-main-cpu.yaml")
+    recraft = {c.config["method"]["objective"] for c in cells(variants, kit) if c.method.startswith("recraft-")}
+    assert recraft == {e.name for e in kit.objectives if e.meta.get("role") == "distance"}
