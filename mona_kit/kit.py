@@ -33,7 +33,7 @@ HOOKS = {
 
 
 #: Keyword arguments the core passes to a factory of each kind, beside the config (docs/hooks.md).
-BUILD_CONTEXT = {"embedders": ("task", "body"), "heads": ("task", "body", "embedder")}
+BUILD_CONTEXT = {"embedders": ("task", "body"), "heads": ("task", "body", "embedder"), "loggers": ("run_dir",)}
 
 
 def factory_problem(factory: Callable[..., Any], config: type | None, context: tuple[str, ...]) -> str | None:
