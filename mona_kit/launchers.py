@@ -20,10 +20,12 @@ from .errors import ConfigError
 
 LAUNCHERS = ("local", "submitit")
 
-#: ``--jobs`` when not given, on a machine of ``cores`` CPUs: one cell per core with one thread each.
-#: Measured on the 2-core CI machine (issue 15, item 5): two cells at once with one thread each
-#: finished two darcy-16 fine-tuning cells sooner than the two in turn with two threads each.
 def default_jobs(cores: int | None = None) -> int:
+    """``--jobs`` when not given: one cell per core, each with one thread. Measured on the shared
+    2-core machine (issue 15, item 5; numbers in docs/runs.md): two darcy-16 fine-tuning cells at
+    once with one thread each finished both in less time than one cell alone took with two threads.
+    Intra-op threads of one process wait for each other at every operator, and lose most when other
+    processes share the cores."""
     return max(1, cores if cores is not None else cpu_count())
 
 
