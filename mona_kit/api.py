@@ -79,6 +79,10 @@ _WHERE: dict[str, str] = {
     "atomic_write": "mona_kit.data",
     "strings_to_tensors": "mona_kit.data",
     "tensors_to_strings": "mona_kit.data",
+    # Experiment loggers (register_loggers)
+    "Logger": "mona_kit.loggers",
+    "logged_scalars": "mona_kit.loggers",
+    "flatten_config": "mona_kit.loggers",
     # Contract checks for plugin tests (check_task_data, check_embedder, ...)
     "testing": "mona_kit.testing",
 }

@@ -105,3 +105,15 @@ def register_commands(register: CommandRegistrar) -> None:
     ``register(name, configure, handler, *, summary="")``: ``configure(parser)`` adds
     arguments to an ``argparse`` sub-parser, ``handler(args, kit) -> int`` runs the verb.
     """
+
+
+@hookspec
+def register_loggers(register):
+    """Register experiment loggers (TensorBoard, MLflow, ...), chosen by a run's ``loggers`` list.
+
+    ``register(name, factory, *, config=None, summary="", requires=())``; ``factory(config, *, run_dir)``
+    (``factory(*, run_dir)`` without a config class) returns a :class:`mona_kit.api.Logger`;
+    ``requires`` names import packages the logger needs (checked before the run directory is made). On the main rank, a run opens its loggers once its
+    directory exists, hands them its config and environment, then every event as it is written to
+    ``metrics.jsonl``, and closes them when it ends. Import heavy packages inside the factory.
+    """

@@ -28,11 +28,12 @@ HOOKS = {
     "register_methods": "methods",
     "register_metrics": "metrics",
     "register_commands": "commands",
+    "register_loggers": "loggers",
 }
 
 
 #: Keyword arguments the core passes to a factory of each kind, beside the config (docs/hooks.md).
-BUILD_CONTEXT = {"embedders": ("task", "body"), "heads": ("task", "body", "embedder")}
+BUILD_CONTEXT = {"embedders": ("task", "body"), "heads": ("task", "body", "embedder"), "loggers": ("run_dir",)}
 
 
 def factory_problem(factory: Callable[..., Any], config: type | None, context: tuple[str, ...]) -> str | None:
@@ -236,6 +237,11 @@ class Kit:
     def metrics(self) -> Registry:
         """Evaluation metrics."""
         return self.registries["metrics"]
+
+    @property
+    def loggers(self) -> Registry:
+        """Experiment loggers (``loggers=[...]`` in a run config)."""
+        return self.registries["loggers"]
 
     @property
     def commands(self) -> Registry:

@@ -15,7 +15,7 @@ NAME_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 #: Registry kinds, in the order the CLI lists them. ``heads`` are registered
 #: through ``register_embedders`` (role="head") but live in their own registry.
-KINDS = ("backbones", "embedders", "heads", "objectives", "datasets", "methods", "metrics", "commands")
+KINDS = ("backbones", "embedders", "heads", "objectives", "datasets", "methods", "metrics", "commands", "loggers")
 
 
 @attrs.frozen(kw_only=True)

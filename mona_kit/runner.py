@@ -34,6 +34,7 @@ from .distributed import barrier, broadcast_object, init_from_env
 from .engine import Session
 from .errors import CheckpointError, ConfigError, DataError, MonaError, NumericalError, PluginError, ShapeError
 from .kit import Kit
+from .loggers import check_loggers, open_loggers
 from .runconfig import RunConfig, apply_overrides
 from .runs import RunDir, atomic_write_text, environment_record, read_progress, run_path, safe_name
 from .stages import EvaluateStage
@@ -459,10 +460,13 @@ def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: P
             RunDir.check_target(path, overwrite=overwrite)
         run_dir, new_overrides, override_keys = None, [], ()
     session = Session(kit, config, run=None, progress=progress)
+    check_loggers(kit, config.loggers)
     resolved, model, stages = _prepare(session, resume is not None, run_dir, override_keys)
     if resume is None:
         run_dir = _start_new(kit, session, path, resolved, overwrite, stack)
     session.run = run_dir
+    if config.loggers and info.is_main:
+        _attach_loggers(kit, config, run_dir, resolved, stack)
     fingerprint = config_fingerprint(resolved)
     started = time.time()
     done, partial, done_bytes = read_progress(run_dir)
@@ -493,6 +497,21 @@ def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: P
     if on_finish is not None:
         on_finish(session, model)
     return path
+
+
+def _attach_loggers(kit: Kit, config: RunConfig, run_dir: RunDir, resolved: dict[str, Any], stack) -> None:
+    """Open the run's loggers and give them its config and environment; every event run_dir.log
+    writes from here on goes to them too. They close as the run ends, told whether it finished."""
+    loggers = open_loggers(kit, config.loggers, run_dir.path)
+    run_dir.loggers = loggers
+
+    def close(exc_type, exc, tb) -> bool:
+        run_dir.loggers = None
+        loggers.close("failed" if exc_type is not None else "finished")
+        return False  # an error goes on up
+
+    stack.push(close)
+    loggers.log_config(resolved, run_dir.read_json("env.json") or {})
 
 
 def _run_stage(session, stage, index: int, model, done: list[str], fingerprint: str) -> None:

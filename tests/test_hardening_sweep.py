@@ -339,8 +339,14 @@ def test_a_failed_cell_makes_the_sweep_exit_1_and_the_report_is_still_written(tm
 
 
 def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(x) for x in path.read_text().split()] if path.exists() else []
+    """Child processes of every thread of ``pid`` (a launcher running cells at once starts them from threads)."""
+    found = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [int(x) for x in children.read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):  # the thread ended meanwhile
+            pass
+    return found
 
 
 def _alive(pid: int) -> bool:
