@@ -8,6 +8,7 @@ import json
 import math
 from collections import defaultdict
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from .runs import RunDir, atomic_replace, atomic_write_text
@@ -252,11 +253,7 @@ def plot_reuse(rows: list[dict[str, Any]], path: Path) -> Path | None:
 
     curves: dict[tuple[str, str], dict[int, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
-        events = [e for e in RunDir(Path(r["run_dir"])).events() if e.get("event") == "knowledge-reuse"]
-        if not events:
-            continue
-        stage = events[-1]["stage"]
-        latest = {e["step"]: e for e in events if e["stage"] == stage}  # a resumed run may repeat steps
+        latest = _last_stage_by_step(r, lambda e: e.get("event") == "knowledge-reuse")
         for step, e in latest.items():
             curves[(r["method_label"], r["task_label"])][step].append((e["davies_bouldin"], e["probe_accuracy"]))
     if not curves:
@@ -286,6 +283,16 @@ def plot_reuse(rows: list[dict[str, Any]], path: Path) -> Path | None:
     return save_figure(fig, path)
 
 
+def _last_stage_by_step(row: dict[str, Any], keep: Callable[[dict[str, Any]], bool]) -> dict[int, dict[str, Any]]:
+    """A run's events that ``keep`` selects, from the last stage that logged any, by step (the last
+    event of a step wins: a resumed run may repeat steps)."""
+    events = [e for e in RunDir(Path(row["run_dir"])).events() if keep(e)]
+    if not events:
+        return {}
+    stage = events[-1]["stage"]
+    return {e["step"]: e for e in events if e["stage"] == stage}
+
+
 def plot_learning(rows: list[dict[str, Any]], path: Path) -> Path | None:
     """Validation-metric curves of each run's last training stage, mean over seeds, one line per
     method, one panel per task (what model selection saw, and whether it had flattened)."""
@@ -298,14 +305,12 @@ def plot_learning(rows: list[dict[str, Any]], path: Path) -> Path | None:
     metric_of: dict[str, str] = {}
     for r in rows:
         metric = r["metric"]
-        events = [e for e in RunDir(Path(r["run_dir"])).events()
-                  if e.get("split") == "val" and "step" in e and as_number(e.get(metric)) is not None]
-        if not events:
+        latest = _last_stage_by_step(
+            r, lambda e, metric=metric: e.get("split") == "val" and "step" in e and as_number(e.get(metric)) is not None)
+        if not latest:
             continue
-        stage = events[-1]["stage"]
-        latest = {e["step"]: as_number(e[metric]) for e in events if e["stage"] == stage}
-        for step, value in latest.items():
-            curves[(r["method_label"], r["task_label"])][step].append(value)
+        for step, e in latest.items():
+            curves[(r["method_label"], r["task_label"])][step].append(as_number(e[metric]))
         metric_of[r["task_label"]] = metric
     if not curves:
         return None
