@@ -60,7 +60,7 @@ def build(tokens: int, precision: str = "fp32", optimizer: str = "stage"):
         with amp.autocast():
             loss = session.task_loss(model(batch["x"]), batch["y"])
         optimizer.zero_grad(set_to_none=True)
-        amp.backward(loss)
+        amp.scale(loss).backward()
         amp.step(optimizer)
 
     return model, batch, step

@@ -48,9 +48,15 @@ _WHERE: dict[str, str] = {
     "RepresentationObjective": "mona_kit.components",
     # Methods and their stages
     "Method": "mona_kit.stages",
+    "Session": "mona_kit.engine",
     "Stage": "mona_kit.stages",
     "TrainStage": "mona_kit.stages",
     "ALL_GROUPS": "mona_kit.stages",
+    "LoopStage": "mona_kit.stages",
+    "Setup": "mona_kit.stages",
+    "StepOutput": "mona_kit.stages",
+    "cycle": "mona_kit.stages",
+    "signed_score": "mona_kit.stages",
     "check_gradients": "mona_kit.stages",
     "nonfinite_error": "mona_kit.stages",
     "precision_for": "mona_kit.precision",
@@ -74,6 +80,10 @@ _WHERE: dict[str, str] = {
     "atomic_write": "mona_kit.data",
     "strings_to_tensors": "mona_kit.data",
     "tensors_to_strings": "mona_kit.data",
+    # Experiment loggers (register_loggers)
+    "Logger": "mona_kit.loggers",
+    "logged_scalars": "mona_kit.loggers",
+    "flatten_config": "mona_kit.loggers",
     # Contract checks for plugin tests (check_task_data, check_embedder, ...)
     "testing": "mona_kit.testing",
 }

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -194,6 +193,7 @@ def fit(method: Any, task: Any, *, run_dir: str | Path | None = None, overwrite:
     """
     from .api_data import SPEC_FACTS, is_datasets, user_task
     from .runner import run
+    from .summary import read_results
 
     kit = _kit(kit)
     facts = {k: config.pop(k) for k in SPEC_FACTS if k in config}
@@ -221,7 +221,7 @@ def fit(method: Any, task: Any, *, run_dir: str | Path | None = None, overwrite:
         trained: dict[str, nn.Module] = {}
         path = run(kit, run_config, overwrite=overwrite, progress=progress, checkpoints=checkpoints,
                    on_finish=lambda session, model: trained.setdefault("model", model))
-        results = json.loads((Path(path) / "results.json").read_text())
+        results = read_results(path)
     return FitResult(
         method=results["method"], task=results["task"], metric=results["metric"],
         higher_is_better=results["higher_is_better"], val=results.get("val", {}), test=results.get("test", {}),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -148,17 +147,11 @@ def cache_dir() -> Path:
 
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Write through a temporary file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write through a temporary file in the same folder, fsync, then rename: readers never see half
+    a file (the run directory's writer, :func:`mona_kit.runs.atomic_replace`, under its cache name)."""
+    from .runs import atomic_replace
+
+    atomic_replace(path, write)
 
 
 def file_fingerprint(paths: Iterable[str | Path]) -> list[list[Any]]:

@@ -28,11 +28,12 @@ HOOKS = {
     "register_methods": "methods",
     "register_metrics": "metrics",
     "register_commands": "commands",
+    "register_loggers": "loggers",
 }
 
 
 #: Keyword arguments the core passes to a factory of each kind, beside the config (docs/hooks.md).
-BUILD_CONTEXT = {"embedders": ("task", "body"), "heads": ("task", "body", "embedder")}
+BUILD_CONTEXT = {"embedders": ("task", "body"), "heads": ("task", "body", "embedder"), "loggers": ("run_dir",)}
 
 
 def factory_problem(factory: Callable[..., Any], config: type | None, context: tuple[str, ...]) -> str | None:
@@ -66,13 +67,17 @@ def factory_problem(factory: Callable[..., Any], config: type | None, context: t
     return None
 
 
-class Registrar:
-    """The ``register`` callback handed to one plugin's hook: validates and records provenance."""
+class _PluginCallback:
+    """A callback bound to one plugin's hook call: the kit it fills and the provider it records."""
 
     def __init__(self, kit: "Kit", hook: str, provider: Provider):
         self._kit = kit
         self._hook = hook
         self._provider = provider
+
+
+class PluginRegistrar(_PluginCallback):
+    """The ``register`` callback handed to one plugin's hook: validates and records provenance."""
 
     def _target(self, role: str | None) -> str:
         kind = HOOKS[self._hook]
@@ -138,7 +143,7 @@ class Registrar:
         self._kit.registries[kind].add_resolver(prefix, resolver, provider, summary)
 
 
-class CommandRegistrar(Registrar):
+class PluginCommandRegistrar(_PluginCallback):
     """``register(name, configure, handler, *, summary="")`` for ``register_commands``."""
 
     def __call__(self, name: str, configure: Callable, handler: Callable, *, summary: str = "", replace: bool = False) -> None:
@@ -174,7 +179,7 @@ class Kit:
         self.registries: dict[str, Registry] = {kind: Registry(kind) for kind in KINDS}
         for hook_name in HOOKS:
             hook = getattr(pm.hook, hook_name)
-            # Call each plugin's impl with its own Registrar, so every entry knows its provider.
+            # Call each plugin's impl with its own PluginRegistrar (a hookspecs.Registrar), so every entry knows its provider.
             for impl in hook.get_hookimpls():  # plugin registration order: built-ins first
                 info = plugins.get(impl.plugin_name)
                 provider = Provider(
@@ -182,7 +187,7 @@ class Kit:
                     distribution=info.distribution if info else "unknown",
                     version=info.version if info else "unknown",
                 )
-                registrar = (CommandRegistrar if hook_name == "register_commands" else Registrar)(self, hook_name, provider)
+                registrar = (PluginCommandRegistrar if hook_name == "register_commands" else PluginRegistrar)(self, hook_name, provider)
                 kwargs = {arg: registrar for arg in impl.argnames}
                 way_out = "" if info is None or info.builtin else leave_out_hint(plugins, impl.plugin_name)
                 try:
@@ -197,12 +202,51 @@ class Kit:
                         + (f".{way_out}" if way_out else "")
                     ) from exc
 
-    # Shorthands -------------------------------------------------------------------------------
-    def __getattr__(self, kind: str) -> Registry:
-        registries = self.__dict__.get("registries", {})
-        if kind in registries:
-            return registries[kind]
-        raise AttributeError(kind)
+    # Registries as typed attributes (one per kind in registry.KINDS) ---------------------------
+    @property
+    def backbones(self) -> Registry:
+        """Pretrained bodies."""
+        return self.registries["backbones"]
+
+    @property
+    def embedders(self) -> Registry:
+        """Target embedders."""
+        return self.registries["embedders"]
+
+    @property
+    def heads(self) -> Registry:
+        """Task heads."""
+        return self.registries["heads"]
+
+    @property
+    def objectives(self) -> Registry:
+        """Task losses and alignment objectives."""
+        return self.registries["objectives"]
+
+    @property
+    def datasets(self) -> Registry:
+        """Target tasks and source proxies."""
+        return self.registries["datasets"]
+
+    @property
+    def methods(self) -> Registry:
+        """Transfer methods."""
+        return self.registries["methods"]
+
+    @property
+    def metrics(self) -> Registry:
+        """Evaluation metrics."""
+        return self.registries["metrics"]
+
+    @property
+    def loggers(self) -> Registry:
+        """Experiment loggers (``loggers=[...]`` in a run config)."""
+        return self.registries["loggers"]
+
+    @property
+    def commands(self) -> Registry:
+        """Plugin CLI verbs."""
+        return self.registries["commands"]
 
     def registry(self, kind: str) -> Registry:
         if kind not in self.registries:

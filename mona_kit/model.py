@@ -28,8 +28,8 @@ class CrossModalModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(self.embedder(x)))
 
-    def param_groups(self) -> dict[str, list[tuple[str, nn.Parameter]]]:
-        """Group -> [(qualified name, parameter)]: ``embedder``, ``head`` and ``body.<group>``."""
+    def named_parameter_groups(self) -> dict[str, list[tuple[str, nn.Parameter]]]:
+        """Group -> [(qualified name, parameter)] (a body's ``param_groups()`` gives names only): ``embedder``, ``head`` and ``body.<group>``."""
         groups: dict[str, list[tuple[str, nn.Parameter]]] = {g: [] for g in MODEL_GROUPS}
         groups["embedder"] = [(f"embedder.{n}", p) for n, p in self.embedder.named_parameters()]
         groups["head"] = [(f"head.{n}", p) for n, p in self.head.named_parameters()]
@@ -44,6 +44,6 @@ class CrossModalModel(nn.Module):
         unknown = names - set(MODEL_GROUPS)
         if unknown:
             raise ValueError(f"unknown parameter group(s) {sorted(unknown)}; groups are {MODEL_GROUPS}")
-        for group, params in self.param_groups().items():
+        for group, params in self.named_parameter_groups().items():
             for _, p in params:
                 p.requires_grad_(group in names)

@@ -29,6 +29,7 @@ BUILTIN_PLUGINS = (
     "mona_plugins.datasets",
     "mona_plugins.metrics",
     "mona_plugins.methods",
+    "mona_plugins.loggers",
 )
 
 

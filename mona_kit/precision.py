@@ -1,13 +1,13 @@
 """``train.precision``: fp32, bf16 autocast (CPU and GPU) or fp16 autocast with a gradient scaler (GPU).
 
 Master weights and optimiser state stay fp32 in every mode; autocast only runs the forward
-(and so the matching backward) of matmul-heavy ops in the low-precision type. A stage uses it
-in four places::
+(and so the matching backward) of matmul-heavy ops in the low-precision type. The training loop
+(:func:`mona_kit.loop.fit`) applies it to every stage; code with its own loop uses it so::
 
     amp = precision_for(session)
     with amp.autocast():
         loss = ...
-    amp.backward(loss)
+    amp.scale(loss).backward()
     if amp.unscale(optimizer, params) and check_gradients(...):   # fp16: skip an overflowed step
         clip(...); amp.step(optimizer)
 
@@ -60,9 +60,9 @@ class Precision:
             return contextlib.nullcontext()
         return torch.autocast(self.device_type, dtype=self.dtype)
 
-    def backward(self, loss: torch.Tensor, inputs: list[torch.Tensor] | None = None) -> None:
-        """``loss.backward()`` (scaled in fp16); ``inputs`` limits it to the gradients a stage applies."""
-        (self.scaler.scale(loss) if self.scaler is not None else loss).backward(inputs=inputs)
+    def scale(self, loss: torch.Tensor) -> torch.Tensor:
+        """The loss to backpropagate: scaled in fp16 (so small gradients do not underflow), else itself."""
+        return self.scaler.scale(loss) if self.scaler is not None else loss
 
     def unscale(self, optimizer: torch.optim.Optimizer, params: Iterable[torch.Tensor]) -> bool:
         """Gradients back at their true scale (before clipping or checks). False when fp16

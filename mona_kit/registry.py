@@ -15,7 +15,7 @@ NAME_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 #: Registry kinds, in the order the CLI lists them. ``heads`` are registered
 #: through ``register_embedders`` (role="head") but live in their own registry.
-KINDS = ("backbones", "embedders", "heads", "objectives", "datasets", "methods", "metrics", "commands")
+KINDS = ("backbones", "embedders", "heads", "objectives", "datasets", "methods", "metrics", "commands", "loggers")
 
 
 @attrs.frozen(kw_only=True)
@@ -74,7 +74,8 @@ def check_built(entry: Entry, built: Any) -> None:
     """Refuse a factory result of the wrong type (``'dict' object has no attribute 'spec'`` later on)."""
     import importlib
 
-    where = RESULT_TYPES.get(entry.meta.get("role") if entry.kind == "objectives" else entry.kind)
+    key = str(entry.meta.get("role")) if entry.kind == "objectives" else entry.kind
+    where = RESULT_TYPES.get(key)
     if where is None:
         return
     expected = getattr(importlib.import_module(where[0]), where[1])

@@ -8,6 +8,7 @@ import json
 import math
 from collections import defaultdict
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from .runs import RunDir, atomic_replace, atomic_write_text
@@ -71,12 +72,10 @@ def _cell_text(a: dict[str, Any], full_n: int) -> str:
     return text
 
 
-def markdown_table(rows: list[dict[str, Any]], *, title: str = "", references: set[str] | frozenset[str] = frozenset(),
-                   baseline: str = "linear") -> str:
-    """Mean ± std per method and task. Rows whose method is in ``references`` (registered with
-    ``reference=True``: mean, linear, 1-NN, specialists) form their own block; the other rows are
-    ranked among themselves, marked where they do not beat the ``baseline`` reference row, and
-    marked where a seed's last training stage had not plateaued."""
+def table_model(rows: list[dict[str, Any]], *, references: set[str] | frozenset[str] = frozenset(),
+                baseline: str = "linear") -> dict[str, Any]:
+    """The table as data, for the Markdown and the HTML report alike: tasks with their metric, blocks
+    of method rows (reference rows apart), each cell's text, marks and runs, and the notes below."""
     agg = aggregate(rows)
     by_label = {r["method_label"]: r.get("method", r["method_label"]) for r in rows}
     methods = list(dict.fromkeys(r["method_label"] for r in rows))
@@ -86,6 +85,9 @@ def markdown_table(rows: list[dict[str, Any]], *, title: str = "", references: s
     avg_rank = ranks(agg, transfer, tasks)
     metric_of = {t: next(a["metric"] for (m, tt), a in agg.items() if tt == t) for t in tasks}
     higher = {t: next(a["higher_is_better"] for (m, tt), a in agg.items() if tt == t) for t in tasks}
+    runs_of: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        runs_of[(r["method_label"], r["task_label"])].append(r)
     best = {}
     for t in tasks:
         scored = [(m, agg[(m, t)]) for m in methods if (m, t) in agg and not math.isnan(agg[(m, t)]["mean"])]
@@ -94,40 +96,36 @@ def markdown_table(rows: list[dict[str, Any]], *, title: str = "", references: s
             best[t] = min(scored, key=lambda x: sign * x[1]["mean"])[0]
     base_label = next((m for m in refs if by_label[m] == baseline), None)
     full_n = max((a["runs"] for a in agg.values()), default=0)
-    lines = [f"### {title}", ""] if title else []
-    lines.append("| method | " + " | ".join(f"{t} ({metric_of[t]} {'↑' if higher[t] else '↓'})" for t in tasks) + " | avg. rank |")
-    lines.append("|---" * (len(tasks) + 2) + "|")
     losses_to_base, unsettled, fixed = 0, 0, 0
+    blocks = []
     for block, members in (("reference", refs), ("transfer", transfer)):
-        if refs and members:
-            lines.append(f"| *{block}* |" + " |" * (len(tasks) + 1))
+        lines = []
         for m in members:
             cells = []
             for t in tasks:
                 a = agg.get((m, t))
                 if a is None:
-                    cells.append("–")
+                    cells.append(None)
                     continue
+                cell = {"runs": runs_of[(m, t)], "best": False, "loses": False, "not_plateaued": 0}
                 if math.isnan(a["mean"]):
-                    cells.append(f"diverged ({a['runs']} runs)")
+                    cells.append({**cell, "text": f"diverged ({a['runs']} runs)"})
                     continue
-                text = _cell_text(a, full_n)
-                text = f"**{text}**" if best.get(t) == m else text
+                cell.update(text=_cell_text(a, full_n), best=best.get(t) == m, not_plateaued=a["not_plateaued"])
                 ref = agg.get((base_label, t)) if base_label else None
                 if block == "transfer" and ref is not None and not math.isnan(ref["mean"]):
                     sign = -1.0 if higher[t] else 1.0
                     if sign * a["mean"] >= sign * ref["mean"]:
-                        text += " ◇"
+                        cell["loses"] = True
                         losses_to_base += 1
                 if a["not_plateaued"]:
-                    text += f" †{a['not_plateaued']}"
                     unsettled += 1
                 if a["fixed_budget"]:
                     fixed += 1
-                cells.append(text)
-            rank = f"{avg_rank[m]:.2f}" if m in avg_rank else "–"
-            lines.append(f"| {m} | " + " | ".join(cells) + f" | {rank} |")
-    lines.append("")
+                cells.append(cell)
+            lines.append({"method": m, "cells": cells, "rank": f"{avg_rank[m]:.2f}" if m in avg_rank else "–"})
+        if members:
+            blocks.append({"name": block if refs else None, "rows": lines})
     notes = ["Test-split metric, mean ± sample std over seeds (model selected on the validation split); "
              "↓ lower / ↑ higher is better; best mean per task in bold; a seed whose metric is not finite is "
              "left out of the mean and counted in n."]
@@ -141,7 +139,43 @@ def markdown_table(rows: list[dict[str, Any]], *, title: str = "", references: s
     if fixed:
         notes.append(f"{fixed} cells train on a set too small to select on: their runs keep the end of a fixed "
                      "budget instead of the best validation step.")
-    lines.append(" ".join(notes))
+    headers = [f"{t} ({metric_of[t]} {'↑' if higher[t] else '↓'})" for t in tasks]
+    return {"tasks": tasks, "headers": headers, "blocks": blocks, "notes": notes}
+
+
+def cell_marks(cell: dict[str, Any]) -> str:
+    """The ◇ and †k marks after a cell's number."""
+    text = " ◇" if cell.get("loses") else ""
+    if cell.get("not_plateaued"):
+        text += f" †{cell['not_plateaued']}"
+    return text
+
+
+def markdown_table(rows: list[dict[str, Any]], *, title: str = "", references: set[str] | frozenset[str] = frozenset(),
+                   baseline: str = "linear") -> str:
+    """Mean ± std per method and task. Rows whose method is in ``references`` (registered with
+    ``reference=True``: mean, linear, 1-NN, specialists) form their own block; the other rows are
+    ranked among themselves, marked where they do not beat the ``baseline`` reference row, and
+    marked where a seed's last training stage had not plateaued."""
+    model = table_model(rows, references=references, baseline=baseline)
+    n = len(model["tasks"])
+    lines = [f"### {title}", ""] if title else []
+    lines.append("| method | " + " | ".join(model["headers"]) + " | avg. rank |")
+    lines.append("|---" * (n + 2) + "|")
+    for block in model["blocks"]:
+        if block["name"]:
+            lines.append(f"| *{block['name']}* |" + " |" * (n + 1))
+        for row in block["rows"]:
+            cells = []
+            for cell in row["cells"]:
+                if cell is None:
+                    cells.append("–")
+                    continue
+                text = f"**{cell['text']}**" if cell["best"] else cell["text"]
+                cells.append(text + cell_marks(cell))
+            lines.append(f"| {row['method']} | " + " | ".join(cells) + f" | {row['rank']} |")
+    lines.append("")
+    lines.append(" ".join(model["notes"]))
     return "\n".join(lines)
 
 
@@ -219,11 +253,7 @@ def plot_reuse(rows: list[dict[str, Any]], path: Path) -> Path | None:
 
     curves: dict[tuple[str, str], dict[int, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
-        events = [e for e in RunDir(Path(r["run_dir"])).events() if e.get("event") == "knowledge-reuse"]
-        if not events:
-            continue
-        stage = events[-1]["stage"]
-        latest = {e["step"]: e for e in events if e["stage"] == stage}  # a resumed run may repeat steps
+        latest = _last_stage_by_step(r, lambda e: e.get("event") == "knowledge-reuse")
         for step, e in latest.items():
             curves[(r["method_label"], r["task_label"])][step].append((e["davies_bouldin"], e["probe_accuracy"]))
     if not curves:
@@ -253,16 +283,78 @@ def plot_reuse(rows: list[dict[str, Any]], path: Path) -> Path | None:
     return save_figure(fig, path)
 
 
+def _last_stage_by_step(row: dict[str, Any], keep: Callable[[dict[str, Any]], bool]) -> dict[int, dict[str, Any]]:
+    """A run's events that ``keep`` selects, from the last stage that logged any, by step (the last
+    event of a step wins: a resumed run may repeat steps)."""
+    events = [e for e in RunDir(Path(row["run_dir"])).events() if keep(e)]
+    if not events:
+        return {}
+    stage = events[-1]["stage"]
+    return {e["step"]: e for e in events if e["stage"] == stage}
+
+
+def plot_learning(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    """Validation-metric curves of each run's last training stage, mean over seeds, one line per
+    method, one panel per task (what model selection saw, and whether it had flattened)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves: dict[tuple[str, str], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    metric_of: dict[str, str] = {}
+    for r in rows:
+        metric = r["metric"]
+        latest = _last_stage_by_step(
+            r, lambda e, metric=metric: e.get("split") == "val" and "step" in e and as_number(e.get(metric)) is not None)
+        if not latest:
+            continue
+        for step, e in latest.items():
+            curves[(r["method_label"], r["task_label"])][step].append(as_number(e[metric]))
+        metric_of[r["task_label"]] = metric
+    if not curves:
+        return None
+    tasks = list(dict.fromkeys(t for _, t in curves))
+    methods = list(dict.fromkeys(m for m, _ in curves))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.4 * len(tasks) + 1, 3.6), squeeze=False)
+    colors = plt.get_cmap("tab10")
+    for j, t in enumerate(tasks):
+        ax = axes[0][j]
+        for i, m in enumerate(methods):
+            points = curves.get((m, t))
+            if points:
+                steps = sorted(points)
+                ax.plot(steps, [sum(points[s]) / len(points[s]) for s in steps], marker=".", color=colors(i % 10), label=m)
+        ax.set_title(t, fontsize=10)
+        ax.set_xlabel("step (last training stage)")
+        ax.set_ylabel(f"validation {metric_of[t]}", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def write_report(output: Path, rows: list[dict[str, Any]], *, title: str, command: str,
                  references: set[str] | frozenset[str] = frozenset()) -> list[Path]:
+    from .report_html import write_html
+
     output = Path(output)
     table = markdown_table(rows, title=title, references=references)
     atomic_write_text(output / "table.md", table + f"\n\nProduced by: `{command}`\n")
     write_csv(rows, output / "results.csv")
-    written = [output / "table.md", output / "results.csv", plot_errors(rows, output / "errors.png")]
+    errors = plot_errors(rows, output / "errors.png")
+    written = [output / "table.md", output / "results.csv", errors]
     reuse = plot_reuse(rows, output / "knowledge-reuse.png")
     if reuse:
         written.append(reuse)
+    learning = plot_learning(rows, output / "learning-curves.png")
+    if learning:
+        written.append(learning)
+    written.append(write_html(output, rows, title=title, command=command, references=references, images={
+        "test error per task (mean ± std over seeds, dots: seeds)": errors,
+        "learning curves: validation metric of the last training stage, mean over seeds": learning,
+        "knowledge reuse: source-class separation during fine-tuning, mean over seeds": reuse,
+    }))
     atomic_write_text(output / "summary.json", json.dumps(
         {f"{m}|{t}": {k: v for k, v in a.items() if k != "values"} for (m, t), a in aggregate(rows).items()}, indent=1))
     return written

@@ -114,6 +114,9 @@ class RunConfig:
     output_dir: str = option("runs", help="parent folder of run directories (~ is expanded)")
     run_name: str | None = option(None, help="run directory name (None = method-task-seed-timestamp)")
     checkpoint_every: int = option(100, min=1, help="steps between checkpoints inside a stage")
+    loggers: tuple[ComponentRef, ...] = option(
+        (), help="experiment loggers that mirror the run's events (registered names, e.g. [tensorboard, mlflow])"
+    )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
@@ -132,9 +135,11 @@ class RunConfig:
                 kwargs[key] = build_config(TrainConfig, value or {}, where="config section 'train'")
             elif key == "diagnostics":
                 kwargs[key] = build_config(DiagnosticsConfig, value or {}, where="config section 'diagnostics'")
+            elif key == "loggers":
+                kwargs[key] = _parse_loggers(value)
             else:
                 kwargs[key] = value
-        scalars = {k: v for k, v in kwargs.items() if k not in COMPONENT_KEYS and k not in ("train", "diagnostics")}
+        scalars = {k: v for k, v in kwargs.items() if k not in COMPONENT_KEYS and k not in ("train", "diagnostics", "loggers")}
         for key in ("task", "backbone", "method"):
             if key not in kwargs:
                 raise ConfigError(f"the run config needs {key!r}; add e.g. '{key}: NAME' (see 'mona-kit list').")
@@ -151,21 +156,35 @@ class RunConfig:
         out: dict[str, Any] = {}
         for f in attrs.fields(type(self)):
             value = getattr(self, f.name)
+            if f.name == "loggers":
+                if value:  # left out when empty: runs recorded before loggers existed resume unchanged
+                    out[f.name] = [ref.to_plain() for ref in value]
+                continue
             out[f.name] = value.to_plain() if isinstance(value, ComponentRef) else to_dict(value)
         return out
 
 
-@config
-class _Scalars:
-    """The scalar keys of RunConfig, validated with the same machinery as component configs."""
+def _parse_loggers(value: Any) -> tuple[ComponentRef, ...]:
+    """``loggers: [tensorboard, {name: mlflow, experiment: x}]`` (a single name is a list of one)."""
+    if value is None:
+        return ()
+    if isinstance(value, (str, Mapping)):
+        value = [value]
+    if not isinstance(value, list):
+        raise ConfigError(f"config key 'loggers' must be a list of logger names (e.g. loggers=[tensorboard,mlflow]), got {value!r}.")
+    return tuple(ComponentRef.parse(item, "loggers") for item in value)
 
-    seed: int = option(0, min=0, max=SEED_MAX)
-    deterministic: bool = True
-    device: str = "auto"
-    threads: int | None = option(None, min=1)
-    output_dir: str = "runs"
-    run_name: str | None = None
-    checkpoint_every: int = option(100, min=1)
+
+def _scalar_config() -> type:
+    """RunConfig's scalar keys as a config class of their own (the same types, defaults and ranges,
+    defined once on RunConfig), so build_config validates them like a component's options."""
+    attrs.resolve_types(RunConfig)
+    scalars = [f for f in attrs.fields(RunConfig) if f.name not in (*COMPONENT_KEYS, "train", "diagnostics", "loggers")]
+    fields = {f.name: attrs.field(default=f.default, validator=f.validator, metadata=f.metadata, type=f.type) for f in scalars}
+    return attrs.make_class("_Scalars", fields, frozen=True, kw_only=True)
+
+
+_Scalars = _scalar_config()
 
 
 def parse_overrides(items: Iterable[str]) -> list[tuple[list[str], Any]]:

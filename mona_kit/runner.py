@@ -34,13 +34,17 @@ from .distributed import barrier, broadcast_object, init_from_env
 from .engine import Session
 from .errors import CheckpointError, ConfigError, DataError, MonaError, NumericalError, PluginError, ShapeError
 from .kit import Kit
+from .loggers import check_loggers, open_loggers
 from .runconfig import RunConfig, apply_overrides
-from .runs import RunDir, atomic_write_text, check_split_results, environment_record, run_path, safe_name
+from .runs import RunDir, atomic_write_text, environment_record, read_progress, run_path, safe_name
 from .stages import EvaluateStage
 
 #: What ``run --resume RUN_DIR key=value`` may change, and only after a non-finite stop: the
 #: learning rates the stop message advises lowering. Anything else would make the run a hybrid.
-RESUME_KEYS = ("train.lr", "train.embedder_lr", "method.inner_lr", "method.meta_lr")
+RESUME_KEYS = (
+    "train.lr", "train.embedder_lr", "method.inner_lr", "method.meta_lr",  # fine-tuning, MoNA
+    "method.align_lr", "method.head_lr", "method.label_lr",  # ORCA's alignment, RECRAFT's stages
+)
 
 
 def default_run_name(config: RunConfig) -> str:
@@ -174,6 +178,16 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _check_direction(session) -> None:
+    """The metric's ``higher_is_better`` decides selection; a spec that says otherwise is refused."""
+    spec, higher = session.spec, bool(session.metric.higher_is_better)
+    if bool(spec.higher_is_better) != higher:
+        raise DataError(
+            f"dataset {spec.name!r} declares higher_is_better={spec.higher_is_better}, but its metric {spec.metric!r} "
+            f"is {'higher' if higher else 'lower'}-is-better; fix the spec to match the metric."
+        )
+
+
 def _check_split_samples(session) -> None:
     """The dataset contract (``mona_kit.testing``) on a few samples of every split, plus every label of a
     classification split held as a tensor: bad data is a one-line error before anything trains."""
@@ -270,48 +284,13 @@ def _prepare(session, resume: bool, run_dir: RunDir | None, override_keys: tuple
     if resume:
         check_resumable(run_dir, resolved, session.kit, override_keys)
     _check_split_samples(session)
+    _check_direction(session)
     session.method.check(session)
     with _components_named(session):
         model = session.method.build_model(session, pretrained=session.method.pretrained_body)
         stages = list(session.method.stages(session)) + [EvaluateStage()]
     _check_model(session, model)
     return resolved, model, stages
-
-
-def _read_progress(run_dir: RunDir) -> tuple[list[str], dict[str, Any], int | None]:
-    """Finished stage names, their results so far, and the metrics.jsonl size when the last one ended."""
-    from .runs import damaged_record, read_json_record
-
-    progress_file = run_dir.checkpoints / "progress.json"
-    progress = read_json_record(progress_file) or {"done": []}
-    done = progress.get("done")
-    if not isinstance(done, list) or not all(isinstance(d, str) for d in done):
-        raise damaged_record(progress_file)
-    partial_file = run_dir.checkpoints / "results-partial.json"
-    partial = read_json_record(partial_file) or {}
-    check_split_results(partial_file, partial)
-    size = progress.get("metrics_bytes")
-    return done, partial, size if isinstance(size, int) and not isinstance(size, bool) else None
-
-
-def stop_summary(session) -> tuple[str, str]:
-    """After a non-finite stop: (what the run directory keeps, where a resume with a new rate restarts)."""
-    ckpt = getattr(session, "stage_checkpoint", None)
-    try:
-        done = _read_progress(session.run)[0]
-    except MonaError:
-        done = []
-    step = ckpt.step() if ckpt is not None else None
-    if done and step is not None:
-        kept = f"the checkpoint of finished stage {done[-1]!r} and this stage's checkpoint at step {step}"
-    elif step is not None:
-        kept = f"this stage's checkpoint at step {step} (no stage had finished)"
-    elif done:
-        kept = f"the checkpoint of finished stage {done[-1]!r}; nothing of this stage was saved (no checkpoint was due yet)"
-    else:
-        kept = "nothing - no stage had finished and no checkpoint of this stage was due yet"
-    restart = f"the end of stage {done[-1]!r}" if done else "the start of the run"
-    return kept, restart
 
 
 def _check_finite_model(model: torch.nn.Module, source: str) -> None:
@@ -481,13 +460,16 @@ def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: P
             RunDir.check_target(path, overwrite=overwrite)
         run_dir, new_overrides, override_keys = None, [], ()
     session = Session(kit, config, run=None, progress=progress)
+    check_loggers(kit, config.loggers)
     resolved, model, stages = _prepare(session, resume is not None, run_dir, override_keys)
     if resume is None:
         run_dir = _start_new(kit, session, path, resolved, overwrite, stack)
     session.run = run_dir
+    if config.loggers and info.is_main:
+        _attach_loggers(kit, config, run_dir, resolved, stack)
     fingerprint = config_fingerprint(resolved)
     started = time.time()
-    done, partial, done_bytes = _read_progress(run_dir)
+    done, partial, done_bytes = read_progress(run_dir)
     if len(done) > len(stages):
         raise CheckpointError(
             f"{str(run_dir.checkpoints / 'progress.json')!r} lists {len(done)} finished stages, the method has "
@@ -515,6 +497,21 @@ def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: P
     if on_finish is not None:
         on_finish(session, model)
     return path
+
+
+def _attach_loggers(kit: Kit, config: RunConfig, run_dir: RunDir, resolved: dict[str, Any], stack) -> None:
+    """Open the run's loggers and give them its config and environment; every event run_dir.log
+    writes from here on goes to them too. They close as the run ends, told whether it finished."""
+    loggers = open_loggers(kit, config.loggers, run_dir.path)
+    run_dir.loggers = loggers
+
+    def close(exc_type, exc, tb) -> bool:
+        run_dir.loggers = None
+        loggers.close("failed" if exc_type is not None else "finished")
+        return False  # an error goes on up
+
+    stack.push(close)
+    loggers.log_config(resolved, run_dir.read_json("env.json") or {})
 
 
 def _run_stage(session, stage, index: int, model, done: list[str], fingerprint: str) -> None:
@@ -547,7 +544,7 @@ def _write_results(session, started: float) -> Path:
         "method": session.method_entry.name,
         "task": session.spec.name,
         "metric": session.spec.metric,
-        "higher_is_better": session.spec.higher_is_better,
+        "higher_is_better": session.metric.higher_is_better,
         "components": session.component_names(),
         "seed": session.config.seed,
         **session.results,

@@ -151,12 +151,19 @@ def environment_record(kit, seed: int, device: str) -> dict[str, Any]:
         "device": device,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "cpu_threads": _torch_threads(),  # a sweep's launcher shares the cores out between its cells
         "versions": versions,
         "plugins": {name: {"distribution": i.distribution, "version": i.version} for name, i in kit.plugins.items()},
         "git": git_hash(),
         "argv": sys.argv,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def damaged_record(path: Path) -> MonaError:
@@ -344,6 +351,7 @@ class RunDir:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.lock: RunLock | None = None
+        self.loggers = None  #: the run's experiment loggers (mona_kit.loggers.Loggers), fed by log()
 
     @staticmethod
     def check_target(path: Path, *, overwrite: bool = False) -> None:
@@ -461,6 +469,8 @@ class RunDir:
         except OSError as exc:
             self._truncate(size)  # no half line left for the next event to be glued onto
             raise write_failed(path, exc) from exc
+        if self.loggers is not None:  # the one place events are written: loggers see each as it lands
+            self.loggers.log_event(event)
 
     def metrics_bytes(self) -> int:
         """Size of metrics.jsonl: checkpoints record it so a resume can cut the log back to them."""
@@ -534,3 +544,17 @@ def check_split_results(file: Path, data: dict[str, Any]) -> None:
     for split in ("val", "test"):
         if split in data and not isinstance(data[split], dict):
             raise damaged_record(file)
+
+
+def read_progress(run_dir: RunDir) -> tuple[list[str], dict[str, Any], int | None]:
+    """Finished stage names, their results so far, and the metrics.jsonl size when the last one ended."""
+    progress_file = run_dir.checkpoints / "progress.json"
+    progress = read_json_record(progress_file) or {"done": []}
+    done = progress.get("done")
+    if not isinstance(done, list) or not all(isinstance(d, str) for d in done):
+        raise damaged_record(progress_file)
+    partial_file = run_dir.checkpoints / "results-partial.json"
+    partial = read_json_record(partial_file) or {}
+    check_split_results(partial_file, partial)
+    size = progress.get("metrics_bytes")
+    return done, partial, size if isinstance(size, int) and not isinstance(size, bool) else None

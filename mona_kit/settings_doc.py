@@ -16,6 +16,8 @@ PROFILE_HELP = {
     "base": "run-config keys shared by every cell (backbone, train, diagnostics, threads, ...)",
     "description": "free text shown with the profile",
     "keep_checkpoints": "true keeps a finished cell's checkpoints/ (default false: removed once results.json exists)",
+    "submitit": "executor settings for 'sweep --launcher submitit': partition, time_min, gpus_per_cell, cpus_per_cell, "
+                "mem_gb, account, qos, constraint, setup, additional, cluster, folder (docs/distributed.md)",
 }
 REQUIRED_PROFILE_KEYS = ("name", "output", "seeds", "tasks", "methods")
 
@@ -41,6 +43,8 @@ def section_rows(name: str) -> list[dict[str, Any]]:
         if row["type"] == "ComponentRef":  # a name, or {name: NAME, option: value}
             row = {**row, "type": "NAME | {name: NAME, ...}", "default": row["default"].replace(
                 "ComponentRef(name='auto', options={})", "auto")}
+        elif row["name"] == "loggers":
+            row = {**row, "type": "list of NAME | {name: NAME, ...}", "default": "[]"}
         elif row["name"] in ("train", "diagnostics"):
             row = {**row, "type": "section", "default": "-", "help": f"see 'mona-kit describe {row['name']}'"}
         rows.append(row)

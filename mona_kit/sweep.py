@@ -30,6 +30,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -43,7 +44,7 @@ from .runconfig import COMPONENT_KEYS, RunConfig, apply_overrides
 from .runs import atomic_write_text, damaged_record, write_failed
 from .yamlsafe import load_yaml_text
 
-PROFILE_KEYS = ("name", "output", "seeds", "tasks", "methods", "base", "description", "keep_checkpoints")
+PROFILE_KEYS = ("name", "output", "seeds", "tasks", "methods", "base", "description", "keep_checkpoints", "submitit")
 #: numpy seeds the global RNG modulo 2**32 and the engine adds offsets to the seed: keep seeds in 32 bits.
 MAX_SEED = 2**32 - 1
 #: Registry of each component key of a run config (``source`` is a dataset).
@@ -127,6 +128,9 @@ def _check_profile(data: Any, where: str) -> dict[str, Any]:
                 raise ConfigError(f"sweep method {label!r} must be a method name or a mapping with 'name', got {value!r}.")
     if data.get("base") is not None and not isinstance(data["base"], dict):
         raise ConfigError(f"sweep profile {where}: 'base' must be a mapping of config keys, got {data['base']!r}.")
+    from .launchers import check_submitit_section
+
+    check_submitit_section(data.get("submitit"), f"sweep profile {where}")
     if not isinstance(data.get("keep_checkpoints", False), bool):
         raise ConfigError(f"sweep profile {where}: 'keep_checkpoints' must be true or false, got {data['keep_checkpoints']!r}.")
     return data
@@ -273,12 +277,15 @@ def _recorded_config(config_file: Path) -> dict[str, Any] | None:
 
 
 def read_cell_results(path: Path) -> dict[str, Any]:
-    """A cell's ``results.json``; a damaged one is a one-line error naming the file."""
+    """A cell's ``results.json`` (read like every run's, :func:`mona_kit.summary.read_results`); a
+    damaged or incomplete one is a one-line error naming the file and the cell to rerun."""
+    from .summary import read_results
+
     try:
-        data = json.loads(Path(path).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = read_results(Path(path).parent)
+    except MonaError as exc:
         raise _damaged_results(path) from exc
-    metric = data.get("metric") if isinstance(data, dict) else None
+    metric = data.get("metric")
     if not isinstance(metric, str) or not isinstance(data.get("test"), dict) or not isinstance(data.get("seed"), int):
         raise _damaged_results(path)
     return data
@@ -355,10 +362,49 @@ def locked_elsewhere(run_dir: Path) -> str | None:
     return None
 
 
-def run_cell(output: Path, cell: Cell, *, python: str = sys.executable, keep_checkpoints: bool = False) -> dict[str, Any]:
+#: The cell processes this sweep has running: a launcher running several at once ends them all when
+#: the sweep is interrupted (each also dies with the sweep's process, see _CHILD_BOOT).
+_LIVE: set[subprocess.Popen] = set()
+_LIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()
+
+
+def stop_live_cells() -> None:
+    """End every cell process this sweep started that still runs (an interrupted sweep), and any
+    that a launcher thread starts after this call."""
+    _STOPPING.set()
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for proc in live:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def allow_cells() -> None:
+    """A launcher starting: cells may start again (after an earlier stop in this process)."""
+    _STOPPING.clear()
+
+
+def _wait_cell(cmd: list[str], log, env: dict[str, str] | None) -> int:
+    child_env = {**os.environ, **env} if env else None
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env)
+    with _LIVE_LOCK:
+        _LIVE.add(proc)
+    if _STOPPING.is_set():  # the stop came while this one was starting: it copied the list before the add
+        proc.kill()
+    try:
+        return proc.wait()
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(proc)
+
+
+def run_cell(output: Path, cell: Cell, *, python: str = sys.executable, keep_checkpoints: bool = False,
+             env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run (or resume, or skip) one cell in its own process; returns its results or a failure record.
 
-    A finished or started cell is reused only if the profile still gives it the same config."""
+    A finished or started cell is reused only if the profile still gives it the same config. ``env``
+    adds variables to the cell process's environment (its thread count, under a launcher)."""
     run_dir = cell_dir(output, cell)
     config_file = run_dir.parent / f"seed{cell.seed}.yaml"
     _refuse_changed(cell, run_dir)
@@ -384,14 +430,14 @@ def run_cell(output: Path, cell: Cell, *, python: str = sys.executable, keep_che
     log = run_dir.parent / f"seed{cell.seed}.log"
     try:
         with open(log, "a") as fh:
-            proc = subprocess.run(child_command(python, argv), stdout=fh, stderr=subprocess.STDOUT)
+            returncode = _wait_cell(child_command(python, argv), fh, env)
     except OSError as exc:  # the log cannot be opened (full disk, read-only folder)
         raise write_failed(log, exc) from exc
-    if proc.returncode != 0 or not (run_dir / "results.json").is_file():
+    if returncode != 0 or not (run_dir / "results.json").is_file():
         holder = locked_elsewhere(run_dir)
         if holder:  # another process took the cell between our check and the child's start
             return {"status": "running elsewhere", "error": holder}
-        tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [f"(no output; exit status {proc.returncode})"]
+        tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [f"(no output; exit status {returncode})"]
         return {"status": "failed", "error": tail[0], "log": str(log), "seconds": time.time() - started}
     if not keep_checkpoints:  # a finished cell's weights (~90 MB per stage for MiniLM) are not needed to re-run it
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)

@@ -86,20 +86,6 @@ def test_head_contract(kit, bodies, head, body):
         check_head(kit.heads.get(head).build({}, task=task, body=bodies[body], embedder=emb), task, bodies[body], emb)
 
 
-def test_defaults_agree_with_the_core_auto_choice(kit, bodies):
-    from mona_plugins.embedders.defaults import default_embedder, default_head
-
-    for task in TASKS.values():
-        assert default_head(task) == pick_auto(kit, "heads", task_type=task.task_type)
-        for body in bodies.values():
-            if len(task.input_shape) == 1 and body.family == "cnn":
-                with pytest.raises(ConfigError):
-                    default_embedder(task, body)
-                continue
-            auto = pick_auto(kit, "embedders", input_rank=len(task.input_shape), body_family=body.family)
-            assert default_embedder(task, body) == auto
-
-
 def test_seq1d_stride_is_smallest_divisor_within_budget(kit, bodies):
     emb = kit.embedders.get("seq1d-conv").build({"max_tokens": 16}, task=TASKS["seq-cls"], body=bodies["tiny-bert"])
     assert emb.geometry == {"kind": "seq", "length": 50, "stride": 5} and emb.num_tokens == 10

@@ -91,7 +91,7 @@ def snapshot(folder, skip_tmp=False):
 
 
 @pytest.mark.parametrize("method,stage,after,message", [
-    ("finetune", "finetune", 2, r"stage 'finetune': gradient of 'embedder\.proj\.weight' is nan at step 2 \(task toy-seq, method finetune\); lower train\.lr or set train\.on_nonfinite=skip\. Kept: this stage's checkpoint at step 2 \(no stage had finished\)\. To retry at a lower rate: mona-kit run --resume \S+/r train\.lr=VALUE \(restarts stage 'finetune' from the start of the run\)\."),
+    ("finetune", "finetune", 2, r"stage 'finetune': gradient of 'embedder\.proj\.weight' is nan at step 3 \(task toy-seq, method finetune\); lower train\.lr or set train\.on_nonfinite=skip\. Kept: this stage's checkpoint at step 2 \(no stage had finished\)\. To retry at a lower rate: mona-kit run --resume \S+/r train\.lr=VALUE \(restarts stage 'finetune' from the start of the run\)\."),
     ("mona", "meta-align", 2, r"stage 'meta-align': gradient of 'embedder\.proj\.weight' is nan at step 3 \(task toy-seq, method mona\); lower method\.inner_lr or method\.meta_lr or set train\.on_nonfinite=skip\. Kept: this stage's checkpoint at step 2 \(no stage had finished\)\. To retry at a lower rate: mona-kit run --resume \S+/r method\.inner_lr=VALUE \(restarts stage 'meta-align' from the start of the run\)\."),
 ])
 def test_nonfinite_gradient_stops_with_the_parameter_name(fault_kit, tmp_path, monkeypatch, method, stage, after, message):
@@ -119,7 +119,7 @@ def test_nonfinite_gradient_through_the_cli_exits_2(fault_kit, tmp_path, monkeyp
     cfg.write_text(yaml.safe_dump(toy_config(tmp_path).to_plain()))
     assert cli.main(["run", str(cfg), "--no-progress", "--no-plots"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "gradient of 'embedder.proj.weight' is nan at step 1" in err
+    assert err.count("\n") == 0 and "gradient of 'embedder.proj.weight' is nan at step 2" in err
 
 
 @pytest.mark.parametrize("method,stage", [("finetune", "finetune"), ("mona", "meta-align")])
@@ -232,7 +232,7 @@ def test_killed_at_any_write_resumes_to_the_same_metrics(toy_kit, tmp_path, monk
 
 @pytest.mark.parametrize("kill_stage", ["align", "refine"])
 def test_orca_resume_matches_uninterrupted(tmp_path, monkeypatch, kill_stage):
-    """ORCA's alignment restarts from its stage start (no mid-stage checkpoint); the result is identical."""
+    """Killed mid-alignment or mid-refinement, ORCA resumes from the stage's step-2 checkpoint to identical metrics."""
     from mona_kit.engine import Session
     from mona_kit.kit import load_kit
 
@@ -262,3 +262,5 @@ def test_orca_resume_matches_uninterrupted(tmp_path, monkeypatch, kill_stage):
     torch.manual_seed(99)
     resumed = json.loads((run(kit, config("killed"), progress=False, resume=tmp_path / "killed") / "results.json").read_text())
     assert (resumed["val"], resumed["test"]) == (reference["val"], reference["test"])
+    events = [json.loads(line) for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert {"stage": kill_stage, "step": 2, "event": "resumed"} in events

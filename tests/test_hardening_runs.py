@@ -306,7 +306,7 @@ NOT_PLAIN = r"is not a plain folder name \(no '/', '\\', '\.\.' or absolute path
 NOT_MINE = rf"--overwrite refused: {P}/runs/(victim2|r)' is not a folder mona-kit made \(no \.mona-kit-run file\), so it is never deleted; choose another run_name, or move the folder away yourself\."
 IN_USE = rf"run directory {P}/runs/r' is in use by process {os.getpid()} on host [^ ]+ \(since [^)]+\); wait for it to finish or stop it, then retry \(two writers would mix their records\)\."
 EDITED = rf"{P}/runs/r/config\.yaml' was edited after the run started \(its hash no longer matches env\.json\); resuming would mix two configs - restore the file, or start a new run with the new config\."
-NO_OVERRIDE = r"run --resume takes no '{}': a resumed run keeps the config it started with \(changing it would give a hybrid run\); only a learning rate \(train\.lr, train\.embedder_lr, method\.inner_lr, method\.meta_lr\) may change, after a non-finite stop\. Start a new run for other settings\."
+NO_OVERRIDE = r"run --resume takes no '{}': a resumed run keeps the config it started with \(changing it would give a hybrid run\); only a learning rate \(train\.lr, train\.embedder_lr, method\.inner_lr, method\.meta_lr, method\.align_lr, method\.head_lr, method\.label_lr\) may change, after a non-finite stop\. Start a new run for other settings\."
 DAMAGED = rf"{P}/runs/r/{{}}' is damaged \(not the file a run writes\); restore it from a backup or start a new run\."
 LINE = rf"{P}/runs/r/metrics\.jsonl' line {{}} is damaged \(not an event a run writes\); delete that line \(or restore the file from a backup\) and retry\."
 RESTORE = r"restore the file from a backup or start a new run with the same config\."
@@ -345,7 +345,7 @@ CASES = [
     ("resume-override-method", killed, RESUME + ["method=mona"], NO_OVERRIDE.format("method=mona")),
     ("resume-override-seed", nan_stopped, RESUME + ["seed=3"], NO_OVERRIDE.format("seed=3")),
     ("resume-override-lr-and-more", nan_stopped, RESUME + ["train.lr=0.0001", "train.batch_size=4"], NO_OVERRIDE.format(r"train\.batch_size=4")),
-    ("resume-lr-without-a-stop", killed, RESUME + ["train.lr=0.0001"], rf"run --resume [^ ]*/runs/r train\.lr=0\.0001: a learning rate may change on resume only after the run stopped on a non-finite loss or gradient, and this one did not; resume without it\."),
+    ("resume-lr-without-a-stop", killed, RESUME + ["train.lr=0.0001"], r"run --resume [^ ]*/runs/r train\.lr=0\.0001: a learning rate may change on resume only after the run stopped on a non-finite loss or gradient, and this one did not; resume without it\."),
     ("resume-with-config-file", killed, RESUME + [CFG], rf"run --resume takes no config file \({P}/cfg\.yaml'\): the run directory holds its config; start a new run to use another\."),
     ("resume-with-overwrite", killed, RESUME + ["--overwrite"], r"run --resume continues one run as it was started; it takes no --overwrite\."),
     ("resume-with-methods", killed, RESUME + ["--methods", "finetune"], r"run --resume continues one run as it was started; it takes no --methods\."),

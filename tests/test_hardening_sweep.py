@@ -339,8 +339,14 @@ def test_a_failed_cell_makes_the_sweep_exit_1_and_the_report_is_still_written(tm
 
 
 def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(x) for x in path.read_text().split()] if path.exists() else []
+    """Child processes of every thread of ``pid`` (a launcher running cells at once starts them from threads)."""
+    found = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [int(x) for x in children.read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):  # the thread ended meanwhile
+            pass
+    return found
 
 
 def _alive(pid: int) -> bool:
@@ -433,7 +439,7 @@ def test_plot_draws_a_run_into_a_new_folder(in_process_kit, tmp_path, capsys):
 
 def test_two_runs_plotted_into_one_folder_keep_their_own_plots(in_process_kit, tmp_path, capsys):
     """Plots are named per run: a second run's plots never overwrite the first one's."""
-    ctx = Ctx(tmp_path)
+    Ctx(tmp_path)
     events = [{"stage": "align", "event": "stage-start", "trains_task": False},
               {"stage": "align", "step": 1, "split": "val", "zero-one-error": 0.9},
               {"stage": "tune", "event": "stage-start", "trains_task": True}]

@@ -114,3 +114,13 @@ def test_impl_may_take_a_subset_of_arguments():
 def test_every_builtin_plugin_loads():
     kit = load_kit(entry_points=False)
     assert {p.name for p in kit.plugins.values() if p.builtin} >= {"mona_plugins.methods", "mona_plugins.backbones"}
+
+
+def test_every_registry_kind_is_a_typed_attribute():
+    from mona_kit.kit import Kit, load_kit
+    from mona_kit.registry import KINDS, Registry
+
+    kit = load_kit(builtins=[], entry_points=False)
+    for kind in KINDS:
+        assert isinstance(getattr(Kit, kind), property), kind  # declared, so editors and type checkers see it
+        assert getattr(kit, kind) is kit.registry(kind) and isinstance(getattr(kit, kind), Registry)

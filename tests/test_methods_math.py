@@ -98,7 +98,7 @@ def test_fpt_trains_exactly_its_groups(toy_kit, tmp_path):
     before = copy.deepcopy(model.state_dict())
     for stage in session.method.stages(session):
         stage.run(session, model)
-    groups = model.param_groups()
+    groups = model.named_parameter_groups()
     trained = {"embedder", "head", "body.norm", "body.position"}
     for group, params in groups.items():
         for name, _ in params:

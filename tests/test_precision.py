@@ -70,7 +70,7 @@ def test_bf16_step_keeps_fp32_master_weights():
         out = model(x_t)
         loss = torch.nn.functional.cross_entropy(out, y_t)
     assert out.dtype == torch.bfloat16  # the forward really ran in bf16
-    amp.backward(loss)
+    amp.scale(loss).backward()
     assert amp.unscale(optimizer, model.parameters())
     amp.step(optimizer)
     assert torch.isfinite(loss.float())
@@ -91,16 +91,17 @@ def test_meta_gradient_under_bf16_autocast_follows_fp32():
 def test_bf16_run_is_finite_and_repeatable(toy_kit, tmp_path, method):
     from mona_kit.runner import run
 
-    def once(name):
+    def once(name, precision="bf16"):
         opts = {"name": method}
         if method == "mona":
             opts.update(objective="toy-align-uniform", meta_steps=3)
         cfg = RunConfig.from_dict({
             "task": {"name": "toy-seq", "n_train": 32}, "backbone": "toy-body", "source": "toy-text", "method": opts,
-            "train": {"epochs": 1, "batch_size": 16, "precision": "bf16"}, "output_dir": str(tmp_path), "run_name": name,
+            "train": {"epochs": 1, "batch_size": 16, "precision": precision}, "output_dir": str(tmp_path), "run_name": name,
         })
         return json.loads((run(toy_kit, cfg, progress=False) / "results.json").read_text())
 
-    a, b = once("a"), once("b")
+    a, b, fp32 = once("a"), once("b"), once("fp32", "fp32")
     assert all(torch.isfinite(torch.tensor(v)) for v in a["test"].values())
     assert a["test"] == b["test"]
+    assert a["test"] != fp32["test"]  # the loop really ran the steps in bf16

@@ -168,6 +168,31 @@ def make_seq_task(cfg: ToySeqConfig) -> TaskData:
     return TaskData(spec=spec, train=split(cfg.n_train), val=split(32), test=split(32))
 
 
+def make_field_task() -> TaskData:
+    """A dense 1-D task (a shifted field), for the methods that need grid targets (FNO)."""
+    g = torch.Generator().manual_seed(3)
+
+    def split(n):
+        x = torch.randn(n, 1, 16, generator=g)
+        return ListDataset([{"x": x[i], "y": torch.roll(x[i], 3, dims=-1)} for i in range(n)])
+
+    spec = TaskSpec(
+        name="shift-field", task_type="dense1d", input_shape=(1, 16), output_shape=(1, 16),
+        loss="toy-mse", metric="toy-rel-l2", modality="toy-signal",
+    )
+    return TaskData(spec=spec, train=split(32), val=split(16), test=split(16))
+
+
+class ToyMSE(nn.Module):
+    def forward(self, pred, target):
+        return ((pred - target) ** 2).mean()
+
+
+class ToyRelL2(Metric):
+    def __call__(self, pred, target):
+        return float((pred - target).flatten(1).norm(dim=1).div(target.flatten(1).norm(dim=1)).mean())
+
+
 def make_text_proxy() -> TaskData:
     words = ["alpha beta", "gamma delta", "epsilon zeta"]
     items = [{"text": f"{words[i % 3]} {i}", "y": torch.tensor(i % 3)} for i in range(60)]
@@ -194,6 +219,7 @@ def register_embedders(register):
 @hookimpl
 def register_objectives(register):
     register("toy-ce", lambda: ToyCE(), role="task-loss", summary="cross-entropy")
+    register("toy-mse", lambda: ToyMSE(), role="task-loss", summary="mean squared error")
     register("toy-align-uniform", lambda: ToyAlignUniform(), role="representation", summary="align + uniform")
 
 
@@ -201,8 +227,10 @@ def register_objectives(register):
 def register_datasets(register):
     register("toy-seq", make_seq_task, config=ToySeqConfig, summary="toy 1-D classification")
     register("toy-text", make_text_proxy, summary="toy text proxy")
+    register("shift-field", make_field_task, summary="toy dense 1-D task")
 
 
 @hookimpl
 def register_metrics(register):
     register("toy-error", lambda: ToyError(), summary="0-1 error")
+    register("toy-rel-l2", lambda: ToyRelL2(), summary="relative L2 error")

@@ -27,7 +27,7 @@ def run(args, kit) -> int:
     for e in entries:
         role = f"[{e.meta['role']}] " if e.meta.get("role") and args.kind == "objectives" else ""
         print(f"{e.name:<{width}}  {role}{e.summary}")
-    for p, (prov, summary) in prefixes.items():
+    for p, (_provider, summary) in prefixes.items():
         print(f"{p + ':...':<{width}}  {summary}")
     if not names:
         print(f"(no {args.kind} match {args.pattern!r})")

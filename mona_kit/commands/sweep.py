@@ -1,6 +1,7 @@
 """``mona-kit sweep PROFILE [key=value ...]``: methods x tasks x seeds, resumable, then
 ``table.md``, ``results.csv``, ``errors.png`` and ``knowledge-reuse.png`` in the profile's output.
-``--report-only`` redraws them from finished cells.
+``--report-only`` redraws them from finished cells. ``--launcher local|submitit`` and ``--jobs N``
+choose where cells run and how many at once (mona_kit/launchers.py).
 
 Every cell's config is checked, and every started cell's record read, before the first cell
 trains. Exit status: 0 when every cell finished (or runs in another process), 1 when any cell
@@ -23,6 +24,13 @@ def configure(parser) -> None:
     parser.add_argument("--output", type=Path, default=None, help="output folder (default: the profile's)")
     parser.add_argument("--report-only", action="store_true", help="only rebuild the table and plots")
     parser.add_argument("--only", default=None, help="comma-separated method labels to run")
+    parser.add_argument("--launcher", choices=("local", "submitit"), default="local",
+                        help="local: cells as processes on this machine; submitit: one job per cell (Slurm, or its local executor)")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="cells at once (default: one per CPU core, one thread each; submitit on Slurm: every cell)")
+    parser.add_argument("--submitit", action="append", default=[], metavar="KEY=VALUE",
+                        help="submitit executor setting over the profile's 'submitit:' section (partition=gpu, time_min=240, "
+                             "gpus_per_cell=1, ...; see docs/distributed.md)")
 
 
 def select(todo: list, only: str, labels: list[str]) -> list:
@@ -34,9 +42,38 @@ def select(todo: list, only: str, labels: list[str]) -> list:
     return [c for c in todo if c.method in keep]
 
 
+def _report_cells(finished, bar, failures: list, busy: list) -> None:
+    """One line per cell as it ends; failures and busy cells collected for the summary."""
+    for cell, result in finished:
+        bar.update(1)
+        status = result["status"]
+        if status == "failed":
+            failures.append((cell.key, result["error"], result["log"]))
+            detail = f" ({result['error']})"
+        elif status == "running elsewhere":
+            busy.append(cell.key)
+            detail = f" (skipped: {result['error']})"
+        else:
+            detail = f" test {result['metric']}={result['test'].get(result['metric'], float('nan')):.4g} in {result.get('wall_time_s', 0):.0f}s"
+        tqdm.write(f"{cell.key}: {status}{detail}")
+
+
+def submitit_settings(profile: dict, items: list[str]) -> dict:
+    """The profile's ``submitit:`` section with ``--submitit KEY=VALUE`` on top, checked."""
+    from ..launchers import check_submitit_section
+    from ..runconfig import parse_overrides
+
+    settings = dict(profile.get("submitit") or {})
+    for path, value in parse_overrides(items):
+        settings[".".join(path)] = value
+    return check_submitit_section(settings, "sweep --submitit" if items else f"sweep profile {profile['name']!r}")
+
+
 def run(args, kit) -> int:
+    from .. import sweep
+    from ..launchers import check_jobs, make_launcher
     from ..report import write_report
-    from ..sweep import apply_cli_overrides, cells, check_existing, check_output, collect, expand_methods, read_profile, run_cell
+    from ..sweep import apply_cli_overrides, cells, check_existing, check_output, collect, expand_methods, read_profile
     from .run import split_items
 
     path, overrides = split_items(args.items)
@@ -50,26 +87,26 @@ def run(args, kit) -> int:
     if args.only is not None:
         todo = select(todo, args.only, method_labels)
     check_existing(output, todo)
+    settings = submitit_settings(profile, args.submitit)
+    jobs = check_jobs(args.jobs)
     failures = []
     if args.report_only:
         if not collect(output):
             raise ConfigError(f"sweep {profile['name']}: no finished cell in {str(output)!r} yet; run the sweep without --report-only first.")
     else:
         busy = []
-        bar = tqdm(todo, desc=f"sweep {profile['name']}", dynamic_ncols=True)
-        for cell in bar:
-            bar.set_postfix_str(cell.key)
-            result = run_cell(output, cell, keep_checkpoints=bool(profile.get("keep_checkpoints", False)))
-            status = result["status"]
-            if status == "failed":
-                failures.append((cell.key, result["error"], result["log"]))
-                detail = f" ({result['error']})"
-            elif status == "running elsewhere":
-                busy.append(cell.key)
-                detail = f" (skipped: {result['error']})"
-            else:
-                detail = f" test {result['metric']}={result['test'].get(result['metric'], float('nan')):.4g} in {result.get('wall_time_s', 0):.0f}s"
-            tqdm.write(f"{cell.key}: {status}{detail}")
+        launcher = make_launcher(args.launcher, output=output, jobs=jobs, settings=settings)
+        keep = bool(profile.get("keep_checkpoints", False))
+        bar = tqdm(total=len(todo), desc=f"sweep {profile['name']}", dynamic_ncols=True)
+        tqdm.write(launcher.describe())
+        if args.launcher == "submitit":
+            finished = launcher.run(todo, output, keep)
+        else:  # looked up at call time: tests replace sweep.run_cell
+            finished = launcher.run(todo, lambda cell, env: sweep.run_cell(output, cell, keep_checkpoints=keep, env=env))
+        try:
+            _report_cells(finished, bar, failures, busy)
+        finally:  # an interrupt ends the cells (or cancels the jobs) still running, now
+            finished.close()
         bar.close()
         for key, error, log in failures:
             print(f"FAILED {key}: {error} (log: {log})", file=sys.stderr)

@@ -103,8 +103,8 @@ def check_task_data(task_data: TaskData, *, kit=None, samples: int = 3, batch_si
         loss = kit.objectives.get(spec.loss)
         if loss.meta.get("role") != "task-loss":
             _fail(spec, f"loss {spec.loss!r} is registered with role {loss.meta.get('role')!r}, not 'task-loss'")
-        metric = kit.metrics.get(spec.metric)
-        if bool(metric.meta.get("higher_is_better", False)) != spec.higher_is_better:
+        metric = kit.metrics.get(spec.metric).build()
+        if bool(metric.higher_is_better) != spec.higher_is_better:
             _fail(spec, f"higher_is_better={spec.higher_is_better} disagrees with metric {spec.metric!r}")
 
 

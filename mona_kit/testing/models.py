@@ -19,7 +19,7 @@ from ..components import BODY_GROUPS, Backbone, Embedder, Head, SourceEmbedder, 
 from ..config import build_config, to_dict
 from ..errors import ShapeError
 
-__all__ = ["check_backbone", "check_embedder", "check_head", "check_config_roundtrip", "check_gradients"]
+__all__ = ["check_backbone", "check_embedder", "check_head", "check_config_roundtrip", "check_gradients_flow"]
 
 
 def _fail(what: str, message: str) -> None:
@@ -36,7 +36,7 @@ def check_config_roundtrip(component: nn.Module, what: str = "component") -> Non
         _fail(what, f"config does not round-trip: {cfg!r} -> {again!r}")
 
 
-def check_gradients(module: nn.Module, loss: torch.Tensor, what: str) -> None:
+def check_gradients_flow(module: nn.Module, loss: torch.Tensor, what: str) -> None:
     """Backward ``loss``; every trainable parameter of ``module`` must get a finite gradient."""
     module.zero_grad(set_to_none=True)
     loss.backward()
@@ -130,7 +130,7 @@ def check_backbone(body: Backbone, *, batch: int = 2) -> None:
     expected_tokens = body.max_tokens if body.family == "cnn" else x.shape[1]
     if tuple(out.shape) != (batch, expected_tokens, body.width):
         _fail(what, f"forward gave {list(out.shape)}, expected [{batch}, {expected_tokens}, {body.width}]")
-    check_gradients(body, _random_loss(out), what)
+    check_gradients_flow(body, _random_loss(out), what)
     body.eval()
     pos = body.position_embeddings()
     if pos is not None and tuple(pos.shape) != (body.max_tokens, body.width):
@@ -168,7 +168,7 @@ def check_embedder(embedder: Embedder, task: TaskSpec, body: Backbone, *, batch:
     feats = body(out)
     if feats.shape[1] != embedder.num_tokens:
         _fail(what, f"the body emits {feats.shape[1]} tokens, num_tokens says {embedder.num_tokens}")
-    check_gradients(embedder, _random_loss(out), what)
+    check_gradients_flow(embedder, _random_loss(out), what)
     try:
         embedder(torch.randn(batch, *_wrong_input(tuple(task.input_shape))))
     except ShapeError as exc:
@@ -188,5 +188,5 @@ def check_head(head: Head, task: TaskSpec, body: Backbone, embedder: Embedder, *
     out = head(torch.randn(batch, embedder.num_tokens, body.width))
     if tuple(out.shape) != (batch, *task.output_shape):
         _fail(what, f"forward gave {list(out.shape)}, expected {[batch, *task.output_shape]}")
-    check_gradients(head, _random_loss(out), what)
+    check_gradients_flow(head, _random_loss(out), what)
     check_config_roundtrip(head, what)

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 
-import torch
 from torch import nn
-from torch.utils.data import Dataset
 
 from mona_kit.api import BODY_GROUPS
 
@@ -24,22 +21,6 @@ class SideParts:
 
     def __deepcopy__(self, memo):
         return self
-
-
-class TensorDictDataset(Dataset):
-    """A map-style dataset over equal-length tensors: sample i is ``{key: tensor[i]}``."""
-
-    def __init__(self, tensors: Mapping[str, torch.Tensor]):
-        lengths = {len(t) for t in tensors.values()}
-        if len(lengths) != 1:
-            raise ValueError(f"tensors of unequal length: { {k: len(t) for k, t in tensors.items()} }")
-        self.tensors = dict(tensors)
-
-    def __len__(self) -> int:
-        return len(next(iter(self.tensors.values())))
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {k: t[i] for k, t in self.tensors.items()}
 
 
 def freeze(module: nn.Module) -> nn.Module:

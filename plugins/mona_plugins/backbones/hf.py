@@ -9,10 +9,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mona_kit.api import Backbone, ConfigError, MonaError, ShapeError, SourceEmbedder
+from mona_kit.api import Backbone, ConfigError, MonaError, ShapeError, SourceEmbedder, TensorDictDataset
 
 from . import _hub
-from ._shared import SideParts, TensorDictDataset, freeze, param_groups_by_name
+
+from ._shared import SideParts, freeze, param_groups_by_name
 
 
 class _PassThrough(nn.Module):

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from mona_kit.api import DataError, SplitOptions, TaskSpec, TensorDictDataset, check_arrays  # noqa: F401 - SplitOptions re-exported
-from mona_kit.api import assemble_task as assemble
+from mona_kit.api import assemble_task as assemble  # noqa: F401 - dataset modules import it from here
 
 
 def package_dir(module: str, hint: str) -> Path:

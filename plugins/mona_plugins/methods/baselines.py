@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mona_kit.api import ALL_GROUPS, Method, TrainStage, config, option
+
+if TYPE_CHECKING:
+    from mona_kit.api import Session
 
 #: FPT (Lu et al. 2021) trains everything but the attention and feed-forward blocks.
 FPT_GROUPS = ("embedder", "head", "body.norm", "body.position")
@@ -11,7 +16,7 @@ FPT_GROUPS = ("embedder", "head", "body.norm", "body.position")
 class Finetune(Method):
     """Naive cross-modal fine-tuning: new embedder and head, train everything on the task loss."""
 
-    def stages(self, session):
+    def stages(self, session: Session):
         return [TrainStage(name="finetune", trainable=ALL_GROUPS)]
 
 
@@ -32,7 +37,7 @@ class LinearProbe(Method):
     def __init__(self, cfg: LinearProbeConfig):
         self.cfg = cfg
 
-    def stages(self, session):
+    def stages(self, session: Session):
         groups = ("head", "embedder") if self.cfg.train_embedder else ("head",)
         return [TrainStage(name="linear-probe", trainable=groups, track_reuse=False)]
 
@@ -41,7 +46,7 @@ class FPT(Method):
     """Frozen pretrained transformer: attention and MLP blocks frozen; embedder, positions,
     LayerNorms and head trained."""
 
-    def stages(self, session):
+    def stages(self, session: Session):
         return [TrainStage(name="fpt", trainable=FPT_GROUPS)]
 
 

@@ -19,14 +19,18 @@ The body itself is not updated here; stage 2 fine-tunes from the pretrained body
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import torch
 from torch.func import functional_call
-from tqdm.auto import tqdm
 
-from mona_kit.api import ConfigError, Stage, check_gradients, masked_mean, nonfinite_error, precision_for, set_rng_state
+from mona_kit.api import ConfigError, LoopStage, Setup, cycle, masked_mean
+
+if TYPE_CHECKING:
+    from mona_kit.api import Session
 
 #: What to change when the meta step diverges.
 ADVICE = "lower method.inner_lr or method.meta_lr"
@@ -53,7 +57,7 @@ def inner_parameter_names(model, groups: Sequence[str]) -> list[str]:
     return [n for g in groups for n in all_groups[g]]
 
 
-def representation_objective(session, name: str, options: dict):
+def representation_objective(session: Session, name: str, options: dict):
     return session.kit.build_objective(name, "representation", options, purpose="MoNA's outer loss").to(session.device)
 
 
@@ -136,7 +140,7 @@ def grad_align_loss(
 
 
 @attrs.define(kw_only=True)
-class MetaAlignStage(Stage):
+class MetaAlignStage(LoopStage):
     name: str = "meta-align"
     steps: int = 40
     inner_steps: int = 1
@@ -150,88 +154,54 @@ class MetaAlignStage(Stage):
     meta_lr: float = 1e-3
     second_order: bool = True
     first_order_surrogate: bool = False  # mona-grad-align
+    # Filled by setup.
+    _objective: Any = attrs.field(default=None, init=False)
+    _names: list[str] = attrs.field(factory=list, init=False)
 
-    def run(self, session, model) -> None:
-        objective = representation_objective(session, self.objective, self.objective_options)
-        names = inner_parameter_names(model, self.inner_params)
+    def setup(self, session: Session, model) -> Setup:
+        self._objective = representation_objective(session, self.objective, self.objective_options)
+        self._names = inner_parameter_names(model, self.inner_params)
         model.set_trainable(("embedder", "head"))
         body_params = dict(model.body.named_parameters())
-        for n in names:  # the inner loop differentiates w.r.t. them; they are never stepped here
+        for n in self._names:  # the inner loop differentiates w.r.t. them; they are never stepped here
             body_params[n].requires_grad_(True)
-        named_meta = [(f"embedder.{n}", p) for n, p in model.embedder.named_parameters()]
-        named_meta += [(f"head.{n}", p) for n, p in model.head.named_parameters()]
-        meta_params = [p for _, p in named_meta]
-        optimizer = torch.optim.AdamW(meta_params, lr=self.meta_lr)
-        amp = precision_for(session)
+        named = [(f"embedder.{n}", p) for n, p in model.embedder.named_parameters()]
+        named += [(f"head.{n}", p) for n, p in model.head.named_parameters()]
+        optimizer = torch.optim.AdamW([p for _, p in named], lr=self.meta_lr)
+        # DDP cannot wrap a double backward (forward=None): gradients are averaged explicitly.
+        return Setup(params=named, optimizer=optimizer, total_steps=self.steps, advice=ADVICE, loss_name="meta loss")
+
+    def model_mode(self, model) -> None:
         model.train()
-        target_iter = _cycle(lambda e: session.loader(session.task.train, shuffle=True, seed_offset=1000 + e))
-        source_iter = _cycle(
-            lambda e: session.source_batches("train", batch_size=self.source_batch_size, shuffle=True, seed_offset=2000 + e)
-        )
-        start = resume_meta_stage(session, model, optimizer, target_iter, source_iter)
-        for step in tqdm(range(start + 1, self.steps + 1), initial=start, total=self.steps, desc=self.name, disable=not session.progress, leave=False):
-            tb = session.to_device(next(target_iter))
-            sb = session.to_device(next(source_iter))
-            with torch.no_grad():
-                src_tokens, src_mask = session.embed_source_tokens(sb)
-                keep = self.source_tokens or getattr(model.embedder, "num_tokens", src_tokens.shape[1])
-                src_tokens = src_tokens[:, :keep]
-                src_mask = src_mask[:, :keep] if src_mask is not None else None
-            with amp.autocast():
-                if self.first_order_surrogate:
-                    total, parts = grad_align_loss(
-                        model, session.task_loss, objective, tb["x"], tb["y"], src_tokens, src_mask, sb["y"],
-                        names=names, inner_lr=self.inner_lr, lam=self.lam,
-                    )
-                else:
-                    loss_task, loss_src = meta_terms(
-                        model, session.task_loss, objective, tb["x"], tb["y"], src_tokens, src_mask, sb["y"],
-                        names=names, inner_steps=self.inner_steps, inner_lr=self.inner_lr,
-                        second_order=self.second_order,
-                    )
-                    total = loss_task + self.lam * loss_src
-                    parts = {"task_loss": loss_task.item(), "source_loss": loss_src.item()}
-            optimizer.zero_grad(set_to_none=True)
-            if not session.all_finite(total):  # agreed across ranks
-                if session.config.train.on_nonfinite != "skip":
-                    raise nonfinite_error(session, self.name, step, f"meta loss is {total.item()}", ADVICE)
-                session.log(stage=self.name, step=step, event="skipped-nonfinite-loss")
-            else:
-                # Only the meta parameters' gradients: the body's would cost a weight-gradient matmul per
-                # linear layer and pass of the double backward, and are never applied (about 17% of the step).
-                amp.backward(total, inputs=meta_params)
-                session.sync_gradients(meta_params)  # DDP cannot wrap a double backward: average explicitly
-                if amp.unscale(optimizer, meta_params) and check_gradients(session, self.name, step, named_meta, ADVICE):
-                    if session.config.train.grad_clip:
-                        torch.nn.utils.clip_grad_norm_(meta_params, session.config.train.grad_clip)
-                    amp.step(optimizer)
-                session.log(stage=self.name, step=step, loss=total.item(), **parts)
-            ckpt = getattr(session, "stage_checkpoint", None)
-            if ckpt is not None and ckpt.due(step):
-                ckpt.save(step, {f"model.{k}": v for k, v in model.state_dict().items()}, {"optimizer": optimizer.state_dict()})
+
+    def batches(self, session: Session, epoch: int):
+        """One pass of ``steps`` (target batch, source batch) pairs from two endless seeded streams."""
+        targets = cycle(lambda e: session.loader(session.task.train, shuffle=True, seed_offset=1000 + e))
+        sources = cycle(lambda e: session.source_batches(
+            "train", batch_size=self.source_batch_size, shuffle=True, seed_offset=2000 + e))
+        return itertools.islice(zip(targets, sources), self.steps)
+
+    def training_step(self, session: Session, model, batch, step: int):
+        tb, sb = (session.to_device(b) for b in batch)
+        with torch.no_grad():
+            src_tokens, src_mask = session.embed_source_tokens(sb)
+            keep = self.source_tokens or getattr(model.embedder, "num_tokens", src_tokens.shape[1])
+            src_tokens = src_tokens[:, :keep]
+            src_mask = src_mask[:, :keep] if src_mask is not None else None
+        if self.first_order_surrogate:
+            total, parts = grad_align_loss(
+                model, session.task_loss, self._objective, tb["x"], tb["y"], src_tokens, src_mask, sb["y"],
+                names=self._names, inner_lr=self.inner_lr, lam=self.lam,
+            )
+        else:
+            loss_task, loss_src = meta_terms(
+                model, session.task_loss, self._objective, tb["x"], tb["y"], src_tokens, src_mask, sb["y"],
+                names=self._names, inner_steps=self.inner_steps, inner_lr=self.inner_lr,
+                second_order=self.second_order,
+            )
+            total = loss_task + self.lam * loss_src
+            parts = {"task_loss": loss_task.item(), "source_loss": loss_src.item()}
+        return total, {"loss": total.item(), **parts}
+
+    def teardown(self, session: Session, model) -> None:
         model.set_trainable(())
-
-
-def resume_meta_stage(session, model, optimizer, *iterators) -> int:
-    """Restore a mid-stage checkpoint, if any; returns the step to continue after."""
-    ckpt = getattr(session, "stage_checkpoint", None)
-    loaded = ckpt.load() if ckpt is not None else None
-    if loaded is None:
-        return 0
-    weights, state = loaded
-    model.load_state_dict({k[6:]: v for k, v in weights.items() if k.startswith("model.")})
-    optimizer.load_state_dict(state["optimizer"])
-    for it in iterators:  # the same seeded batch order: skip what was already consumed
-        for _ in range(state["step"]):
-            next(it)
-    set_rng_state(state["rng"])
-    session.log(stage="meta-align", step=state["step"], event="resumed")
-    return state["step"]
-
-
-def _cycle(make_loader):
-    epoch = 0
-    while True:
-        for batch in make_loader(epoch):
-            yield batch
-        epoch += 1

@@ -7,11 +7,16 @@ default of ``../shared/METHODS.md``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mona_kit.api import ALL_GROUPS, Method, Stage, TrainStage, config, option
 
 from .align import AlignStage
 from .orca import orca_align_lr
 from .meta_align import MetaAlignStage, representation_objective
+
+if TYPE_CHECKING:
+    from mona_kit.api import Session
 
 
 @config
@@ -39,7 +44,7 @@ class Mona(Method):
     def __init__(self, cfg: MonaConfig):
         self.cfg = cfg
 
-    def warmup_stage(self, session):
+    def warmup_stage(self, session: Session):
         c = self.cfg
         if c.warmup == "task":
             return TrainStage(name="warmup", trainable=("embedder", "head"), epochs=c.warmup_epochs, select_best=False, track_reuse=False)
@@ -47,7 +52,7 @@ class Mona(Method):
             return AlignStage(name="warmup", epochs=max(1, c.warmup_epochs), lr=orca_align_lr(session, None))
         return None
 
-    def meta_stage(self, session) -> MetaAlignStage:
+    def meta_stage(self, session: Session) -> MetaAlignStage:
         c = self.cfg
         train = session.config.train
         return MetaAlignStage(
@@ -65,11 +70,11 @@ class Mona(Method):
             first_order_surrogate=self.first_order_surrogate,
         )
 
-    def check(self, session) -> None:
+    def check(self, session: Session) -> None:
         super().check(session)
         representation_objective(session, self.cfg.objective, dict(self.cfg.objective_options))
 
-    def stages(self, session):
+    def stages(self, session: Session):
         warm = self.warmup_stage(session)
         stages = [warm] if warm is not None else []
         stages.append(self.meta_stage(session))
@@ -89,7 +94,7 @@ class ResetBody(Stage):
 
     name = "reset-body"
 
-    def run(self, session, model) -> None:
+    def run(self, session: Session, model) -> None:
         session.reset_body(model)
 
 

@@ -5,10 +5,15 @@ Model selection uses the validation split (ORCA's released configs select on tes
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mona_kit.api import ALL_GROUPS, ConfigError, Method, TrainStage, config, option
 
 
 from .align import AlignStage, distance_objective
+
+if TYPE_CHECKING:
+    from mona_kit.api import Session
 
 
 @config
@@ -22,7 +27,7 @@ class OrcaConfig:
     pseudo_label_k: int = option(10, min=1, help="k-means pseudo-label classes for regression and dense targets")
 
 
-def orca_align_lr(session, explicit: float | None) -> float:
+def orca_align_lr(session: Session, explicit: float | None) -> float:
     if explicit is not None:
         return explicit
     base = session.config.train.embedder_lr or session.config.train.lr
@@ -35,7 +40,7 @@ class Orca(Method):
     def __init__(self, cfg: OrcaConfig):
         self.cfg = cfg
 
-    def align_stage(self, session) -> AlignStage:
+    def align_stage(self, session: Session) -> AlignStage:
         c = self.cfg
         return AlignStage(
             objective=c.objective,
@@ -47,10 +52,10 @@ class Orca(Method):
             pseudo_label_k=c.pseudo_label_k,
         )
 
-    def stages(self, session):
+    def stages(self, session: Session):
         return [self.align_stage(session), TrainStage(name="refine", trainable=ALL_GROUPS)]
 
-    def check(self, session) -> None:
+    def check(self, session: Session) -> None:
         super().check(session)
         objective = distance_objective(session, self.cfg.objective, dict(self.cfg.objective_options))
         if getattr(objective, "needs_labels", False) and session.spec.task_type != "classification" and self.cfg.pseudo_label_k < 2:

@@ -10,12 +10,18 @@ first epochs and hard top-k after. Loss::
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
+import attrs
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mona_kit.api import ALL_GROUPS, Method, TrainStage, config, masked_mean, option
+from mona_kit.api import ALL_GROUPS, Method, TrainStage, config, cycle, masked_mean, option
+
+if TYPE_CHECKING:
+    from mona_kit.api import Session
 
 
 @config
@@ -68,74 +74,89 @@ def mix_tokens(target, source, gate, k: int, *, gumbel: bool, tau: float, genera
     return mixed
 
 
+@attrs.define(kw_only=True)
+class PareStage(TrainStage):
+    """Fine-tuning on the task loss plus the patch-replacement terms; the gate and the source
+    head train beside the model."""
+
+    name: str = "pare"
+    trainable: tuple[str, ...] = ALL_GROUPS
+    cfg: PareConfig
+    gate: nn.Module
+    source_head: nn.Module
+    weight: float
+    # Filled by setup: the source batches, the Gumbel noise's own RNG and the curriculum's epoch.
+    _source: Iterator[Any] | None = attrs.field(default=None, init=False)
+    _drawn: int = attrs.field(default=0, init=False)
+    _generator: torch.Generator | None = attrs.field(default=None, init=False)
+    _epoch: tuple[int, int] = attrs.field(default=(0, 1), init=False)
+
+    whole_model_step = False  # the step reaches into embedder, body and head
+
+    def extra_parameters(self, session: Session) -> list[tuple[str, nn.Parameter]]:
+        return [(f"gate.{n}", p) for n, p in self.gate.named_parameters()] + [
+            (f"source_head.{n}", p) for n, p in self.source_head.named_parameters()
+        ]
+
+    def setup(self, session: Session, model):
+        self._source = cycle(lambda e: session.source_batches(
+            "train", batch_size=self.cfg.source_batch_size, shuffle=True, seed_offset=3000 + e))
+        self._drawn = 0
+        self._generator = torch.Generator(device=session.device).manual_seed(session.config.seed)
+        return super().setup(session, model)
+
+    def on_epoch_start(self, session: Session, epoch: int, epochs: int) -> None:
+        self._epoch = (epoch, epochs)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"source_batches": self._drawn, "gumbel_rng": self._generator.get_state(),
+                "gate": self.gate.state_dict(), "source_head": self.source_head.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.gate.load_state_dict(state["gate"])
+        self.source_head.load_state_dict(state["source_head"])
+        for _ in range(state["source_batches"]):  # the same seeded order: skip what was mixed in
+            next(self._source)
+        self._drawn = state["source_batches"]
+        self._generator.set_state(state["gumbel_rng"])
+
+    def training_step(self, session: Session, model, batch, step: int):
+        c = self.cfg
+        epoch, epochs = self._epoch
+        batch = session.to_device(batch)
+        tokens = model.embedder(batch["x"])
+        loss_t = session.task_loss(model.head(model.body(tokens)), batch["y"])
+        sb = session.to_device(next(self._source))
+        self._drawn += 1
+        with torch.no_grad():
+            src_tokens, src_mask = session.embed_source_tokens(sb)
+        b = min(len(tokens), len(src_tokens))
+        k = replaced_tokens(epoch, epochs, tokens.shape[1], c.start_ratio, c.end_ratio)
+        mixed = mix_tokens(
+            tokens[:b], src_tokens[:b], self.gate, k, gumbel=epoch < c.gumbel_epochs, tau=c.tau,
+            generator=self._generator, source_mask=None if src_mask is None else src_mask[:b],
+        )
+        feats = model.body(mixed)
+        lam = k / tokens.shape[1]
+        loss_mix = session.task_loss(model.head(feats), batch["y"][:b])
+        loss_src = F.cross_entropy(self.source_head(masked_mean(feats, None)), sb["y"][:b])
+        loss = loss_t + self.weight * ((1 - lam) * loss_mix + lam * loss_src)
+        return loss, {"loss": loss.item(), "replaced": k, "lam": lam}
+
+
 class Pare(Method):
     uses_source = True
 
     def __init__(self, cfg: PareConfig):
         self.cfg = cfg
 
-    def stages(self, session):
+    def stages(self, session: Session):
         c = self.cfg
-        body = session.pretrained_body
-        gate = nn.Linear(body.width, 1).to(session.device)
-        num_source_classes = session.source_task.spec.output_shape[0]
-        source_head = nn.Linear(body.width, num_source_classes).to(session.device)
+        width = session.pretrained_body.width
+        gate = nn.Linear(width, 1).to(session.device)
+        source_head = nn.Linear(width, session.source_task.spec.output_shape[0]).to(session.device)
         weight = c.weight if c.weight is not None else default_weight(session.spec)
-        state = {"epoch": 0, "epochs": max(1, session.config.train.epochs)}
-        source_iter = _source_cycle(session, c.source_batch_size)
-        generator = torch.Generator(device=session.device).manual_seed(session.config.seed)
-        drawn = {"source_batches": 0}
-
-        def get_state() -> dict:  # saved with the stage checkpoint, so a resume mixes the same batches
-            return {"source_batches": drawn["source_batches"], "gumbel_rng": generator.get_state()}
-
-        def set_state(saved: dict) -> None:
-            for _ in range(saved["source_batches"]):
-                next(source_iter)
-            drawn["source_batches"] = saved["source_batches"]
-            generator.set_state(saved["gumbel_rng"])
-
-        def on_epoch_start(epoch: int, epochs: int) -> None:
-            state["epoch"], state["epochs"] = epoch, epochs
-
-        def step_loss(session, model, batch, step):
-            tokens = model.embedder(batch["x"])
-            loss_t = session.task_loss(model.head(model.body(tokens)), batch["y"])
-            sb = session.to_device(next(source_iter))
-            drawn["source_batches"] += 1
-            with torch.no_grad():
-                src_tokens, src_mask = session.embed_source_tokens(sb)
-            b = min(len(tokens), len(src_tokens))
-            k = replaced_tokens(state["epoch"], state["epochs"], tokens.shape[1], c.start_ratio, c.end_ratio)
-            mixed = mix_tokens(
-                tokens[:b], src_tokens[:b], gate, k, gumbel=state["epoch"] < c.gumbel_epochs, tau=c.tau, generator=generator,
-                source_mask=None if src_mask is None else src_mask[:b],
-            )
-            feats = model.body(mixed)
-            lam = k / tokens.shape[1]
-            loss_mix = session.task_loss(model.head(feats), batch["y"][:b])
-            loss_src = F.cross_entropy(source_head(masked_mean(feats, None)), sb["y"][:b])
-            session.log(stage="pare", step=step, replaced=k, lam=lam)
-            return loss_t + weight * ((1 - lam) * loss_mix + lam * loss_src)
-
-        return [
-            TrainStage(
-                name="pare",
-                trainable=ALL_GROUPS,
-                step_loss=step_loss,
-                extra_modules=(gate, source_head),
-                on_epoch_start=on_epoch_start,
-                extra_state=(get_state, set_state),
-            )
-        ]
-
-
-def _source_cycle(session, batch_size: int):
-    epoch = 0
-    while True:
-        for batch in session.source_batches("train", batch_size=batch_size, shuffle=True, seed_offset=3000 + epoch):
-            yield batch
-        epoch += 1
+        return [PareStage(cfg=c, gate=gate, source_head=source_head, weight=weight)]
 
 
 def register_all(register):

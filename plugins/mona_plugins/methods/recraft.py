@@ -31,30 +31,23 @@ runner's stage checkpoints carry it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import math
 
 import attrs
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from mona_kit.api import (
-    ALL_GROUPS,
-    ConfigError,
-    Method,
-    Stage,
-    TrainStage,
-    check_gradients,
-    config,
-    nonfinite_error,
-    option,
-    set_rng_state,
-)
+from mona_kit.api import ALL_GROUPS, ConfigError, LoopStage, Method, Setup, TrainStage, config, option
 
 from .align import AlignStage, distance_objective
 from .meta_align import math_attention
 from .orca import orca_align_lr
+
+if TYPE_CHECKING:
+    from mona_kit.api import Session
 
 
 @config
@@ -137,46 +130,8 @@ def source_head_terms(body, head, tokens, mask, labels, *, penalty: bool, tau: f
 
 
 # Stages --------------------------------------------------------------------------------------
-def _restore(session, model, optimizer) -> int:
-    """Load the stage's mid-stage checkpoint, if any; returns the step to continue after."""
-    ckpt = getattr(session, "stage_checkpoint", None)
-    loaded = ckpt.load() if ckpt is not None else None
-    if loaded is None:
-        return 0
-    weights, state = loaded
-    model.load_state_dict({k[6:]: v for k, v in weights.items() if k.startswith("model.")})
-    optimizer.load_state_dict(state["optimizer"])
-    set_rng_state(state["rng"])
-    return state["step"]
-
-
-def _save(session, model, step: int, optimizer) -> None:
-    ckpt = getattr(session, "stage_checkpoint", None)
-    if ckpt is not None and ckpt.due(step):
-        ckpt.save(step, {f"model.{k}": v for k, v in model.state_dict().items()}, {"optimizer": optimizer.state_dict()})
-
-
-def _step(session, stage: str, step: int, loss: torch.Tensor, named, optimizer, advice: str) -> bool:
-    """Backward and optimiser step with the project's non-finite handling; True when stepped."""
-    optimizer.zero_grad(set_to_none=True)
-    if not session.all_finite(loss):
-        if session.config.train.on_nonfinite != "skip":
-            raise nonfinite_error(session, stage, step, f"loss is {loss.item()}", advice)
-        session.log(stage=stage, step=step, event="skipped-nonfinite-loss")
-        return False
-    loss.backward()
-    params = [p for _, p in named]
-    session.sync_gradients(params)
-    if not check_gradients(session, stage, step, named, advice):
-        return False
-    if session.config.train.grad_clip:
-        torch.nn.utils.clip_grad_norm_(params, session.config.train.grad_clip)
-    optimizer.step()
-    return True
-
-
 @attrs.define(kw_only=True)
-class SourceHeadStage(Stage):
+class SourceHeadStage(LoopStage):
     """Stage 1: train ``model.source_head`` on the source proxy over the frozen pretrained body."""
 
     name: str = "source-head"
@@ -189,45 +144,42 @@ class SourceHeadStage(Stage):
     weight_decay: float = 0.05
     batch_size: int = 4
     max_source: int = 5000
+    _optimizer: torch.optim.Optimizer | None = attrs.field(default=None, init=False)
+    _penalty: bool = attrs.field(default=False, init=False)
 
-    def batches(self, session, epoch: int):
+    def batches(self, session: Session, epoch: int):
         return session.source_batches("train", batch_size=self.batch_size, shuffle=True, limit=self.max_source,
                                       seed_offset=4000 + epoch)
 
-    def run(self, session, model) -> None:
+    def setup(self, session: Session, model) -> Setup:
         model.set_trainable(())
-        head = model.source_head
-        head.requires_grad_(True)
-        named = [(f"source_head.{n}", p) for n, p in head.named_parameters()]
-        optimizer = torch.optim.AdamW([p for _, p in named], lr=self.lr, weight_decay=self.weight_decay)
-        start = _restore(session, model, optimizer)
-        if start:
-            session.log(stage=self.name, step=start, event="resumed")
+        model.source_head.requires_grad_(True)
+        named = [(f"source_head.{n}", p) for n, p in model.source_head.named_parameters()]
+        self._optimizer = torch.optim.AdamW([p for _, p in named], lr=self.lr, weight_decay=self.weight_decay)
+        total = sum(len(self.batches(session, epoch)) for epoch in range(self.epochs))
+        return Setup(params=named, optimizer=self._optimizer, total_steps=total, epochs=self.epochs,
+                     advice="lower method.head_lr or method.rho")
+
+    def model_mode(self, model) -> None:
         model.eval()  # the body is frozen: its features, not its dropout, are what the head sees
-        step = 0
-        for epoch in tqdm(range(self.epochs), desc=self.name, disable=not session.progress, leave=False):
-            loader = self.batches(session, epoch)
-            if step + len(loader) <= start:  # finished before the checkpoint
-                step += len(loader)
-                continue
-            for group in optimizer.param_groups:  # cosine decay over the epochs, stepped per epoch (the reference's CosineAnnealingLR)
-                group["lr"] = 0.5 * self.lr * (1.0 + math.cos(math.pi * epoch / max(1, self.epochs)))
-            penalty = epoch >= self.penalty_start_epoch
-            for batch in loader:
-                step += 1
-                if step <= start:  # the same seeded order: skip what the checkpoint has seen
-                    continue
-                batch = session.to_device(batch)
-                with torch.no_grad():
-                    tokens, mask = session.embed_source_tokens(batch)
-                ce, pen = source_head_terms(model.body, head, tokens, mask, batch["y"], penalty=penalty,
-                                            tau=self.tau, rho=self.rho, penalty_grad=self.penalty_grad)
-                _step(session, self.name, step, ce + pen, named, optimizer, "lower method.head_lr or method.rho")
-                for p in model.body.parameters():
-                    p.grad = None
-                session.log(stage=self.name, step=step, epoch=epoch, loss=(ce + pen).item(), ce=ce.item(), penalty=pen.item())
-                _save(session, model, step, optimizer)
-        head.requires_grad_(False)
+
+    def on_epoch_start(self, session: Session, epoch: int, epochs: int) -> None:
+        # Cosine decay over the epochs, stepped per epoch (the reference's CosineAnnealingLR).
+        for group in self._optimizer.param_groups:
+            group["lr"] = 0.5 * self.lr * (1.0 + math.cos(math.pi * epoch / max(1, self.epochs)))
+        self._penalty = epoch >= self.penalty_start_epoch
+
+    def training_step(self, session: Session, model, batch, step: int):
+        batch = session.to_device(batch)
+        with torch.no_grad():
+            tokens, mask = session.embed_source_tokens(batch)
+        ce, pen = source_head_terms(model.body, model.source_head, tokens, mask, batch["y"], penalty=self._penalty,
+                                    tau=self.tau, rho=self.rho, penalty_grad=self.penalty_grad)
+        loss = ce + pen
+        return loss, {"loss": loss.item(), "ce": ce.item(), "penalty": pen.item()}
+
+    def teardown(self, session: Session, model) -> None:
+        model.source_head.requires_grad_(False)
         model.train()
 
 
@@ -235,32 +187,17 @@ class SourceHeadStage(Stage):
 class UnlabelledAlignStage(AlignStage):
     """Stage 2: ORCA's embedder alignment with every label set to one class (unlabelled OT)."""
 
-    def run(self, session, model) -> None:
+    def bind(self, session: Session):
         objective = distance_objective(session, self.objective, self.objective_options)
         xs, _ = session.source_features(None, "train", self.max_source)
-        bound = objective.bind_source(xs.to(session.device), None)  # None: one class (OTDD's convention)
-        train = session.task.train
-        n = min(self.target_samples, len(train))
-        g = torch.Generator().manual_seed(session.config.seed)
-        index = torch.randperm(len(train), generator=g)[:n].tolist()
-        batch = session.to_device(torch.utils.data.default_collate([train[i] for i in index]))
-        model.set_trainable(("embedder",))
-        named = [(f"embedder.{k}", p) for k, p in model.embedder.named_parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW([p for _, p in named], lr=self.lr)
-        start = _restore(session, model, optimizer)
-        if start:
-            session.log(stage=self.name, step=start, event="resumed")
-        model.train()
-        for step in tqdm(range(start + 1, self.epochs + 1), desc=self.name, disable=not session.progress, leave=False):
-            loss = bound(_pool(model.embedder(batch["x"])), None)
-            _step(session, self.name, step, loss, named, optimizer, "lower method.align_lr")
-            session.log(stage=self.name, step=step, distance=loss.item(), objective=self.objective)
-            _save(session, model, step, optimizer)
-        model.set_trainable(())
+        return objective.bind_source(xs.to(session.device), None)  # None: one class (OTDD's convention)
+
+    def target_labels(self, session: Session, batch):
+        return None
 
 
 @attrs.define(kw_only=True)
-class LabelMatchStage(Stage):
+class LabelMatchStage(LoopStage):
     """Stage 3: per target class, minimise the entropy of the source head's averaged prediction."""
 
     name: str = "label-match"
@@ -269,6 +206,7 @@ class LabelMatchStage(Stage):
     lr: float = 1e-4
     train_source_head: bool = True
     pseudo_label_k: int = 10
+    _plan: list[tuple[int, list[int], float]] = attrs.field(factory=list, init=False)
 
     def schedule(self, labels: torch.Tensor, seed: int) -> list[tuple[int, list[int], float]]:
         """Every step as (class, sample indices, class frequency): classes in a seeded random order
@@ -289,31 +227,34 @@ class LabelMatchStage(Stage):
                         out.append((c, chunk, weight))
         return out
 
-    def run(self, session, model) -> None:
+    def setup(self, session: Session, model) -> Setup:
         train = session.task.train
         ys = torch.stack([torch.as_tensor(train[i]["y"]) for i in range(len(train))])
         labels = session.class_labels(ys, self.pseudo_label_k).long().reshape(-1)
-        plan = self.schedule(labels, session.config.seed)
+        self._plan = self.schedule(labels, session.config.seed)
         model.set_trainable(("embedder",))
         model.source_head.requires_grad_(self.train_source_head)
         named = [(f"embedder.{k}", p) for k, p in model.embedder.named_parameters() if p.requires_grad]
         if self.train_source_head:
             named += [(f"source_head.{k}", p) for k, p in model.source_head.named_parameters()]
         optimizer = torch.optim.AdamW([p for _, p in named], lr=self.lr)
-        start = _restore(session, model, optimizer)
-        if start:
-            session.log(stage=self.name, step=start, event="resumed")
+        return Setup(params=named, optimizer=optimizer, total_steps=len(self._plan), advice="lower method.label_lr")
+
+    def model_mode(self, model) -> None:
         model.train()
-        for step in tqdm(range(start + 1, len(plan) + 1), desc=self.name, disable=not session.progress, leave=False):
-            c, chunk, weight = plan[step - 1]
-            batch = session.to_device(torch.utils.data.default_collate([train[i] for i in chunk]))
-            logits = model.source_head(_pool(model.body(model.embedder(batch["x"]))))
-            loss = label_matching_loss(logits, weight)
-            _step(session, self.name, step, loss, named, optimizer, "lower method.label_lr")
-            for p in model.body.parameters():
-                p.grad = None
-            session.log(stage=self.name, step=step, loss=loss.item(), target_class=int(c))
-            _save(session, model, step, optimizer)
+
+    def batches(self, session: Session, epoch: int):
+        return iter(self._plan)  # (class, sample indices, weight): collated only when stepped
+
+    def training_step(self, session: Session, model, item, step: int):
+        c, chunk, weight = item
+        train = session.task.train
+        batch = session.to_device(torch.utils.data.default_collate([train[i] for i in chunk]))
+        logits = model.source_head(_pool(model.body(model.embedder(batch["x"]))))
+        loss = label_matching_loss(logits, weight)
+        return loss, {"loss": loss.item(), "target_class": int(c)}
+
+    def teardown(self, session: Session, model) -> None:
         model.set_trainable(())
         model.source_head.requires_grad_(False)
 
@@ -325,7 +266,7 @@ class Recraft(Method):
     def __init__(self, cfg: RecraftConfig):
         self.cfg = cfg
 
-    def build_model(self, session, pretrained: bool):
+    def build_model(self, session: Session, pretrained: bool):
         """embedder -> body -> head, plus ``source_head`` (Linear(D, source classes)), frozen outside
         stages 1 and 3; being a submodule, it is in every stage checkpoint."""
         model = super().build_model(session, pretrained)
@@ -341,7 +282,7 @@ class Recraft(Method):
         model.add_module("source_head", head.to(next(model.parameters()).device))
         return model
 
-    def check(self, session) -> None:
+    def check(self, session: Session) -> None:
         super().check(session)
         c = self.cfg
         if c.penalty_start_epoch > c.head_epochs:
@@ -351,7 +292,7 @@ class Recraft(Method):
             )
         distance_objective(session, c.objective, dict(c.objective_options))
 
-    def stages(self, session):
+    def stages(self, session: Session):
         c = self.cfg
         return [
             SourceHeadStage(

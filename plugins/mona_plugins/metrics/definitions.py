@@ -140,4 +140,4 @@ def register_all(register) -> None:
         def factory(config: MetricOptions, _fn=fn, _name=name) -> SplitMetric:
             return SplitMetric(_fn, _name, config.chunked)
 
-        register(name, factory, config=MetricOptions, summary=summary, higher_is_better=False)
+        register(name, factory, config=MetricOptions, summary=summary)

@@ -179,7 +179,6 @@ def register_all(register) -> None:
         _otdd_exact,
         config=OTDDConfig,
         role="distance",
-        needs_labels=True,
         summary="Optimal transport dataset distance (entropic eps=0.1, debiased; exact OT label costs; "
         "ORCA's per-target-class sum by default). ORCA's default alignment objective.",
     )
@@ -188,7 +187,6 @@ def register_all(register) -> None:
         _otdd_gaussian,
         config=OTDDConfig,
         role="distance",
-        needs_labels=True,
         summary="OTDD with Gaussian-approximated classes: closed-form Bures W2 label costs (faster, approximate).",
     )
     register(
@@ -196,7 +194,6 @@ def register_all(register) -> None:
         lambda cfg, **_context: MMD(cfg),
         config=MMDConfig,
         role="distance",
-        needs_labels=False,
         summary="Multi-kernel Gaussian MMD^2 between feature sets (source-median bandwidths; labels ignored).",
     )
     register(
@@ -204,6 +201,5 @@ def register_all(register) -> None:
         lambda cfg, **_context: L2(cfg),
         config=L2Config,
         role="distance",
-        needs_labels=False,
         summary="Squared L2 distance between mean embeddings (optionally plus covariances); labels ignored.",
     )

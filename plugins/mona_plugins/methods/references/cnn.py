@@ -8,12 +8,17 @@ as a target task) get the same stack in 2-D with 3x3 kernels and 2x2 pooling, Le
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from mona_kit.api import ConfigError, TrainStage, config, option
 
 from .common import TRAINABLE, ReferenceMethod, ReferenceModel
+
+if TYPE_CHECKING:
+    from mona_kit.api import Session
 
 
 @config
@@ -70,12 +75,12 @@ class CnnMethod(ReferenceMethod):
     def __init__(self, cfg: CnnConfig):
         self.cfg = cfg
 
-    def check(self, session) -> None:
+    def check(self, session: Session) -> None:
         check_sequence_classification(session.spec, "cnn")
 
-    def make_model(self, session) -> SequenceCnn:
+    def make_model(self, session: Session) -> SequenceCnn:
         return SequenceCnn(session.spec, self.cfg)
 
-    def stages(self, session):
+    def stages(self, session: Session):
         return [TrainStage(name="cnn", trainable=TRAINABLE, epochs=self.cfg.epochs, lr=self.cfg.lr,
                            embedder_lr=self.cfg.lr, track_reuse=False)]

@@ -9,13 +9,16 @@ method; the trained specialists carry the run's train-fitted normalisation
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import torch
 from torch import nn
 
-from mona_kit.api import Method, ShapeError, Stage
+from mona_kit.api import Method, ShapeError, Stage, signed_score
+
+if TYPE_CHECKING:
+    from mona_kit.api import Session
 
 #: The single parameter group of a reference model (TrainStage trains groups by name).
 GROUP = "reference"
@@ -32,7 +35,7 @@ class ReferenceModel(nn.Module):
         self.input_shape = tuple(input_shape)
         self.output_shape = tuple(output_shape)
 
-    def param_groups(self) -> dict[str, list[tuple[str, nn.Parameter]]]:
+    def named_parameter_groups(self) -> dict[str, list[tuple[str, nn.Parameter]]]:
         return {GROUP: list(self.named_parameters())}
 
     def set_trainable(self, names) -> None:
@@ -56,7 +59,7 @@ def flat_size(shape: tuple[int, ...]) -> int:
 
 
 @torch.no_grad()
-def split_tensors(session, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+def split_tensors(session: Session, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """All of one split as ``(x, y)`` on the session's device, in the split's order."""
     xs, ys = [], []
     for batch in session.loader(session.task.splits()[split], shuffle=False):
@@ -66,17 +69,16 @@ def split_tensors(session, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(xs), torch.cat(ys)
 
 
-def select_on_val(session, model: nn.Module, candidates, load) -> tuple[Any, dict[str, float]]:
+def select_on_val(session: Session, model: nn.Module, candidates, load) -> tuple[Any, dict[str, float]]:
     """Try each candidate (``load(model, candidate)`` puts it into the model) and keep the one with
     the best validation metric, ties broken by validation loss, then by order (strongest
     regularisation first). Only ``val`` is read; ``test`` never decides anything."""
-    sign = -1.0 if session.spec.higher_is_better else 1.0
     metric = session.spec.metric
     best, best_key, best_val = None, None, None
     for candidate in candidates:
         load(model, candidate)
         val = session.evaluate(model, "val")
-        key = (sign * val[metric], val["loss"])
+        key = (signed_score(session, val[metric]), val["loss"])
         if not all(math.isfinite(k) for k in key):
             continue
         if best_key is None or key < best_key:
@@ -94,7 +96,7 @@ class FitStage(Stage):
 
     name: str = "fit"
 
-    def run(self, session, model) -> None:
+    def run(self, session: Session, model) -> None:
         chosen = model.fit(session)
         session.results.setdefault("reference", {}).update(chosen)
         session.log(stage=self.name, event="fitted", **chosen)
@@ -112,10 +114,10 @@ class ReferenceMethod(Method):
     #: references standardise (linear) or not (mean, 1-NN) by their own definition.
     normalized: bool = False
 
-    def make_model(self, session) -> ReferenceModel:  # pragma: no cover - interface
+    def make_model(self, session: Session) -> ReferenceModel:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def build_model(self, session, pretrained: bool) -> nn.Module:
+    def build_model(self, session: Session, pretrained: bool) -> nn.Module:
         torch.manual_seed(session.config.seed)  # the same seed, the same initial weights
         model = self.make_model(session)
         if self.normalized:  # statistics as buffers of the model: checkpoints carry them

@@ -10,6 +10,8 @@ takes any grid size: it also scores extra splits at other resolutions (darcy-16'
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,6 +19,9 @@ from torch import nn
 from mona_kit.api import ConfigError, TrainStage, config, option
 
 from .common import TRAINABLE, ReferenceMethod, ReferenceModel
+
+if TYPE_CHECKING:
+    from mona_kit.api import Session
 
 
 @config
@@ -104,13 +109,13 @@ class FnoMethod(ReferenceMethod):
     def __init__(self, cfg: FnoConfig):
         self.cfg = cfg
 
-    def check(self, session) -> None:
+    def check(self, session: Session) -> None:
         check_grid_task(session.spec, "fno")
 
-    def make_model(self, session) -> Fno:
+    def make_model(self, session: Session) -> Fno:
         return Fno(session.spec, self.cfg)
 
-    def stages(self, session):
+    def stages(self, session: Session):
         return [TrainStage(name="fno", trainable=TRAINABLE, epochs=self.cfg.epochs, lr=self.cfg.lr,
                            embedder_lr=self.cfg.lr, track_reuse=False)]
 

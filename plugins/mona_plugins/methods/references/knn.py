@@ -7,10 +7,15 @@ checkpoint of the model is the whole fitted reference.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 
 from .common import FitStage, ReferenceMethod, ReferenceModel, flat_size, split_tensors
+
+if TYPE_CHECKING:
+    from mona_kit.api import Session
 
 #: Query rows per distance block: bounds memory at CHUNK x train samples.
 CHUNK = 256
@@ -42,7 +47,7 @@ class NearestNeighbour(ReferenceModel):
         return y.float().reshape(len(x), *self.output_shape)
 
     @torch.no_grad()
-    def fit(self, session) -> dict:
+    def fit(self, session: Session) -> dict:
         x, y = split_tensors(session, "train")
         self.train_x.copy_(x.flatten(1))
         self.train_y.copy_(y)
@@ -52,10 +57,10 @@ class NearestNeighbour(ReferenceModel):
 class Knn(ReferenceMethod):
     model_name = "knn"
 
-    def make_model(self, session) -> NearestNeighbour:
+    def make_model(self, session: Session) -> NearestNeighbour:
         train = session.task.train
         y = torch.as_tensor(train[0]["y"])
         return NearestNeighbour(session.spec, len(train), tuple(y.shape), y.dtype)
 
-    def stages(self, session):
+    def stages(self, session: Session):
         return [FitStage()]

@@ -8,12 +8,17 @@ strength is picked by the validation metric (ties: validation loss, then the str
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from mona_kit.api import DataError, config, option
 
 from .common import FitStage, ReferenceMethod, ReferenceModel, flat_size, select_on_val, split_tensors
 from .ridge import RidgeFit, RidgePath
+
+if TYPE_CHECKING:
+    from mona_kit.api import Session
 
 STRENGTHS = (1e4, 1e3, 1e2, 1e1, 1.0, 1e-1, 1e-2, 1e-3)
 
@@ -49,7 +54,7 @@ class LinearRidge(LinearModel):
         self.cfg = cfg
 
     @torch.no_grad()
-    def fit(self, session) -> dict:
+    def fit(self, session: Session) -> dict:
         x, y = split_tensors(session, "train")
         path = RidgePath(x, y.float())
         best, val = select_on_val(session, self, list(self.cfg.strengths), lambda m, a: m.load(path.fit(a)))
@@ -62,7 +67,7 @@ class LinearLogistic(LinearModel):
         self.cfg = cfg
 
     @torch.no_grad()
-    def fit(self, session) -> dict:
+    def fit(self, session: Session) -> dict:
         import numpy as np
         from sklearn.linear_model import LogisticRegression
 
@@ -101,10 +106,10 @@ class Linear(ReferenceMethod):
     def __init__(self, cfg: LinearConfig):
         self.cfg = cfg
 
-    def make_model(self, session) -> LinearModel:
+    def make_model(self, session: Session) -> LinearModel:
         if session.spec.task_type == "classification":
             return LinearLogistic(session.spec, self.cfg)
         return LinearRidge(session.spec, self.cfg)
 
-    def stages(self, session):
+    def stages(self, session: Session):
         return [FitStage()]

@@ -7,9 +7,14 @@ label's training frequency as its score (as a logit, so the BCE loss is meaningf
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from .common import FitStage, ReferenceMethod, ReferenceModel, split_tensors
+
+if TYPE_CHECKING:
+    from mona_kit.api import Session
 
 
 class ConstantModel(ReferenceModel):
@@ -23,7 +28,7 @@ class ConstantModel(ReferenceModel):
         return self.value.expand(len(x), *self.value.shape)
 
     @torch.no_grad()
-    def fit(self, session) -> dict:
+    def fit(self, session: Session) -> dict:
         _, y = split_tensors(session, "train")
         if self.task_type == "classification":
             counts = torch.bincount(y.long().flatten(), minlength=self.value.shape[0]).double()
@@ -41,8 +46,8 @@ class ConstantModel(ReferenceModel):
 class Mean(ReferenceMethod):
     model_name = "mean"
 
-    def make_model(self, session) -> ConstantModel:
+    def make_model(self, session: Session) -> ConstantModel:
         return ConstantModel(session.spec)
 
-    def stages(self, session):
+    def stages(self, session: Session):
         return [FitStage()]

@@ -23,6 +23,8 @@ small and fully specified by the paper, and in torch it is one batched ``conv1d`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import itertools
 import math
 
@@ -34,6 +36,9 @@ from mona_kit.api import ConfigError, config, option
 from .cnn import check_sequence_classification
 from .common import FitStage, ReferenceMethod, ReferenceModel, split_tensors
 from .ridge import RidgePath, best_loo_alpha
+
+if TYPE_CHECKING:
+    from mona_kit.api import Session
 
 KERNEL_LENGTH = 9
 NUM_KERNELS = 84  # C(9, 3)
@@ -143,7 +148,7 @@ class MiniRocket(ReferenceModel):
             start += NUM_KERNELS * q
 
     @torch.no_grad()
-    def fit(self, session) -> dict:
+    def fit(self, session: Session) -> dict:
         x, y = split_tensors(session, "train")
         self.fit_biases(x.float(), torch.Generator().manual_seed(session.config.seed))
         feats = torch.cat([self.features(part) for part in x.float().split(CHUNK)])
@@ -170,14 +175,14 @@ class MiniRocketMethod(ReferenceMethod):
     def __init__(self, cfg: MiniRocketConfig):
         self.cfg = cfg
 
-    def check(self, session) -> None:
+    def check(self, session: Session) -> None:
         check_sequence_classification(session.spec, "minirocket")
         check_series_length(session.spec)
         if self.cfg.num_features < NUM_KERNELS:
             raise ConfigError(f"minirocket needs num_features >= {NUM_KERNELS} (one per kernel), got {self.cfg.num_features}.")
 
-    def make_model(self, session) -> MiniRocket:
+    def make_model(self, session: Session) -> MiniRocket:
         return MiniRocket(session.spec, self.cfg)
 
-    def stages(self, session):
+    def stages(self, session: Session):
         return [FitStage()]

@@ -11,6 +11,8 @@ are one-hot); ``results["reference"]`` records which one ran.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from mona_kit.api import ConfigError, config, option
@@ -19,6 +21,9 @@ from .cnn import CnnConfig, CnnMethod
 from .common import ReferenceMethod
 from .fno import FnoConfig, FnoMethod
 from .minirocket import MiniRocketConfig, MiniRocketMethod
+
+if TYPE_CHECKING:
+    from mona_kit.api import Session
 
 #: Modalities whose sequences are categorical (one-hot letters), the CNN's ground.
 CATEGORICAL_MODALITIES = ("dna", "rna", "protein")
@@ -38,7 +43,7 @@ def looks_one_hot(dataset) -> bool:
     return bool(((xs == 0) | (xs == 1)).all() and (xs.sum(1) == 1).all())
 
 
-def choose(session, cfg: SpecialistConfig) -> ReferenceMethod:
+def choose(session: Session, cfg: SpecialistConfig) -> ReferenceMethod:
     spec = session.spec
     if spec.task_type in ("dense1d", "dense2d"):
         return FnoMethod(FnoConfig(epochs=cfg.epochs, lr=cfg.lr))
@@ -61,18 +66,18 @@ class Specialist(ReferenceMethod):
         self.cfg = cfg
         self._chosen: ReferenceMethod | None = None
 
-    def chosen(self, session) -> ReferenceMethod:
+    def chosen(self, session: Session) -> ReferenceMethod:
         if self._chosen is None:
             self._chosen = choose(session, self.cfg)
         return self._chosen
 
-    def check(self, session) -> None:
+    def check(self, session: Session) -> None:
         self.chosen(session).check(session)
 
-    def build_model(self, session, pretrained: bool):
+    def build_model(self, session: Session, pretrained: bool):
         model = self.chosen(session).build_model(session, pretrained)
         session.results["reference"]["specialist"] = True  # picked for the task, not named by the user
         return model
 
-    def stages(self, session):
+    def stages(self, session: Session):
         return self.chosen(session).stages(session)
