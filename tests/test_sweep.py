@@ -2,6 +2,7 @@
 cell re-run from its recorded config reproduces its metric bitwise."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -43,9 +44,11 @@ def test_sweep_runs_skips_reports_and_reproduces(tmp_path):
     assert second.returncode == 0 and second.stdout.count(": done") == 4  # every cell skipped
     cell = out / "cells" / "finetune" / "gunpoint" / "seed1"
     recorded = json.loads((cell / "results.json").read_text())
+    # Bitwise needs the cell's thread count too (it changes float summation order); env.json records it.
+    threads = json.loads((cell / "env.json").read_text())["cpu_threads"]
     again = subprocess.run(
         [sys.executable, "-m", "mona_kit", "run", str(cell / "config.yaml"), f"output_dir={tmp_path}", "run_name=again",
-         "--no-progress", "--no-plots"], capture_output=True, text=True)
+         "--no-progress", "--no-plots"], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
     assert again.returncode == 0, again.stderr[-1500:]
     rerun = json.loads((tmp_path / "again" / "results.json").read_text())
     assert rerun["test"] == recorded["test"] and rerun["val"] == recorded["val"]
