@@ -47,7 +47,7 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
         # Deterministic mode also NaN-fills every new tensor (about a tenth of a training step on the
         # CPU); kernels write their whole output, so the fill changes no result.
-        torch.utils.deterministic.fill_uninitialized_memory = False
+        torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]  # a module property
 
 
 def pick_auto(kit: Kit, kind: str, **facts: Any) -> str:

@@ -11,7 +11,8 @@ from mona_kit.model import CrossModalModel
 from mona_kit.precision import Precision
 from mona_kit.runconfig import RunConfig
 from mona_plugins.methods.meta_align import inner_parameter_names, meta_terms
-from test_cli import one_line_error, toy_cli, toy_config  # noqa: F401 - toy_cli is a fixture
+from test_cli import one_line_error, toy_config
+from test_cli import toy_cli as toy_cli  # noqa: F401 - a fixture, used by name
 
 
 def toy_model():
@@ -52,7 +53,8 @@ def test_precision_option_is_checked():
         Precision("half", "cpu")
 
 
-def test_fp16_is_refused_on_cpu(toy_cli, capsys, tmp_path):
+@pytest.mark.usefixtures("toy_cli")
+def test_fp16_is_refused_on_cpu(capsys, tmp_path):
     with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
         Precision("fp16", "cpu")
     err = one_line_error(capsys, 2, ["run", str(toy_config(tmp_path)), "device=cpu", "train.precision=fp16"])
