@@ -8,10 +8,10 @@ import json
 import math
 from collections import defaultdict
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
-from .runs import RunDir, atomic_replace, atomic_write_text
+from .report_reuse import last_stage_events, reuse_markdown
+from .runs import atomic_replace, atomic_write_text
 from .summary import as_number, mean_std
 
 
@@ -253,7 +253,7 @@ def plot_reuse(rows: list[dict[str, Any]], path: Path) -> Path | None:
 
     curves: dict[tuple[str, str], dict[int, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
-        latest = _last_stage_by_step(r, lambda e: e.get("event") == "knowledge-reuse")
+        latest = last_stage_events(r, lambda e: e.get("event") == "knowledge-reuse")
         for step, e in latest.items():
             curves[(r["method_label"], r["task_label"])][step].append((e["davies_bouldin"], e["probe_accuracy"]))
     if not curves:
@@ -283,16 +283,6 @@ def plot_reuse(rows: list[dict[str, Any]], path: Path) -> Path | None:
     return save_figure(fig, path)
 
 
-def _last_stage_by_step(row: dict[str, Any], keep: Callable[[dict[str, Any]], bool]) -> dict[int, dict[str, Any]]:
-    """A run's events that ``keep`` selects, from the last stage that logged any, by step (the last
-    event of a step wins: a resumed run may repeat steps)."""
-    events = [e for e in RunDir(Path(row["run_dir"])).events() if keep(e)]
-    if not events:
-        return {}
-    stage = events[-1]["stage"]
-    return {e["step"]: e for e in events if e["stage"] == stage}
-
-
 def plot_learning(rows: list[dict[str, Any]], path: Path) -> Path | None:
     """Validation-metric curves of each run's last training stage, mean over seeds, one line per
     method, one panel per task (what model selection saw, and whether it had flattened)."""
@@ -305,7 +295,7 @@ def plot_learning(rows: list[dict[str, Any]], path: Path) -> Path | None:
     metric_of: dict[str, str] = {}
     for r in rows:
         metric = r["metric"]
-        latest = _last_stage_by_step(
+        latest = last_stage_events(
             r, lambda e, metric=metric: e.get("split") == "val" and "step" in e and as_number(e.get(metric)) is not None)
         if not latest:
             continue
@@ -340,20 +330,21 @@ def write_report(output: Path, rows: list[dict[str, Any]], *, title: str, comman
 
     output = Path(output)
     table = markdown_table(rows, title=title, references=references)
-    atomic_write_text(output / "table.md", table + f"\n\nProduced by: `{command}`\n")
+    reuse = reuse_markdown(rows, skip=set(references))  # reference rows have no body to probe
+    atomic_write_text(output / "table.md", table + (f"\n\n{reuse}" if reuse else "") + f"\n\nProduced by: `{command}`\n")
     write_csv(rows, output / "results.csv")
     errors = plot_errors(rows, output / "errors.png")
     written = [output / "table.md", output / "results.csv", errors]
-    reuse = plot_reuse(rows, output / "knowledge-reuse.png")
-    if reuse:
-        written.append(reuse)
+    reuse_plot = plot_reuse(rows, output / "knowledge-reuse.png")
+    if reuse_plot:
+        written.append(reuse_plot)
     learning = plot_learning(rows, output / "learning-curves.png")
     if learning:
         written.append(learning)
     written.append(write_html(output, rows, title=title, command=command, references=references, images={
         "test error per task (mean ± std over seeds, dots: seeds)": errors,
         "learning curves: validation metric of the last training stage, mean over seeds": learning,
-        "knowledge reuse: source-class separation during fine-tuning, mean over seeds": reuse,
+        "knowledge reuse: source-class separation during fine-tuning, mean over seeds": reuse_plot,
     }))
     atomic_write_text(output / "summary.json", json.dumps(
         {f"{m}|{t}": {k: v for k, v in a.items() if k != "values"} for (m, t), a in aggregate(rows).items()}, indent=1))

@@ -1,0 +1,88 @@
+"""The knowledge-reuse table of a sweep: how much source knowledge each method's body keeps.
+
+Every ``diagnostics.reuse_every`` steps a run probes its body on held-out source-proxy samples
+(``knowledge-reuse`` events: a linear probe's accuracy on the source classes, and their
+Davies–Bouldin index). The table compares the last measurement of each run's last training stage
+with the first (the body before that stage trained), mean over seeds, and counts on how many tasks
+each method ends with more source knowledge than a baseline method (fine-tuning by default).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .runs import RunDir
+
+
+def last_stage_events(row: dict[str, Any], keep: Callable[[dict[str, Any]], bool]) -> dict[int, dict[str, Any]]:
+    """A run's events that ``keep`` selects, from the last stage that logged any, by step (the last
+    event of a step wins: a resumed run may repeat steps)."""
+    events = [e for e in RunDir(Path(row["run_dir"])).events() if keep(e)]
+    if not events:
+        return {}
+    stage = events[-1]["stage"]
+    return {e["step"]: e for e in events if e["stage"] == stage}
+
+
+def _is_reuse(event: dict[str, Any]) -> bool:
+    return event.get("event") == "knowledge-reuse"
+
+
+def reuse_summary(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float]]:
+    """``{(method, task): start/end probe accuracy and Davies–Bouldin, mean over seeds, n seeds}``."""
+    per_cell: dict[tuple[str, str], list[tuple[float, float, float, float]]] = defaultdict(list)
+    for r in rows:
+        events = last_stage_events(r, _is_reuse)
+        if len(events) < 2:
+            continue
+        first, last = events[min(events)], events[max(events)]
+        per_cell[(r["method_label"], r["task_label"])].append(
+            (first["probe_accuracy"], last["probe_accuracy"], first["davies_bouldin"], last["davies_bouldin"]))
+    out = {}
+    for key, values in per_cell.items():
+        n = len(values)
+        acc0, acc1, db0, db1 = (sum(v[i] for v in values) / n for i in range(4))
+        out[key] = {"start_acc": acc0, "end_acc": acc1, "start_db": db0, "end_db": db1, "n": n}
+    return out
+
+
+def reuse_markdown(rows: list[dict[str, Any]], baseline: str = "finetune",
+                   skip: set[str] | frozenset[str] = frozenset()) -> str:
+    """A markdown section (empty when no run measured reuse): one row per method, one column per
+    task, ``end accuracy (change)``; then each method's count of tasks where it ends above ``baseline``.
+    ``skip``: method labels left out (reference rows). A from-scratch body's row is the control: what
+    the probe finds in a body that never learned the source."""
+    summary = {k: v for k, v in reuse_summary(rows).items() if k[0] not in skip}
+    if not summary:
+        return ""
+    methods = list(dict.fromkeys(m for m, _ in summary))
+    tasks = list(dict.fromkeys(t for _, t in summary))
+    lines = [
+        "## Knowledge reuse",
+        "",
+        "Source linear-probe accuracy of the body at the end of the last training stage (change from its "
+        "start, before that stage trained), mean over seeds; higher = more source knowledge kept. "
+        "Measured on held-out source-proxy samples (`diagnostics.reuse_samples`).",
+        "",
+        "| method | " + " | ".join(tasks) + f" | tasks above {baseline} |",
+        "|---" * (len(tasks) + 2) + "|",
+    ]
+    for m in methods:
+        cells, above, compared = [], 0, 0
+        for t in tasks:
+            s = summary.get((m, t))
+            if s is None:
+                cells.append("—")
+                continue
+            cells.append(f"{s['end_acc']:.3f} ({s['end_acc'] - s['start_acc']:+.3f})")
+            b = summary.get((baseline, t))
+            if m != baseline and b is not None and math.isfinite(s["end_acc"]) and math.isfinite(b["end_acc"]):
+                compared += 1
+                above += s["end_acc"] > b["end_acc"]
+        count = f"{above} of {compared}" if compared else "—"
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {count} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,44 @@
+"""The knowledge-reuse table: first vs last probe of each run's last training stage, mean over
+seeds, and the count of tasks where a method ends above fine-tuning."""
+
+import json
+
+from mona_kit.report_reuse import reuse_markdown, reuse_summary
+
+
+def run_row(tmp_path, method, task, seed, probes):
+    """A row whose run directory logged ``probes`` = [(stage, step, accuracy)] as knowledge-reuse events."""
+    run = tmp_path / f"{method}-{task}-{seed}"
+    run.mkdir()
+    lines = [{"stage": stage, "step": step, "event": "knowledge-reuse", "davies_bouldin": 10 - acc, "probe_accuracy": acc}
+             for stage, step, acc in probes]
+    lines.insert(1, {"stage": probes[0][0], "step": 1, "loss": 0.5})  # other events are ignored
+    (run / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+    return {"method_label": method, "task_label": task, "seed": seed, "run_dir": str(run)}
+
+
+def test_summary_compares_first_and_last_probe_of_the_last_stage(tmp_path):
+    rows = [
+        # MoNA's meta stage also probed; only the last stage (fine-tuning) counts.
+        run_row(tmp_path, "mona", "a", 0, [("meta-align", 0, 0.1), ("finetune", 0, 0.60), ("finetune", 100, 0.70)]),
+        run_row(tmp_path, "mona", "a", 1, [("finetune", 0, 0.60), ("finetune", 50, 0.9), ("finetune", 100, 0.66)]),
+        run_row(tmp_path, "finetune", "a", 0, [("finetune", 0, 0.60), ("finetune", 100, 0.62)]),
+        run_row(tmp_path, "finetune", "b", 0, [("finetune", 0, 0.60), ("finetune", 100, 0.50)]),
+        run_row(tmp_path, "mona", "b", 0, [("finetune", 0, 0.60), ("finetune", 100, 0.40)]),
+        run_row(tmp_path, "scratch", "a", 0, [("finetune", 0, 0.5)]),  # one probe: nothing to compare
+        run_row(tmp_path, "linear", "a", 0, [("fit", 0, 0.5), ("fit", 10, 0.5)]),  # left out by skip
+    ]
+    summary = reuse_summary(rows)
+    assert set(summary) == {("mona", "a"), ("finetune", "a"), ("finetune", "b"), ("mona", "b"), ("linear", "a")}
+    mona = summary[("mona", "a")]
+    assert mona["n"] == 2 and abs(mona["start_acc"] - 0.60) < 1e-12 and abs(mona["end_acc"] - 0.68) < 1e-12
+    assert abs(mona["end_db"] - (10 - 0.68)) < 1e-12
+
+    table = reuse_markdown(rows, skip={"linear"})
+    assert "| mona | 0.680 (+0.080) | 0.400 (-0.200) | 1 of 2 |" in table
+    assert "| finetune | 0.620 (+0.020) | 0.500 (-0.100) | — |" in table
+    assert "| linear |" not in table and "| scratch |" not in table
+
+
+def test_no_reuse_events_no_section(tmp_path):
+    assert reuse_markdown([run_row(tmp_path, "finetune", "a", 0, [("finetune", 0, 0.6)])]) == ""
