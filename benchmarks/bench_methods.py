@@ -71,7 +71,7 @@ def test_mona_step_vs_finetune_step(benchmark, setup, inner):
     session, model, target, source, objective = setup
     for p in model.parameters():
         p.requires_grad_(True)
-    ft_opt = torch.optim.AdamW(model.parameters(), lr=0.0)  # lr 0: the model stays as it is across rounds
+    ft_opt = torch.optim.AdamW(model.parameters(), lr=0.0, fused=True)  # as make_optimizer; lr 0: the model stays as it is
     meta_opt = torch.optim.AdamW(list(model.embedder.parameters()) + list(model.head.parameters()), lr=0.0)
     names = inner_parameter_names(model, (inner,))
     times = interleaved_times({

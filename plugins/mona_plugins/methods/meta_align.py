@@ -101,8 +101,10 @@ def meta_terms(
         if k == 0:
             loss_task = inner_loss
         grads = torch.autograd.grad(inner_loss, list(adapted.values()), create_graph=second_order, allow_unused=True)
+        # theta - alpha * g as one kernel per tensor (p - alpha * g would make a temporary and a second
+        # pass over every body weight, forward and in the double backward).
         adapted = {
-            n: (p if g is None else p - inner_lr * (g if second_order else g.detach()))
+            n: (p if g is None else torch.add(p, g if second_order else g.detach(), alpha=-inner_lr))
             for (n, p), g in zip(adapted.items(), grads)
         }
     args = (src_tokens, src_mask) if src_mask is not None else (src_tokens,)
