@@ -126,7 +126,7 @@ def table_model(rows: list[dict[str, Any]], *, references: set[str] | frozenset[
             lines.append({"method": m, "cells": cells, "rank": f"{avg_rank[m]:.2f}" if m in avg_rank else "–"})
         if members:
             blocks.append({"name": block if refs else None, "rows": lines})
-    notes = ["Test-split metric, mean ± sample std over seeds (model selected on the validation split); "
+    notes = ["Test-split metric, mean ± sample std over seeds (model selected on the validation split unless noted); "
              "↓ lower / ↑ higher is better; best mean per task in bold; a seed whose metric is not finite is "
              "left out of the mean and counted in n."]
     if refs:
