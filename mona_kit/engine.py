@@ -253,17 +253,11 @@ class Session(SourceProxyServices):
         preds, targets = [], []
         for batch in self.loader(dataset, shuffle=False):
             batch = self.to_device(batch)
-            with self.eval_autocast():
-                preds.append(model(batch["x"]).float().cpu())
+            # fp32 even after bf16/fp16 training: the metric sees unrounded predictions
+            preds.append(model(batch["x"]).float().cpu())
             targets.append(batch["y"].cpu())
         model.train(was_training)
         return torch.cat(preds), torch.cat(targets)
-
-    def eval_autocast(self):
-        """The forward-only autocast of ``train.precision`` (evaluation in the training precision)."""
-        from .precision import Precision
-
-        return Precision(self.config.train.precision, self.device).autocast()
 
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
         dataset = self.task.splits()[split]

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 #: Early stopping's patience resets only on a relative validation gain above this (not on rounding noise).
 PATIENCE_MIN_GAIN = 1e-4
+#: fp16 halves its loss scale at every overflow; below this (16 halvings from 65,536) the gradients are
+#: not overflowing but really non-finite, and the non-finite policy takes over.
+MIN_LOSS_SCALE = 1.0
 
 #: What a training step returns: the loss, or the loss and the values to log for the step
 #: (without them the step logs ``loss``).
@@ -234,7 +237,9 @@ def _optimizer_step(session: Session, model: nn.Module, stage: LoopStage, setup:
             session.sync_gradients(params)
         # After the (DDP or explicit) gradient average, so every rank takes the same branch; an fp16
         # overflow skips the step (the scaler lowers its scale) before the non-finite policy sees it.
-        if amp.unscale(setup.optimizer, params) and check_gradients(session, stage.name, step, setup.params, setup.advice):
+        if not amp.unscale(setup.optimizer, params):
+            _fp16_overflow(session, stage.name, step, setup.advice, amp)
+        elif check_gradients(session, stage.name, step, setup.params, setup.advice):
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             amp.step(setup.optimizer)
@@ -244,6 +249,15 @@ def _optimizer_step(session: Session, model: nn.Module, stage: LoopStage, setup:
     value = float(loss.item())
     _log_step(session, stage.name, step, progress.epoch, values if values is not None else {"loss": value})
     return value
+
+
+def _fp16_overflow(session: Session, stage: str, step: int, advice: str, amp: Precision) -> None:
+    """An fp16 step the scaler skipped: logged; once the scale has fallen below ``MIN_LOSS_SCALE`` the
+    gradients are non-finite at any scale, and ``train.on_nonfinite`` decides (stop, or keep skipping)."""
+    scale = amp.loss_scale
+    session.log(stage=stage, step=step, event="skipped-fp16-overflow", loss_scale=scale)
+    if scale is not None and scale < MIN_LOSS_SCALE and session.config.train.on_nonfinite != "skip":
+        raise nonfinite_error(session, stage, step, f"fp16 gradients stayed non-finite down to loss scale {scale:g}", advice)
 
 
 def _drop_byproducts(model: nn.Module, params: list[nn.Parameter]) -> None:

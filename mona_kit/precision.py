@@ -78,6 +78,11 @@ class Precision:
         optimizer.zero_grad(set_to_none=True)
         return False
 
+    @property
+    def loss_scale(self) -> float | None:
+        """fp16's current loss scale (None in fp32 and bf16)."""
+        return float(self.scaler.get_scale()) if self.scaler is not None else None
+
     def step(self, optimizer: torch.optim.Optimizer) -> None:
         if self.scaler is None:
             optimizer.step()

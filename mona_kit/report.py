@@ -255,7 +255,9 @@ def plot_reuse(rows: list[dict[str, Any]], path: Path) -> Path | None:
     for r in rows:
         latest = last_stage_events(r, lambda e: e.get("event") == "knowledge-reuse")
         for step, e in latest.items():
-            curves[(r["method_label"], r["task_label"])][step].append((e["davies_bouldin"], e["probe_accuracy"]))
+            db, acc = as_number(e.get("davies_bouldin")), as_number(e.get("probe_accuracy"))
+            if db is not None and acc is not None and math.isfinite(db) and math.isfinite(acc):  # "nan": a diverged body
+                curves[(r["method_label"], r["task_label"])][step].append((db, acc))
     if not curves:
         return None
     tasks = list(dict.fromkeys(t for _, t in curves))

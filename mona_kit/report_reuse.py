@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .runs import RunDir
+from .summary import as_number
 
 
 def last_stage_events(row: dict[str, Any], keep: Callable[[dict[str, Any]], bool]) -> dict[int, dict[str, Any]]:
@@ -33,33 +34,38 @@ def _is_reuse(event: dict[str, Any]) -> bool:
 
 
 def reuse_summary(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float]]:
-    """``{(method, task): start/end probe accuracy and Davies–Bouldin, mean over seeds, n seeds}``."""
-    per_cell: dict[tuple[str, str], list[tuple[float, float, float, float]]] = defaultdict(list)
+    """``{(method, task): start/end probe accuracy and Davies–Bouldin, mean over seeds, n seeds}``.
+    A seed with a non-finite value (a diverged body: logged as ``"nan"``) is left out of the mean."""
+    per_cell: dict[tuple[str, str], list[tuple[float, ...]]] = defaultdict(list)
     for r in rows:
         events = last_stage_events(r, _is_reuse)
         if len(events) < 2:
             continue
         first, last = events[min(events)], events[max(events)]
-        per_cell[(r["method_label"], r["task_label"])].append(
-            (first["probe_accuracy"], last["probe_accuracy"], first["davies_bouldin"], last["davies_bouldin"]))
+        values = [as_number(e.get(k)) for k in ("probe_accuracy", "davies_bouldin") for e in (first, last)]
+        if all(v is not None and math.isfinite(v) for v in values):
+            per_cell[(r["method_label"], r["task_label"])].append(tuple(v for v in values if v is not None))
     out = {}
-    for key, values in per_cell.items():
-        n = len(values)
-        acc0, acc1, db0, db1 = (sum(v[i] for v in values) / n for i in range(4))
+    for key, seeds in per_cell.items():
+        n = len(seeds)
+        acc0, acc1, db0, db1 = (sum(v[i] for v in seeds) / n for i in range(4))
         out[key] = {"start_acc": acc0, "end_acc": acc1, "start_db": db0, "end_db": db1, "n": n}
     return out
 
 
 def reuse_markdown(rows: list[dict[str, Any]], baseline: str = "finetune",
                    skip: set[str] | frozenset[str] = frozenset()) -> str:
-    """A markdown section (empty when no run measured reuse): one row per method, one column per
-    task, ``end accuracy (change)``; then each method's count of tasks where it ends above ``baseline``.
-    ``skip``: method labels left out (reference rows). A from-scratch body's row is the control: what
-    the probe finds in a body that never learned the source."""
-    summary = {k: v for k, v in reuse_summary(rows).items() if k[0] not in skip}
+    """A markdown section (empty when no run measured reuse): one row per method label, one column
+    per task, ``end accuracy (change)``; then each label's count of tasks where it ends above the
+    ``baseline`` method. ``skip``: registered method names left out (reference rows). A from-scratch
+    body's row is the control: what the probe finds in a body that never learned the source."""
+    name_of = {r["method_label"]: r.get("method", r["method_label"]) for r in rows}
+    summary = {k: v for k, v in reuse_summary(rows).items() if name_of[k[0]] not in skip}
     if not summary:
         return ""
     methods = list(dict.fromkeys(m for m, _ in summary))
+    # The baseline's row: the label that is the method's own name, else the first label running it.
+    baseline = baseline if baseline in methods else next((m for m in methods if name_of[m] == baseline), baseline)
     tasks = list(dict.fromkeys(t for _, t in summary))
     lines = [
         "## Knowledge reuse",

@@ -107,3 +107,41 @@ def test_bf16_run_is_finite_and_repeatable(toy_kit, tmp_path, method):
     assert all(torch.isfinite(torch.tensor(v)) for v in a["test"].values())
     assert a["test"] == b["test"]
     assert a["test"] != fp32["test"]  # the loop really ran the steps in bf16
+
+
+@pytest.mark.parametrize("policy", ["stop", "skip"])
+def test_fp16_overflow_is_logged_and_real_nonfinite_gradients_meet_the_policy(toy_kit, tmp_path, monkeypatch, policy):
+    """fp16 skips an overflowed step and halves its scale; gradients still non-finite below scale 1 are
+    not an overflow: train.on_nonfinite stops the run (or keeps skipping, logged). fp16 is a GPU mode,
+    so the CPU check is lifted here to run the loop's fp16 path with torch's CPU GradScaler."""
+    import mona_kit.loop as loop
+    import mona_kit.precision as precision
+    from mona_kit.errors import NumericalError
+    from mona_kit.runner import run
+    from mona_kit.runs import RunDir
+
+    monkeypatch.setattr(precision, "check_precision", lambda name, device: None)
+    original = loop._loss_of
+
+    def nan_gradient(stage, session, model, batch, step):  # a finite loss whose gradient is NaN
+        loss = original(stage, session, model, batch, step)
+        loss = loss[0] if isinstance(loss, tuple) else loss
+        w = next(p for p in model.parameters() if p.requires_grad)
+        return loss + torch.sqrt((w - w.detach()).abs()).sum()
+
+    monkeypatch.setattr(loop, "_loss_of", nan_gradient)
+    cfg = RunConfig.from_dict({
+        "task": {"name": "toy-seq", "n_train": 48}, "backbone": "toy-body", "method": "finetune",
+        "train": {"epochs": 1, "batch_size": 2, "precision": "fp16", "on_nonfinite": policy},
+        "output_dir": str(tmp_path), "run_name": "fp16",
+    })
+    if policy == "stop":
+        with pytest.raises(NumericalError, match="non-finite down to loss scale"):
+            run(toy_kit, cfg, progress=False)
+        events = RunDir(tmp_path / "fp16").events()
+    else:
+        events = RunDir(run(toy_kit, cfg, progress=False)).events()
+    skips = [e for e in events if e.get("event") == "skipped-fp16-overflow"]
+    assert skips and skips[0]["loss_scale"] == 32768.0  # 65,536 halved by the first overflow
+    assert all(b["loss_scale"] == a["loss_scale"] / 2 for a, b in zip(skips, skips[1:]))
+    assert (len(skips) == 17) if policy == "stop" else (len(skips) > 17)

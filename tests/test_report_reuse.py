@@ -42,3 +42,21 @@ def test_summary_compares_first_and_last_probe_of_the_last_stage(tmp_path):
 
 def test_no_reuse_events_no_section(tmp_path):
     assert reuse_markdown([run_row(tmp_path, "finetune", "a", 0, [("finetune", 0, 0.6)])]) == ""
+
+
+def test_non_finite_probe_values_are_left_out_and_labels_map_to_methods(tmp_path):
+    diverged = run_row(tmp_path, "ft-long", "a", 1, [("finetune", 0, 0.6), ("finetune", 100, 0.7)])
+    metrics = diverged["run_dir"] + "/metrics.jsonl"
+    with open(metrics, "a") as f:  # the run logger writes NaN as the string "nan"
+        f.write(json.dumps({"stage": "finetune", "step": 200, "event": "knowledge-reuse", "davies_bouldin": "nan",
+                            "probe_accuracy": "nan"}) + "\n")
+    rows = [
+        {**run_row(tmp_path, "ft-long", "a", 0, [("finetune", 0, 0.6), ("finetune", 100, 0.64)]), "method": "finetune"},
+        {**diverged, "method": "finetune"},
+        {**run_row(tmp_path, "mona-x", "a", 0, [("finetune", 0, 0.6), ("finetune", 100, 0.7)]), "method": "mona"},
+        {**run_row(tmp_path, "ridge", "a", 0, [("fit", 0, 0.5), ("fit", 1, 0.5)]), "method": "linear"},
+    ]
+    assert reuse_summary(rows)[("ft-long", "a")]["n"] == 1
+    table = reuse_markdown(rows, skip={"linear"})  # registered names, whatever the labels
+    assert "| ridge |" not in table
+    assert "| mona-x | 0.700 (+0.100) | 1 of 1 |" in table  # compared with the label running finetune
