@@ -10,10 +10,12 @@ by one standard deviation on each side. Usage::
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 from pathlib import Path
+
+from mona_kit.summary import as_number, mean_std
+from mona_kit.sweep import read_cell_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,8 +24,9 @@ def cell_metrics(folder: Path, method: str) -> dict[str, list[float]]:
     """``{task: [test metric per seed]}`` of one method's finished cells under a sweep folder."""
     out: dict[str, list[float]] = {}
     for path in sorted((folder / "cells" / method).glob("*/seed*/results.json")):
-        result = json.loads(path.read_text())
-        out.setdefault(result["task"], []).append(float(result["test"][result["metric"]]))
+        result = read_cell_results(path)  # a damaged file is a one-line error naming the cell
+        value = as_number(result["test"].get(result["metric"]))
+        out.setdefault(result["task"], []).append(value if value is not None else float("nan"))
     return out
 
 
@@ -41,7 +44,7 @@ def main(argv: list[str]) -> int:
         if len(ref) < 2:
             print(f"| {task} | (fp32 seeds missing) | | {', '.join(f'{v:.4g}' for v in values)} | | |")
             continue
-        mean, std = statistics.mean(ref), statistics.stdev(ref)
+        mean, std = mean_std(ref)
         low, high = min(ref) - std, max(ref) + std
         inside = all(low <= v <= high for v in values)
         ratio = statistics.mean(values) / mean if mean else float("nan")

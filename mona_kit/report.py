@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .report_reuse import last_stage_events, reuse_markdown
+from .report_reuse import last_stage_events, reuse_markdown, reuse_points
 from .runs import atomic_replace, atomic_write_text
 from .summary import as_number, mean_std
 
@@ -253,10 +253,9 @@ def plot_reuse(rows: list[dict[str, Any]], path: Path) -> Path | None:
 
     curves: dict[tuple[str, str], dict[int, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
-        latest = last_stage_events(r, lambda e: e.get("event") == "knowledge-reuse")
-        for step, e in latest.items():
-            db, acc = as_number(e.get("davies_bouldin")), as_number(e.get("probe_accuracy"))
-            if db is not None and acc is not None and math.isfinite(db) and math.isfinite(acc):  # "nan": a diverged body
+        for step, point in reuse_points(r).items():
+            if point is not None:
+                acc, db = point
                 curves[(r["method_label"], r["task_label"])][step].append((db, acc))
     if not curves:
         return None

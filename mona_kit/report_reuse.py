@@ -29,22 +29,27 @@ def last_stage_events(row: dict[str, Any], keep: Callable[[dict[str, Any]], bool
     return {e["step"]: e for e in events if e["stage"] == stage}
 
 
-def _is_reuse(event: dict[str, Any]) -> bool:
-    return event.get("event") == "knowledge-reuse"
+def reuse_points(row: dict[str, Any]) -> dict[int, tuple[float, float] | None]:
+    """A run's knowledge-reuse probes of its last probing stage, by step: ``(probe accuracy,
+    Davies–Bouldin)``, or None where a value is not finite (a diverged body logs ``"nan"``)."""
+    out: dict[int, tuple[float, float] | None] = {}
+    for step, e in last_stage_events(row, lambda e: e.get("event") == "knowledge-reuse").items():
+        acc, db = as_number(e.get("probe_accuracy")), as_number(e.get("davies_bouldin"))
+        out[step] = (acc, db) if acc is not None and db is not None and math.isfinite(acc + db) else None
+    return out
 
 
 def reuse_summary(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float]]:
     """``{(method, task): start/end probe accuracy and Davies–Bouldin, mean over seeds, n seeds}``.
     A seed with a non-finite value (a diverged body: logged as ``"nan"``) is left out of the mean."""
-    per_cell: dict[tuple[str, str], list[tuple[float, ...]]] = defaultdict(list)
+    per_cell: dict[tuple[str, str], list[tuple[float, float, float, float]]] = defaultdict(list)
     for r in rows:
-        events = last_stage_events(r, _is_reuse)
-        if len(events) < 2:
+        points = reuse_points(r)
+        if len(points) < 2:
             continue
-        first, last = events[min(events)], events[max(events)]
-        values = [as_number(e.get(k)) for k in ("probe_accuracy", "davies_bouldin") for e in (first, last)]
-        if all(v is not None and math.isfinite(v) for v in values):
-            per_cell[(r["method_label"], r["task_label"])].append(tuple(v for v in values if v is not None))
+        first, last = points[min(points)], points[max(points)]
+        if first is not None and last is not None:
+            per_cell[(r["method_label"], r["task_label"])].append((first[0], last[0], first[1], last[1]))
     out = {}
     for key, seeds in per_cell.items():
         n = len(seeds)
