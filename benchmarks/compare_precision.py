@@ -2,15 +2,15 @@
 
 Reads the bf16 cells of ``benchmarks/results/bf16-main-cpu`` and the fp32 cells of the same method
 and task in ``benchmarks/results/main-cpu`` (three seeds), and prints one markdown row per task:
-fp32 mean ± std and range, the bf16 value(s), and whether bf16 lies within the fp32 range widened
-by one standard deviation on each side. Usage::
+fp32 mean ± std and range, bf16's seeds and their mean ± std, the gap between the two means in units
+of the pooled seed std, and whether bf16's mean and how many of its seeds lie within the fp32 range
+widened by one fp32 standard deviation on each side. Usage::
 
     python benchmarks/compare_precision.py [BF16_DIR] [FP32_DIR]
 """
 
 from __future__ import annotations
 
-import statistics
 import sys
 from pathlib import Path
 
@@ -37,19 +37,26 @@ def main(argv: list[str]) -> int:
     if not bf16:
         print(f"no finished bf16 cells under {bf16_dir}; run: mona-kit sweep benchmarks/profiles/bf16-main-cpu.yaml", file=sys.stderr)
         return 2
-    print("| task | fp32 mean ± std (3 seeds) | fp32 range | bf16 | bf16 / fp32 mean | within spread |")
-    print("|---|---|---|---|---|---|")
+    print("| task | fp32 mean ± std | fp32 range | bf16 seeds | bf16 mean ± std | bf16 / fp32 mean | "
+          "gap / pooled std | bf16 mean within spread (seeds inside) |")
+    print("|---|---|---|---|---|---|---|---|")
     for task, values in sorted(bf16.items()):
         ref = fp32.get(task, [])
+        seeds = ", ".join(f"{v:.4g}" for v in values)
         if len(ref) < 2:
-            print(f"| {task} | (fp32 seeds missing) | | {', '.join(f'{v:.4g}' for v in values)} | | |")
+            print(f"| {task} | (fp32 seeds missing) | | {seeds} | | | | |")
             continue
         mean, std = mean_std(ref)
         low, high = min(ref) - std, max(ref) + std
-        inside = all(low <= v <= high for v in values)
-        ratio = statistics.mean(values) / mean if mean else float("nan")
-        print(f"| {task} | {mean:.4g} ± {std:.2g} | {min(ref):.4g} – {max(ref):.4g} | "
-              f"{', '.join(f'{v:.4g}' for v in values)} | {ratio:.3f} | {'yes' if inside else 'NO'} |")
+        b_mean, b_std = mean_std(values)
+        pooled = ((std**2 + b_std**2) / 2) ** 0.5 if len(values) > 1 else std
+        gap = (b_mean - mean) / pooled if pooled else float("nan")
+        inside = sum(low <= v <= high for v in values)
+        ratio = b_mean / mean if mean else float("nan")
+        b_spread = f"{b_mean:.4g} ± {b_std:.2g}" if len(values) > 1 else f"{b_mean:.4g}"
+        print(f"| {task} | {mean:.4g} ± {std:.2g} (n={len(ref)}) | {min(ref):.4g} – {max(ref):.4g} | {seeds} | "
+              f"{b_spread} | {ratio:.3f} | {gap:+.2f} | {'yes' if low <= b_mean <= high else 'NO'} "
+              f"({inside} of {len(values)}) |")
     return 0
 
 
