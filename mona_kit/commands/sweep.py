@@ -99,6 +99,9 @@ def run(args, kit) -> int:
         keep = bool(profile.get("keep_checkpoints", False))
         bar = tqdm(total=len(todo), desc=f"sweep {profile['name']}", dynamic_ncols=True)
         tqdm.write(launcher.describe())
+        profile_threads = (profile.get("base") or {}).get("threads")
+        if profile_threads is not None:  # a cell config's `threads` wins over the launcher's cap
+            tqdm.write(f"  the profile sets threads={profile_threads}: each cell runs with that many")
         if args.launcher == "submitit":
             finished = launcher.run(todo, output, keep)
         else:  # looked up at call time: tests replace sweep.run_cell
