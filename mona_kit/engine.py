@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import random
+import sys
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
@@ -133,9 +134,12 @@ class Session(SourceProxyServices):
         if self.device.type == "cuda" and self.dist.enabled:
             self.device = torch.device("cuda", self.dist.local_rank)
         check_same_plugins(self.dist, kit)
-        from .precision import check_precision
+        from .precision import bf16_cpu_warning, check_precision
 
         check_precision(config.train.precision, self.device)  # fp16 on a CPU fails before any data is read
+        slow_bf16 = bf16_cpu_warning(config.train.precision, self.device)
+        if slow_bf16 and self.dist.is_main:
+            print(slow_bf16, file=sys.stderr)
         self.progress = progress and self.dist.is_main
         #: The running stage's mid-stage checkpoints: the runner sets it around each stage, the
         #: training loop (``mona_kit.loop``) alone saves and loads through it; None outside a run.

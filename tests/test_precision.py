@@ -145,3 +145,20 @@ def test_fp16_overflow_is_logged_and_real_nonfinite_gradients_meet_the_policy(to
     assert skips and skips[0]["loss_scale"] == 32768.0  # 65,536 halved by the first overflow
     assert all(b["loss_scale"] == a["loss_scale"] / 2 for a, b in zip(skips, skips[1:]))
     assert (len(skips) == 17) if policy == "stop" else (len(skips) > 17)
+
+
+def test_bf16_warns_only_on_a_cpu_without_native_bf16(tmp_path):
+    from mona_kit.precision import bf16_cpu_warning, cpu_has_native_bf16
+
+    avx2 = tmp_path / "avx2"
+    avx2.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n")
+    native = tmp_path / "native"
+    native.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    cpu = torch.device("cpu")
+    assert cpu_has_native_bf16(str(avx2)) is False and cpu_has_native_bf16(str(native)) is True
+    assert cpu_has_native_bf16(str(tmp_path / "missing")) is None  # not Linux: no warning
+    message = bf16_cpu_warning("bf16", cpu, str(avx2))
+    assert message is not None and "train.precision=fp32" in message and "\n" not in message
+    assert bf16_cpu_warning("bf16", cpu, str(native)) is None
+    assert bf16_cpu_warning("fp32", cpu, str(avx2)) is None
+    assert bf16_cpu_warning("bf16", torch.device("cpu"), str(tmp_path / "missing")) is None
