@@ -310,7 +310,9 @@ def _validate(session: Session, model: nn.Module, stage: LoopStage, setup: Setup
         if setup.select:
             progress.best_state = copy.deepcopy(model.state_dict())
     patience = cfg.patience or 0  # 0 / None: no early stopping
-    progress.stopped_early = setup.select and patience > 0 and progress.since_best >= patience
+    # Not before train.patience_start of the stage: an early noisy stretch must not end a run in warm-up.
+    may_stop = progress.step >= cfg.patience_start * setup.total_steps
+    progress.stopped_early = setup.select and patience > 0 and progress.since_best >= patience and may_stop
     stage.model_mode(model)
 
 

@@ -73,6 +73,11 @@ class TrainConfig:
     patience: int | None = option(
         None, min=1, help="early stopping: end a stage after this many validation passes without improvement (None = off)"
     )
+    patience_start: float = option(
+        0.0, min=0, max=1, max_exclusive=True,
+        help="early stopping: fraction of a stage's steps before it may end one (noisy early validation, e.g. "
+        "diffusion-reaction-1d, otherwise stops a run during warm-up)",
+    )
     plateau_window: float = option(0.25, min=0, max=1, min_exclusive=True, help="plateau check: the last fraction of a stage's steps that is examined")
     plateau_tolerance: float = option(
         0.02, min=0, help="plateau check: a stage has plateaued when its best validation metric improved by less than this "

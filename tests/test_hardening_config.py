@@ -159,6 +159,7 @@ CASES = [
     ("train-warmup-above-1", None, toy("train.warmup=1.5"), must("warmup", TR, ">= 0 and < 1", "1.5")),
     ("train-warmup-negative", None, toy("train.warmup=-0.1"), must("warmup", TR, ">= 0 and < 1", "-0.1")),
     ("train-patience-0", None, toy("train.patience=0"), must("patience", TR, ">= 1", "0")),
+    ("train-patience-start-1", None, toy("train.patience_start=1"), must("patience_start", TR, ">= 0 and < 1", "1.0")),
     ("train-plateau-window-0", None, toy("train.plateau_window=0"), must("plateau_window", TR, "> 0 and <= 1", "0.0")),
     ("train-plateau-tolerance-negative", None, toy("train.plateau_tolerance=-1"), must("plateau_tolerance", TR, ">= 0", "-1.0")),
     # diagnostics and run scalars

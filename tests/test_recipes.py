@@ -132,6 +132,16 @@ def test_early_stopping_ends_a_stage_that_stopped_improving(tmp_path):
     assert any(e.get("event") == "early-stop" for e in _events(tmp_path / "r"))
 
 
+def test_early_stopping_waits_for_patience_start(tmp_path):
+    # The same stalled run, but early stopping may not end it before half its 80 steps.
+    argv = ["run", "task=burgers-1d", "task.max_train=256", "method=finetune", "train.epochs=10",
+            "train.lr=1e-12", "train.embedder_lr=1e-12", "train.patience=2", "train.patience_start=0.5",
+            "train.normalize_targets=none", f"output_dir={tmp_path}", "run_name=r", *TINY]
+    assert main(argv) == 0
+    plateau = _results(tmp_path / "r")["plateau"]["finetune"]
+    assert plateau["stopped_early"] and plateau["steps"] == 5 * 8 and plateau["budget"] == 80
+
+
 def test_a_small_set_trains_its_whole_budget_without_selection(tmp_path):
     argv = ["run", "task=gunpoint", "method=finetune", "train.epochs=2", f"output_dir={tmp_path}", "run_name=r", *TINY]
     assert main(argv) == 0
