@@ -96,7 +96,7 @@ def table_model(rows: list[dict[str, Any]], *, references: set[str] | frozenset[
             best[t] = min(scored, key=lambda x: sign * x[1]["mean"])[0]
     base_label = next((m for m in refs if by_label[m] == baseline), None)
     full_n = max((a["runs"] for a in agg.values()), default=0)
-    losses_to_base, unsettled, fixed = 0, 0, 0
+    losses_to_base, unsettled, unsettled_runs, fixed = 0, 0, 0, 0
     blocks = []
     for block, members in (("reference", refs), ("transfer", transfer)):
         lines = []
@@ -120,6 +120,7 @@ def table_model(rows: list[dict[str, Any]], *, references: set[str] | frozenset[
                         losses_to_base += 1
                 if a["not_plateaued"]:
                     unsettled += 1
+                    unsettled_runs += a["not_plateaued"]
                 if a["fixed_budget"]:
                     fixed += 1
                 cells.append(cell)
@@ -134,7 +135,7 @@ def table_model(rows: list[dict[str, Any]], *, references: set[str] | frozenset[
                      "transfer method must beat; the rank is averaged over tasks among the transfer methods only.")
     if base_label:
         notes.append(f"◇: does not beat the `{baseline}` reference on that task ({losses_to_base} cells).")
-    notes.append(f"†k: k seeds whose last training stage had not plateaued ({unsettled} cells; "
+    notes.append(f"†k: k seeds whose last training stage had not plateaued ({unsettled_runs} runs in {unsettled} table cells; "
                  "criterion in each run's results.json under 'plateau').")
     if fixed:
         notes.append(f"{fixed} cells train on a set too small to select on: their runs keep the end of a fixed "
