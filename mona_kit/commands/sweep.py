@@ -99,9 +99,10 @@ def run(args, kit) -> int:
         keep = bool(profile.get("keep_checkpoints", False))
         bar = tqdm(total=len(todo), desc=f"sweep {profile['name']}", dynamic_ncols=True)
         tqdm.write(launcher.describe())
-        profile_threads = (profile.get("base") or {}).get("threads")
-        if profile_threads is not None:  # a cell config's `threads` wins over the launcher's cap
-            tqdm.write(f"  the profile sets threads={profile_threads}: each cell runs with that many")
+        # A cell config's `threads` (from base, task or method; 0 = unset) wins over the launcher's cap.
+        cell_threads = sorted({cell.config.get("threads") for cell in todo if cell.config.get("threads")})
+        if cell_threads:
+            tqdm.write(f"  the cells' configs set threads={'/'.join(map(str, cell_threads))}, which wins over that cap")
         if args.launcher == "submitit":
             finished = launcher.run(todo, output, keep)
         else:  # looked up at call time: tests replace sweep.run_cell
