@@ -91,3 +91,15 @@ def test_a_diverged_seed_is_counted_not_hidden():
             for i, v in enumerate([0.5, float("nan"), 0.7])]
     table = markdown_table(rows)
     assert "0.6 ± 0.14 (n=2 of 3)" in table and "(e ↑)" in table
+
+
+def test_only_and_tasks_select_cells_by_method_and_task_label():
+    from mona_kit.commands.sweep import select
+
+    kit = load_kit(entry_points=False)
+    profile = {**PROFILE, "tasks": {"gp": {"task": "gunpoint"}, "bm": {"task": "basic-motions"}}}
+    todo = list(cells(profile, kit))
+    by_task = select(todo, "bm", ["gp", "bm"], option="--tasks", kind="task")
+    assert {(c.method, c.task) for c in by_task} == {("finetune", "bm"), ("linear-probe", "bm")} and len(by_task) == 4
+    both = select(by_task, "linear-probe", list(profile["methods"]))
+    assert [(c.method, c.task, c.seed) for c in both] == [("linear-probe", "bm", 0), ("linear-probe", "bm", 1)]

@@ -24,6 +24,7 @@ def configure(parser) -> None:
     parser.add_argument("--output", type=Path, default=None, help="output folder (default: the profile's)")
     parser.add_argument("--report-only", action="store_true", help="only rebuild the table and plots")
     parser.add_argument("--only", default=None, help="comma-separated method labels to run")
+    parser.add_argument("--tasks", default=None, help="comma-separated task labels to run (with --only: both must match)")
     parser.add_argument("--launcher", choices=("local", "submitit"), default="local",
                         help="local: cells as processes on this machine; submitit: one job per cell (Slurm, or its local executor)")
     parser.add_argument("--jobs", type=int, default=None, metavar="N",
@@ -33,13 +34,14 @@ def configure(parser) -> None:
                              "gpus_per_cell=1, ...; see docs/distributed.md)")
 
 
-def select(todo: list, only: str, labels: list[str]) -> list:
-    """The cells of the method labels in ``--only``; an unknown label lists the valid ones."""
+def select(todo: list, only: str, labels: list[str], *, option: str = "--only", kind: str = "method") -> list:
+    """The cells whose method label (``--only``) or task label (``--tasks``) is listed; an unknown
+    label lists the valid ones."""
     keep = [x.strip() for x in only.split(",")]
     unknown = [x for x in keep if x not in labels]
     if unknown:
-        raise ConfigError(f"sweep --only: unknown method label {', '.join(repr(x) for x in unknown)}; the profile's are {', '.join(labels)}.")
-    return [c for c in todo if c.method in keep]
+        raise ConfigError(f"sweep {option}: unknown {kind} label {', '.join(repr(x) for x in unknown)}; the profile's are {', '.join(labels)}.")
+    return [c for c in todo if getattr(c, kind) in keep]
 
 
 def _report_cells(finished, bar, failures: list, busy: list) -> None:
@@ -86,6 +88,8 @@ def run(args, kit) -> int:
     todo = list(cells(profile, kit))  # every cell's config checked before the first one trains
     if args.only is not None:
         todo = select(todo, args.only, method_labels)
+    if args.tasks is not None:
+        todo = select(todo, args.tasks, list(profile["tasks"]), option="--tasks", kind="task")
     check_existing(output, todo)
     settings = submitit_settings(profile, args.submitit)
     jobs = check_jobs(args.jobs)
