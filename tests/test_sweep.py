@@ -38,10 +38,17 @@ def test_sweep_runs_skips_reports_and_reproduces(tmp_path):
     assert first.returncode == 0, first.stderr[-1500:]
     table = (out / "table.md").read_text()
     assert "| finetune |" in table and "| linear-probe |" in table and "avg. rank" in table
+    assert table.startswith("### t: 4 cells\n")  # every cell of the profile finished
     assert (out / "errors.png").stat().st_size > 1000 and (out / "results.csv").is_file()
     assert not list(out.glob("cells/*/*/seed*/checkpoints"))  # dropped after each finished cell
     second = subprocess.run(cmd, capture_output=True, text=True)
     assert second.returncode == 0 and second.stdout.count(": done") == 4  # every cell skipped
+    # A sweep of some of the cells: the table's title says how many of the profile's exist.
+    (out / "cells" / "linear-probe" / "gunpoint" / "seed1" / "results.json").rename(out / "results.json.aside")
+    partial = subprocess.run(cmd + ["--report-only"], capture_output=True, text=True)
+    assert partial.returncode == 0, partial.stderr[-1500:]
+    assert (out / "table.md").read_text().startswith("### t: 3 of the profile's 4 cells\n")
+    (out / "results.json.aside").rename(out / "cells" / "linear-probe" / "gunpoint" / "seed1" / "results.json")
     cell = out / "cells" / "finetune" / "gunpoint" / "seed1"
     recorded = json.loads((cell / "results.json").read_text())
     # Bitwise needs the cell's thread count too (it changes float summation order); env.json records it.

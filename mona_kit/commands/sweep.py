@@ -86,6 +86,7 @@ def run(args, kit) -> int:
     check_output(output)
     method_labels = list(expand_methods(profile["methods"], kit))
     todo = list(cells(profile, kit))  # every cell's config checked before the first one trains
+    profile_keys = {(c.method, c.task, c.seed) for c in todo}
     if args.only is not None:
         todo = select(todo, args.only, method_labels)
     if args.tasks is not None:
@@ -130,7 +131,10 @@ def run(args, kit) -> int:
                                  task_order.get(r["task_label"], len(task_order)), r["seed"]))
         command = "mona-kit sweep " + " ".join(shlex.quote(a) for a in args.items)
         references = {e.name for e in kit.methods if e.meta.get("reference")}
-        for p in write_report(output, rows, title=f"{profile['name']}: {len(rows)} cells", command=command,
+        # An unfinished sweep says so in the table's title (its missing cells are simply absent).
+        done = sum((r["method_label"], r["task_label"], r["seed"]) in profile_keys for r in rows)
+        shown = f"{len(rows)} cells" if done == len(rows) == len(profile_keys) else f"{done} of the profile's {len(profile_keys)} cells"
+        for p in write_report(output, rows, title=f"{profile['name']}: {shown}", command=command,
                               references=references):
             print(p)
     if failures:
