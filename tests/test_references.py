@@ -213,6 +213,19 @@ def test_specialist_picks_by_task_family(ref_kit, task, expected):
     assert choose(session, SpecialistConfig()).model_name == expected
 
 
+def test_specialist_scales_the_task_budget_and_passes_its_width(ref_kit):
+    from mona_plugins.methods.references.specialist import SpecialistConfig, choose
+
+    session = Session(ref_kit, RunConfig.from_dict({"task": "ref-grid", "backbone": "tiny-bert", "method": "specialist",
+                                                    "train": {"epochs": 7}}), progress=False)
+    fno = choose(session, SpecialistConfig(epochs_scale=3, width=48))
+    assert (fno.cfg.epochs, fno.cfg.width) == (21, 48)
+    assert choose(session, SpecialistConfig()).cfg.epochs is None  # the stage falls back to train.epochs
+    assert choose(session, SpecialistConfig(epochs=4, epochs_scale=3)).cfg.epochs == 4  # its own epochs win
+    motif = Session(ref_kit, RunConfig.from_dict({"task": "ref-motif", "backbone": "tiny-bert", "method": "specialist"}), progress=False)
+    assert choose(motif, SpecialistConfig(width=24)).cfg.channels == 24
+
+
 def test_specialist_refuses_a_task_it_has_no_model_for(ref_kit, tmp_path):
     from mona_kit.errors import ConfigError
 

@@ -33,8 +33,14 @@ PEEK = 64
 
 @config
 class SpecialistConfig:
-    epochs: int | None = option(None, help="training epochs of fno or cnn (None = train.epochs); minirocket is fitted")
+    epochs: int | None = option(None, help="training epochs of fno or cnn (None = train.epochs x epochs_scale); minirocket is fitted")
+    epochs_scale: float = option(
+        1.0, min=0, min_exclusive=True,
+        help="with epochs None: train for this multiple of the task's train.epochs (the specialists are cheap, so a "
+        "sweep can train them to their plateau beside slower transfer methods)",
+    )
     lr: float = option(1e-3, help="learning rate of fno or cnn")
+    width: int | None = option(None, min=1, help="fno's width or cnn's first-layer channels (None = their defaults)")
 
 
 def looks_one_hot(dataset) -> bool:
@@ -43,16 +49,26 @@ def looks_one_hot(dataset) -> bool:
     return bool(((xs == 0) | (xs == 1)).all() and (xs.sum(1) == 1).all())
 
 
+def specialist_epochs(session: Session, cfg: SpecialistConfig) -> int | None:
+    """The specialist's epochs: its own, else the task's scaled by ``epochs_scale`` (at least one)."""
+    if cfg.epochs is not None or cfg.epochs_scale == 1.0:
+        return cfg.epochs
+    return max(1, round(session.config.train.epochs * cfg.epochs_scale))
+
+
 def choose(session: Session, cfg: SpecialistConfig) -> ReferenceMethod:
     spec = session.spec
+    epochs = specialist_epochs(session, cfg)
+    width = {} if cfg.width is None else {"width": cfg.width}
+    channels = {} if cfg.width is None else {"channels": cfg.width}
     if spec.task_type in ("dense1d", "dense2d"):
-        return FnoMethod(FnoConfig(epochs=cfg.epochs, lr=cfg.lr))
+        return FnoMethod(FnoConfig(epochs=epochs, lr=cfg.lr, **width))
     if spec.task_type in ("classification", "multilabel") and len(spec.input_shape) == 2:
         if spec.modality in CATEGORICAL_MODALITIES or looks_one_hot(session.task.train):
-            return CnnMethod(CnnConfig(epochs=cfg.epochs, lr=cfg.lr))
+            return CnnMethod(CnnConfig(epochs=epochs, lr=cfg.lr, **channels))
         return MiniRocketMethod(MiniRocketConfig())
     if spec.task_type in ("classification", "multilabel") and len(spec.input_shape) == 3:
-        return CnnMethod(CnnConfig(epochs=cfg.epochs, lr=cfg.lr))
+        return CnnMethod(CnnConfig(epochs=epochs, lr=cfg.lr, **channels))
     raise ConfigError(
         f"no specialist for task {spec.name!r} ({spec.task_type}, input {tuple(spec.input_shape)}): there is one for "
         f"grid fields (fno), categorical sequences and images (cnn) and time series (minirocket); use linear or knn."
