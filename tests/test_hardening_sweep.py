@@ -416,6 +416,28 @@ def test_the_exit_status_follows_the_cells(status, code, in_process_kit, tmp_pat
     assert not (tmp_path / "out" / "table.md").exists()
 
 
+def test_a_profile_edited_during_the_sweep_starts_no_more_cells(in_process_kit, tmp_path, monkeypatch, capsys):
+    """A running sweep holds its profile in memory: once the file changes on disk, the cells it has not
+    started are not run from the stale copy (they would carry the old config into the new profile's
+    folders); they are reported failed and a re-run picks the profile up as it is."""
+    import mona_kit.sweep
+
+    started = []
+
+    def fake_run_cell(output, cell, **kw):
+        started.append(cell.key)
+        (tmp_path / "p.yaml").write_text((tmp_path / "p.yaml").read_text() + "# revised\n")  # edited meanwhile
+        return {"status": "failed", "error": "mona-kit: error: stop", "log": str(tmp_path / "x.log")}
+
+    monkeypatch.setattr(mona_kit.sweep, "run_cell", fake_run_cell)
+    Ctx(tmp_path).profile(seeds=[0, 1])
+    assert cli.main(["sweep", str(tmp_path / "p.yaml"), "--jobs", "1"]) == 1
+    assert started == ["finetune/gunpoint/seed0"]
+    err = capsys.readouterr().err
+    assert re.search(r"FAILED finetune/gunpoint/seed1: not started: the profile '[^']*p\.yaml' changed since this sweep read it; "
+                     r"re-run the sweep", err), err
+
+
 def test_a_diverged_seed_recorded_as_the_string_nan_is_counted(in_process_kit, tmp_path, capsys):
     """Runs record a non-finite metric as "nan" (JSON has no NaN): the report counts it apart."""
     ctx = Ctx(tmp_path)

@@ -60,6 +60,31 @@ def _report_cells(finished, bar, failures: list, busy: list) -> None:
         tqdm.write(f"{cell.key}: {status}{detail}")
 
 
+def unless_profile_changed(profile_path: Path, run_one):
+    """``run_one`` for cells that are finished or start while the profile file is as it was when
+    the sweep read it. A sweep holds its profile in memory for hours; if the file is edited (a task
+    revised) meanwhile, a cell started from the old copy would be written with the old config into
+    the revised profile's folders. Such a cell is not started: it is reported failed, and re-running
+    the sweep gives it the current profile."""
+    from ..sweep import cell_dir
+
+    original = profile_path.read_bytes()
+
+    def guarded(output: Path, cell, **kw):
+        if not (cell_dir(output, cell) / "results.json").is_file():
+            try:
+                now = profile_path.read_bytes()
+            except OSError:
+                now = None
+            if now != original:
+                return {"status": "failed", "log": str(profile_path),
+                        "error": f"not started: the profile {str(profile_path)!r} changed since this sweep read it; "
+                                 f"re-run the sweep to run this cell with the profile as it is now"}
+        return run_one(output, cell, **kw)
+
+    return guarded
+
+
 def submitit_settings(profile: dict, items: list[str]) -> dict:
     """The profile's ``submitit:`` section with ``--submitit KEY=VALUE`` on top, checked."""
     from ..launchers import check_submitit_section
@@ -111,7 +136,8 @@ def run(args, kit) -> int:
         if args.launcher == "submitit":
             finished = launcher.run(todo, output, keep)
         else:  # looked up at call time: tests replace sweep.run_cell
-            finished = launcher.run(todo, lambda cell, env: sweep.run_cell(output, cell, keep_checkpoints=keep, env=env))
+            guarded = unless_profile_changed(Path(path), lambda *a, **kw: sweep.run_cell(*a, **kw))
+            finished = launcher.run(todo, lambda cell, env: guarded(output, cell, keep_checkpoints=keep, env=env))
         try:
             _report_cells(finished, bar, failures, busy)
         finally:  # an interrupt ends the cells (or cancels the jobs) still running, now
