@@ -15,6 +15,10 @@ from .runs import atomic_replace, atomic_write_text
 from .summary import as_number, mean_std
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def final_plateau(row: dict[str, Any]) -> dict[str, Any] | None:
     """The plateau record of a run's last training stage (None for runs that keep none: references)."""
     records = row.get("plateau")
@@ -134,8 +138,8 @@ def table_model(rows: list[dict[str, Any]], *, references: set[str] | frozenset[
         notes.append("Reference rows (training mean, linear model, 1-NN, from-scratch specialist) are what a "
                      "transfer method must beat; the rank is averaged over tasks among the transfer methods only.")
     if base_label:
-        notes.append(f"◇: does not beat the `{baseline}` reference on that task ({losses_to_base} cells).")
-    notes.append(f"†k: k seeds whose last training stage had not plateaued ({unsettled_runs} runs in {unsettled} table cells; "
+        notes.append(f"◇: does not beat the `{baseline}` reference on that task ({_count(losses_to_base, 'cell')}).")
+    notes.append(f"†k: k seeds whose last training stage had not plateaued ({_count(unsettled_runs, 'run')} in {_count(unsettled, 'table cell')}; "
                  "criterion in each run's results.json under 'plateau').")
     if fixed:
         notes.append(f"{fixed} cells train on a set too small to select on: their runs keep the end of a fixed "

@@ -32,7 +32,7 @@ def test_reference_block_baseline_marks_and_plateau_flags():
     # Ranks are among transfer methods only: references show none.
     assert next(line for line in lines if line.startswith("| linear |")).endswith("| – |")
     assert finetune.endswith("| 1.00 |")
-    assert "(1 cells)" in table  # one ◇ cell, counted in the note
+    assert "(1 cell)." in table and "(1 run in 1 table cell;" in table  # one ◇ cell and one unsettled run, counted in the notes
 
 
 def test_without_references_the_table_is_plain():
