@@ -60,15 +60,13 @@ def _report_cells(finished, bar, failures: list, busy: list) -> None:
         tqdm.write(f"{cell.key}: {status}{detail}")
 
 
-def unless_profile_changed(profile_path: Path, run_one):
+def unless_profile_changed(profile_path: Path, original: bytes, run_one):
     """``run_one`` for cells that are finished or start while the profile file is as it was when
     the sweep read it. A sweep holds its profile in memory for hours; if the file is edited (a task
     revised) meanwhile, a cell started from the old copy would be written with the old config into
     the revised profile's folders. Such a cell is not started: it is reported failed, and re-running
-    the sweep gives it the current profile."""
+    the sweep gives it the current profile. ``original``: the file's bytes as the sweep read it."""
     from ..sweep import cell_dir
-
-    original = profile_path.read_bytes()
 
     def guarded(output: Path, cell, **kw):
         if not (cell_dir(output, cell) / "results.json").is_file():
@@ -107,6 +105,7 @@ def run(args, kit) -> int:
     if path is None:
         raise ConfigError("sweep needs a profile file (e.g. benchmarks/profiles/tiny.yaml) before its key=value overrides.")
     profile = apply_cli_overrides(read_profile(Path(path)), overrides)
+    profile_bytes = Path(path).read_bytes()  # now, not at launch: the cell checks below take a while
     output = args.output or Path(profile["output"])
     check_output(output)
     method_labels = list(expand_methods(profile["methods"], kit))
@@ -136,7 +135,7 @@ def run(args, kit) -> int:
         if args.launcher == "submitit":
             finished = launcher.run(todo, output, keep)
         else:  # looked up at call time: tests replace sweep.run_cell
-            guarded = unless_profile_changed(Path(path), lambda *a, **kw: sweep.run_cell(*a, **kw))
+            guarded = unless_profile_changed(Path(path), profile_bytes, lambda *a, **kw: sweep.run_cell(*a, **kw))
             finished = launcher.run(todo, lambda cell, env: guarded(output, cell, keep_checkpoints=keep, env=env))
         try:
             _report_cells(finished, bar, failures, busy)
