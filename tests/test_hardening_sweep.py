@@ -416,6 +416,31 @@ def test_the_exit_status_follows_the_cells(status, code, in_process_kit, tmp_pat
     assert not (tmp_path / "out" / "table.md").exists()
 
 
+def test_the_summaries_list_parallel_cells_in_profile_order(in_process_kit, tmp_path, monkeypatch, capsys):
+    """Two cells at once, the second finishing first: the FAILED lines and the summary still list
+    them in the profile's order, so a log reads the same whichever cell was faster."""
+    import threading
+
+    import mona_kit.sweep
+
+    second_done = threading.Event()
+
+    def fake_run_cell(output, cell, **kw):
+        if cell.seed == 0:
+            assert second_done.wait(10), "the two cells did not run at once"
+            time.sleep(0.5)  # so that the sweep sees seed 1 finish first
+        else:
+            second_done.set()
+        return {"status": "failed", "error": f"mona-kit: error: boom {cell.seed}", "log": str(tmp_path / "x.log")}
+
+    monkeypatch.setattr(mona_kit.sweep, "run_cell", fake_run_cell)
+    Ctx(tmp_path).profile(seeds=[0, 1])
+    assert cli.main(["sweep", str(tmp_path / "p.yaml"), "--jobs", "2"]) == 1
+    err = capsys.readouterr().err
+    assert err.index("FAILED finetune/gunpoint/seed0") < err.index("FAILED finetune/gunpoint/seed1")
+    assert "2 of 2 cells failed (finetune/gunpoint/seed0, finetune/gunpoint/seed1)" in err
+
+
 def test_a_profile_edited_during_the_sweep_starts_no_more_cells(in_process_kit, tmp_path, monkeypatch, capsys):
     """A running sweep holds its profile in memory: once the file changes on disk, the cells it has not
     started are not run from the stale copy (they would carry the old config into the new profile's

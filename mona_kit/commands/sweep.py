@@ -142,6 +142,10 @@ def run(args, kit) -> int:
         finally:  # an interrupt ends the cells (or cancels the jobs) still running, now
             finished.close()
         bar.close()
+        # Summaries in the profile's cell order, not completion order: parallel cells finish in any order.
+        position = {cell.key: i for i, cell in enumerate(todo)}
+        failures.sort(key=lambda f: position.get(f[0], len(position)))
+        busy.sort(key=lambda key: position.get(key, len(position)))
         for key, error, log in failures:
             print(f"FAILED {key}: {error} (log: {log})", file=sys.stderr)
         if busy:
