@@ -65,6 +65,9 @@ _WHERE: dict[str, str] = {
     "pool_tokens": "mona_kit.engine",
     "masked_mean": "mona_kit.engine",
     "pseudo_labels": "mona_kit.diagnostics",
+    "linear_cka": "mona_kit.diagnostics",
+    "linear_probe_accuracy": "mona_kit.diagnostics",
+    "davies_bouldin": "mona_kit.diagnostics",
     # Dataset helpers
     "TensorDictDataset": "mona_kit.data",
     "SplitOptions": "mona_kit.splits",

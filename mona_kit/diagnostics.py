@@ -2,6 +2,8 @@
 
 * :func:`davies_bouldin` and :func:`linear_probe_accuracy`: MoNA's knowledge-reuse diagnostics
   (how well source classes stay separated in the body's features while fine-tuning on a target).
+* :func:`linear_cka`: how much of one representation another keeps (1 = the same up to rotation and
+  scale); the knowledge-reuse probes compare the training body with the pretrained one.
 * :func:`pseudo_labels`: k-means classes for regression / dense targets (ORCA's OTDD needs labels).
 * :func:`modality_gap`: distances between source and target features under registered distance
   objectives, looked up by name in a kit.
@@ -110,6 +112,31 @@ def linear_probe_accuracy(
     with torch.no_grad():
         pred = classes[(torch.as_tensor(xte, dtype=torch.float64) @ w + bias).argmax(1).numpy()]
     return float((pred == yte).mean())
+
+
+def linear_cka(features_a: Any, features_b: Any) -> float:
+    """Linear centred kernel alignment (Kornblith et al. 2019) of two ``[n, d]`` feature matrices of
+    the same ``n`` samples: ``||A'B||_F^2 / (||A'A||_F ||B'B||_F)`` on column-centred features.
+
+    1 when one is a rotation and isotropic scaling of the other, near 0 for unrelated features; the
+    widths may differ. Unlike a probe fitted on labels, it needs none and moves continuously, so it
+    also tells a body that kept the pretrained function from a random body that merely passes the
+    (pretrained) token embeddings through.
+    """
+    a, b = _numpy(features_a), _numpy(features_b)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
+        raise DataError(f"linear CKA needs [n, d] features of the same n samples, got {a.shape} and {b.shape}.")
+    if a.shape[0] < 2:
+        raise DataError(f"linear CKA needs at least 2 samples, got {a.shape[0]}.")
+    a = a - a.mean(0)
+    b = b - b.mean(0)
+    # Scale each to unit Frobenius norm first: the ratio is scale-free, the products then stay in range.
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na == 0 or nb == 0:
+        raise DataError("linear CKA is undefined for constant features (every sample has the same vector).")
+    a, b = a / na, b / nb
+    cross = np.linalg.norm(a.T @ b) ** 2
+    return float(cross / (np.linalg.norm(a.T @ a) * np.linalg.norm(b.T @ b)))
 
 
 def pseudo_labels(targets: Any, k: int = 10, seed: int = 0):

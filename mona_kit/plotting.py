@@ -82,18 +82,21 @@ def plot_runs(paths: Sequence[Path], out_dir: Path) -> list[Path]:
 
     reuse = [(p, [e for e in ev if e.get("event") == "knowledge-reuse"]) for p, ev in runs]
     if any(r for _, r in reuse):
-        fig, (ax_db, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+        with_cka = any("cka_to_pretrained" in e for _, r in reuse for e in r)
+        fig, axes = plt.subplots(1, 3 if with_cka else 2, figsize=(16.5 if with_cka else 11, 4))
         for path, events in reuse:
             if not events:
                 continue
             stage = events[-1]["stage"]
-            xs, ys = _series(events, key="davies_bouldin", stage=stage)
-            ax_db.plot(xs, ys, marker=".", label=_label(path))
-            xs, ys = _series(events, key="probe_accuracy", stage=stage)
-            ax_acc.plot(xs, ys, marker=".", label=_label(path))
-        ax_db.set(title="source classes: Davies–Bouldin (lower = kept)", xlabel="fine-tuning step", ylabel="DB index")
-        ax_acc.set(title="source linear-probe accuracy (higher = kept)", xlabel="fine-tuning step", ylabel="accuracy")
-        written.append(_save(fig, (ax_db, ax_acc), out_dir / f"{prefix}-knowledge-reuse.png"))
+            for ax, key in zip(axes, ("davies_bouldin", "probe_accuracy", "cka_to_pretrained")):
+                xs, ys = _series(events, key=key, stage=stage)
+                if xs:
+                    ax.plot(xs, ys, marker=".", label=_label(path))
+        axes[0].set(title="source classes: Davies–Bouldin (lower = kept)", xlabel="fine-tuning step", ylabel="DB index")
+        axes[1].set(title="source linear-probe accuracy (higher = kept)", xlabel="fine-tuning step", ylabel="accuracy")
+        if with_cka:
+            axes[2].set(title="linear CKA to the pretrained body (1 = kept)", xlabel="fine-tuning step", ylabel="CKA")
+        written.append(_save(fig, tuple(axes), out_dir / f"{prefix}-knowledge-reuse.png"))
     return written
 
 

@@ -250,40 +250,48 @@ def plot_errors(rows: list[dict[str, Any]], path: Path) -> Path:
 
 def plot_reuse(rows: list[dict[str, Any]], path: Path) -> Path | None:
     """Knowledge-reuse curves of the final training stage, mean over seeds, one line per method,
-    one column per task: Davies–Bouldin index (top) and source linear-probe accuracy (bottom)."""
+    one column per task: Davies–Bouldin index (top), source linear-probe accuracy (middle) and,
+    where runs logged it, linear CKA to the pretrained body (bottom)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves: dict[tuple[str, str], dict[int, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
+    # (method, task) -> step -> per-seed values; one mapping per plotted quantity
+    curves: list[dict[tuple[str, str], dict[int, list[float]]]] = [defaultdict(lambda: defaultdict(list)) for _ in range(3)]
     for r in rows:
+        key = (r["method_label"], r["task_label"])
         for step, point in reuse_points(r).items():
             if point is not None:
                 acc, db = point
-                curves[(r["method_label"], r["task_label"])][step].append((db, acc))
-    if not curves:
+                curves[0][key][step].append(db)
+                curves[1][key][step].append(acc)
+        for step, e in last_stage_events(r, lambda e: e.get("event") == "knowledge-reuse" and "cka_to_pretrained" in e).items():
+            value = as_number(e["cka_to_pretrained"])
+            if value is not None and math.isfinite(value):
+                curves[2][key][step].append(value)
+    if not curves[0]:
         return None
-    tasks = list(dict.fromkeys(t for _, t in curves))
-    methods = list(dict.fromkeys(m for m, _ in curves))
-    fig, axes = plt.subplots(2, len(tasks), figsize=(3.4 * len(tasks) + 1, 6.5), squeeze=False)
+    panels = [(c, label) for c, label in zip(curves, ("source Davies–Bouldin (lower = kept)",
+                                                        "source linear-probe acc. (higher = kept)",
+                                                        "CKA to pretrained body (1 = kept)")) if c]
+    tasks = list(dict.fromkeys(t for _, t in curves[0]))
+    methods = list(dict.fromkeys(m for m, _ in curves[0]))
+    fig, axes = plt.subplots(len(panels), len(tasks), figsize=(3.4 * len(tasks) + 1, 3.25 * len(panels)), squeeze=False)
     colors = plt.get_cmap("tab10")
     for j, t in enumerate(tasks):
-        for i, m in enumerate(methods):
-            points = curves.get((m, t))
-            if not points:
-                continue
-            steps = sorted(points)
-            db = [sum(p[0] for p in points[s]) / len(points[s]) for s in steps]
-            acc = [sum(p[1] for p in points[s]) / len(points[s]) for s in steps]
-            axes[0][j].plot(steps, db, marker=".", color=colors(i % 10), label=m)
-            axes[1][j].plot(steps, acc, marker=".", color=colors(i % 10), label=m)
+        for row, (panel, _) in enumerate(panels):
+            for i, m in enumerate(methods):
+                points = panel.get((m, t))
+                if points:
+                    steps = sorted(points)
+                    axes[row][j].plot(steps, [sum(points[s]) / len(points[s]) for s in steps], marker=".",
+                                      color=colors(i % 10), label=m)
+            axes[row][j].grid(alpha=0.3)
         axes[0][j].set_title(t, fontsize=10)
-        axes[1][j].set_xlabel("fine-tuning step")
-        for ax in (axes[0][j], axes[1][j]):
-            ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("source Davies–Bouldin (lower = kept)")
-    axes[1][0].set_ylabel("source linear-probe acc. (higher = kept)")
+        axes[-1][j].set_xlabel("fine-tuning step")
+    for row, (_, label) in enumerate(panels):
+        axes[row][0].set_ylabel(label)
     axes[0][-1].legend(fontsize=7, loc="best")
     fig.tight_layout()
     return save_figure(fig, path)

@@ -2,7 +2,8 @@
 
 Every ``diagnostics.reuse_every`` steps a run probes its body on held-out source-proxy samples
 (``knowledge-reuse`` events: a linear probe's accuracy on the source classes, and their
-Davies–Bouldin index). The table compares the last measurement of each run's last training stage
+Davies–Bouldin index, and since 2026-12 the linear CKA of its source features to the pretrained
+body's). The tables compare the last measurement of each run's last training stage
 with the first (the body before that stage trained), mean over seeds, and counts on how many tasks
 each method ends with more source knowledge than a baseline method (fine-tuning by default).
 """
@@ -58,30 +59,30 @@ def reuse_summary(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str,
     return out
 
 
-def reuse_markdown(rows: list[dict[str, Any]], baseline: str = "finetune",
-                   skip: set[str] | frozenset[str] = frozenset()) -> str:
-    """A markdown section (empty when no run measured reuse): one row per method label, one column
-    per task, ``end accuracy (change)``; then each label's count of tasks where it ends above the
-    ``baseline`` method. ``skip``: registered method names left out (reference rows). A from-scratch
-    body's row is the control: what the probe finds in a body that never learned the source."""
-    name_of = {r["method_label"]: r.get("method", r["method_label"]) for r in rows}
-    summary = {k: v for k, v in reuse_summary(rows).items() if name_of[k[0]] not in skip}
-    if not summary:
-        return ""
+def cka_summary(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float]]:
+    """``{(method, task): start/end linear CKA to the pretrained body, mean over seeds, n seeds}``
+    from the knowledge-reuse events that carry ``cka_to_pretrained`` (runs made before mona-kit
+    logged it have none and are left out); non-finite values (a diverged body) are left out too."""
+    per_cell: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    for r in rows:
+        events = last_stage_events(r, lambda e: e.get("event") == "knowledge-reuse" and "cka_to_pretrained" in e)
+        values = {step: as_number(e["cka_to_pretrained"]) for step, e in events.items()}
+        if len(values) < 2:
+            continue
+        first, last = values[min(values)], values[max(values)]
+        if first is not None and last is not None and math.isfinite(first + last):
+            per_cell[(r["method_label"], r["task_label"])].append((first, last))
+    return {key: {"start": sum(v[0] for v in seeds) / len(seeds), "end": sum(v[1] for v in seeds) / len(seeds),
+                  "n": len(seeds)} for key, seeds in per_cell.items()}
+
+
+def _comparison_table(summary: dict[tuple[str, str], dict[str, float]], baseline: str, end: str, start: str,
+                      show_n: bool) -> list[str]:
+    """Markdown rows: ``end (change)`` per method and task, and the count of tasks where a method
+    ends above the ``baseline`` row."""
     methods = list(dict.fromkeys(m for m, _ in summary))
-    # The baseline's row: the label that is the method's own name, else the first label running it.
-    baseline = baseline if baseline in methods else next((m for m in methods if name_of[m] == baseline), baseline)
     tasks = list(dict.fromkeys(t for _, t in summary))
-    lines = [
-        "## Knowledge reuse",
-        "",
-        "Source linear-probe accuracy of the body at the end of the last training stage (change from its "
-        "start, before that stage trained), mean over seeds; higher = more source knowledge kept. "
-        "Measured on held-out source-proxy samples (`diagnostics.reuse_samples`).",
-        "",
-        "| method | " + " | ".join(tasks) + f" | tasks above {baseline} |",
-        "|---" * (len(tasks) + 2) + "|",
-    ]
+    lines = ["| method | " + " | ".join(tasks) + f" | tasks above {baseline} |", "|---" * (len(tasks) + 2) + "|"]
     for m in methods:
         cells, above, compared = [], 0, 0
         for t in tasks:
@@ -89,11 +90,48 @@ def reuse_markdown(rows: list[dict[str, Any]], baseline: str = "finetune",
             if s is None:
                 cells.append("—")
                 continue
-            cells.append(f"{s['end_acc']:.3f} ({s['end_acc'] - s['start_acc']:+.3f})")
+            cells.append(f"{s[end]:.3f} ({s[end] - s[start]:+.3f})" + (f" n={s['n']}" if show_n else ""))
             b = summary.get((baseline, t))
-            if m != baseline and b is not None and math.isfinite(s["end_acc"]) and math.isfinite(b["end_acc"]):
+            if m != baseline and b is not None and math.isfinite(s[end]) and math.isfinite(b[end]):
                 compared += 1
-                above += s["end_acc"] > b["end_acc"]
+                above += s[end] > b[end]
         count = f"{above} of {compared}" if compared else "—"
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {count} |")
+    return lines
+
+
+def reuse_markdown(rows: list[dict[str, Any]], baseline: str = "finetune",
+                   skip: set[str] | frozenset[str] = frozenset()) -> str:
+    """A markdown section (empty when no run measured reuse): one row per method label, one column
+    per task, ``end accuracy (change)``; then each label's count of tasks where it ends above the
+    ``baseline`` method. ``skip``: registered method names left out (reference rows). A from-scratch
+    body's row is the control: what the probe finds in a body that never learned the source.
+    Where runs logged it, a second table gives the linear CKA to the pretrained body the same way."""
+    name_of = {r["method_label"]: r.get("method", r["method_label"]) for r in rows}
+    summary = {k: v for k, v in reuse_summary(rows).items() if name_of[k[0]] not in skip}
+    if not summary:
+        return ""
+    methods = list(dict.fromkeys(m for m, _ in summary))
+    # The baseline's row: the label that is the method's own name, else the first label running it.
+    baseline = baseline if baseline in methods else next((m for m in methods if name_of[m] == baseline), baseline)
+    lines = [
+        "## Knowledge reuse",
+        "",
+        "Source linear-probe accuracy of the body at the end of the last training stage (change from its "
+        "start, before that stage trained), mean over seeds; higher = more source knowledge kept. "
+        "Measured on held-out source-proxy samples (`diagnostics.reuse_samples`).",
+        "",
+        *_comparison_table(summary, baseline, "end_acc", "start_acc", show_n=False),
+    ]
+    cka = {k: v for k, v in cka_summary(rows).items() if name_of[k[0]] not in skip}
+    if cka:
+        lines += [
+            "",
+            "Linear CKA of the body's source features to the pretrained body's on the same held-out samples "
+            "(1 = the pretrained representation kept, up to rotation and scale; a random body scores low even "
+            "where the probe above cannot tell it from a pretrained one), end of the last training stage "
+            "(change from its start), mean over the n seeds that logged it.",
+            "",
+            *_comparison_table(cka, baseline, "end", "start", show_n=True),
+        ]
     return "\n".join(lines) + "\n"

@@ -8,6 +8,7 @@ labels and the knowledge-reuse probes.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sized
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
@@ -147,8 +148,23 @@ class SourceProxyServices:
 
         return torch.as_tensor(pseudo_labels(targets.reshape(len(targets), -1).float(), k=k, seed=self.config.seed))
 
+    @torch.no_grad()
+    def pretrained_source_features(self, split: str, limit: int) -> torch.Tensor:
+        """The loaded (pretrained) body's pooled features of the probe samples: the reference the
+        training body is compared with. Computed once per run, on a temporary copy of the body (the
+        loaded one stays on the CPU); draws nothing from the global random generators."""
+        cache: dict[tuple[str, int], torch.Tensor] = self.__dict__.setdefault("_pretrained_source_features", {})
+        if (split, limit) not in cache:
+            body = copy.deepcopy(self.pretrained_body).to(self.device)
+            cache[(split, limit)] = self.source_features(body, split, limit)[0]
+            del body
+        return cache[(split, limit)]
+
     def measure_reuse(self, model: CrossModalModel, *, stage: str, step: int) -> dict[str, float]:
-        """How well the current body still separates source classes (MoNA paper, Section 3)."""
+        """How well the current body still separates source classes (MoNA paper, Section 3), and how
+        much of the pretrained body's source representation it keeps (linear CKA on the same held-out
+        samples; a random body that passes the pretrained token embeddings through scores well on the
+        probe but not here)."""
         from .diagnostics import davies_bouldin, linear_probe_accuracy
 
         n = self.config.diagnostics.reuse_samples
@@ -157,9 +173,24 @@ class SourceProxyServices:
         values = {
             "davies_bouldin": float(davies_bouldin(xtr, ytr)),
             "probe_accuracy": float(linear_probe_accuracy(xtr, ytr, xte, yte, seed=self.config.seed)),
+            "cka_to_pretrained": _finite_cka(xte, self.pretrained_source_features("test", n)),
         }
         self.log(stage=stage, step=step, event="knowledge-reuse", **values)
         return values
+
+
+def _finite_cka(features: torch.Tensor, reference: torch.Tensor) -> float:
+    """CKA, or NaN for a diverged body (non-finite or constant features): logged, not raised, as the
+    probe's values are."""
+    from .diagnostics import linear_cka
+    from .errors import DataError
+
+    if not bool(torch.isfinite(features).all()):
+        return float("nan")
+    try:
+        return linear_cka(features, reference)
+    except DataError:
+        return float("nan")
 
 
 def pool_tokens(out: torch.Tensor) -> torch.Tensor:

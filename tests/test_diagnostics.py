@@ -7,7 +7,7 @@ from sklearn.datasets import make_blobs, make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import davies_bouldin_score
 
-from mona_kit.diagnostics import davies_bouldin, linear_probe_accuracy, modality_gap, pseudo_labels
+from mona_kit.diagnostics import davies_bouldin, linear_cka, linear_probe_accuracy, modality_gap, pseudo_labels
 from mona_kit.errors import DataError, MonaError
 from mona_kit.kit import load_kit
 
@@ -65,3 +65,27 @@ def test_modality_gap_uses_registered_objectives():
     assert set(far) == {"otdd", "mmd"} and far["otdd"] > 1.0 and far["mmd"] > 0.1
     with pytest.raises(MonaError, match="role"):
         modality_gap(xs, ys, xs, ys, objectives=("align-uniform",), kit=kit)
+
+
+def test_linear_cka_is_one_for_rotations_and_scalings_and_low_for_unrelated_features():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 16, generator=g, dtype=torch.float64)
+    rotation, _ = torch.linalg.qr(torch.randn(16, 16, generator=g, dtype=torch.float64))
+    assert linear_cka(x, 3.0 * x @ rotation + 5.0) == pytest.approx(1.0)  # rotation, scale and shift
+    wider = torch.cat([x, torch.zeros(200, 8, dtype=torch.float64)], dim=1)
+    assert linear_cka(x, wider) == pytest.approx(1.0)  # widths may differ
+    unrelated = torch.randn(200, 16, generator=g, dtype=torch.float64)
+    assert linear_cka(x, unrelated) < 0.2
+    # Independent of the arguments' order; a partial copy lies in between.
+    mixed = x + unrelated
+    assert 0.3 < linear_cka(x, mixed) < 0.9 and linear_cka(x, mixed) == pytest.approx(linear_cka(mixed, x))
+
+
+@pytest.mark.parametrize("a, b, match", [
+    (np.zeros((5, 3)) + np.arange(3), np.random.default_rng(0).normal(size=(5, 3)), "constant"),
+    (np.ones((5, 3)), np.ones((4, 3)), "same n"),
+    (np.ones((1, 3)), np.ones((1, 3)), "at least 2"),
+])
+def test_linear_cka_refuses_what_it_cannot_compare(a, b, match):
+    with pytest.raises(DataError, match=match):
+        linear_cka(a, b)

@@ -3,7 +3,7 @@ seeds, and the count of tasks where a method ends above fine-tuning."""
 
 import json
 
-from mona_kit.report_reuse import reuse_markdown, reuse_summary
+from mona_kit.report_reuse import cka_summary, reuse_markdown, reuse_summary
 
 
 def run_row(tmp_path, method, task, seed, probes):
@@ -60,3 +60,28 @@ def test_non_finite_probe_values_are_left_out_and_labels_map_to_methods(tmp_path
     table = reuse_markdown(rows, skip={"linear"})  # registered names, whatever the labels
     assert "| ridge |" not in table
     assert "| mona-x | 0.700 (+0.100) | 1 of 1 |" in table  # compared with the label running finetune
+
+
+def test_cka_table_from_the_runs_that_logged_it(tmp_path):
+    def with_cka(row, values):
+        """Append CKA-carrying probes [(step, accuracy, cka)] to the row's last stage."""
+        with open(row["run_dir"] + "/metrics.jsonl", "a") as f:
+            for step, acc, cka in values:
+                f.write(json.dumps({"stage": "finetune", "step": step, "event": "knowledge-reuse", "davies_bouldin": 1.0,
+                                    "probe_accuracy": acc, "cka_to_pretrained": cka}) + "\n")
+        return row
+
+    rows = [
+        with_cka(run_row(tmp_path, "finetune", "a", 0, [("finetune", 0, 0.6)]), [(100, 0.6, 1.0), (200, 0.6, 0.5)]),
+        with_cka(run_row(tmp_path, "mona", "a", 0, [("finetune", 0, 0.6)]), [(100, 0.6, 1.0), (200, 0.6, 0.8)]),
+        with_cka(run_row(tmp_path, "mona", "a", 1, [("finetune", 0, 0.6)]), [(100, 0.6, 1.0), (200, 0.6, 0.6)]),
+        run_row(tmp_path, "mona", "a", 2, [("finetune", 0, 0.6), ("finetune", 100, 0.6)]),  # an older run: no CKA
+        with_cka(run_row(tmp_path, "scratch", "a", 0, [("finetune", 0, 0.6)]), [(100, 0.6, 0.3), (200, 0.6, "nan")]),
+    ]
+    summary = cka_summary(rows)
+    assert set(summary) == {("finetune", "a"), ("mona", "a")}  # the diverged scratch seed is left out
+    assert summary[("mona", "a")] == {"start": 1.0, "end": 0.7, "n": 2}
+    table = reuse_markdown(rows)
+    assert "Linear CKA" in table
+    assert "| mona | 0.700 (-0.300) n=2 | 1 of 1 |" in table and "| finetune | 0.500 (-0.500) n=1 | — |" in table
+    assert "Linear CKA" not in reuse_markdown([run_row(tmp_path, "finetune", "b", 0, [("finetune", 0, 0.6), ("finetune", 9, 0.6)])])
