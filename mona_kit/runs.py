@@ -151,6 +151,7 @@ def environment_record(kit, seed: int, device: str) -> dict[str, Any]:
         "device": device,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "cpu_model": cpu_model(),  # kernels differ between CPUs: the same config can round differently
         "cpu_threads": _torch_threads(),  # a sweep's launcher shares the cores out between its cells
         "versions": versions,
         "plugins": {name: {"distribution": i.distribution, "version": i.version} for name, i in kit.plugins.items()},
@@ -158,6 +159,18 @@ def environment_record(kit, seed: int, device: str) -> dict[str, Any]:
         "argv": sys.argv,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name (Linux: /proc/cpuinfo; elsewhere what the platform reports), or None."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip() or None
+    except OSError:
+        pass
+    return platform.processor() or None
 
 
 def _torch_threads() -> int:

@@ -1,6 +1,7 @@
 """The command line: verbs work, bad input is one line with exit status 2, runs leave full records."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -93,6 +94,9 @@ def test_run_writes_records_and_refuses_to_overwrite(toy_cli, capsys, tmp_path):
     assert set(results) >= {"val", "test", "wall_time_s", "peak_memory_mb", "seed"}
     env = json.loads((run_dir / "env.json").read_text())
     assert env["seed"] == 0 and env["versions"]["torch"]
+    assert "cpu_model" in env  # which CPU's kernels rounded the numbers
+    if os.path.exists("/proc/cpuinfo"):
+        assert isinstance(env["cpu_model"], str) and env["cpu_model"]
     events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert any(e.get("event") == "knowledge-reuse" for e in events)
     before = (run_dir / "results.json").read_text()
