@@ -73,6 +73,8 @@ class Setup:
     select: bool = False
     #: Measure knowledge reuse (of a CrossModalModel's body) every this many steps and before the first; 0: never.
     reuse_every: int = 0
+    #: Validation passes without a real gain before the stage stops early; None: ``train.patience``.
+    patience: int | None = None
 
 
 class Stage:
@@ -309,11 +311,16 @@ def _validate(session: Session, model: nn.Module, stage: LoopStage, setup: Setup
         progress.best_score, progress.best_step = score, progress.step
         if setup.select:
             progress.best_state = copy.deepcopy(model.state_dict())
-    patience = cfg.patience or 0  # 0 / None: no early stopping
+    patience = effective_patience(cfg, setup)
     # Not before train.patience_start of the stage: an early noisy stretch must not end a run in warm-up.
     may_stop = progress.step >= cfg.patience_start * setup.total_steps
     progress.stopped_early = setup.select and patience > 0 and progress.since_best >= patience and may_stop
     stage.model_mode(model)
+
+
+def effective_patience(train_cfg, setup: Setup) -> int:
+    """The stage's own patience, else ``train.patience``; 0 (or None): no early stopping."""
+    return (setup.patience if setup.patience is not None else train_cfg.patience) or 0
 
 
 def signed_score(session: Session, value: float) -> float:
@@ -347,7 +354,8 @@ def _finish(session: Session, model: nn.Module, stage: LoopStage, setup: Setup, 
     cfg = session.config.train
     step = progress.step
     if progress.stopped_early:
-        session.log(stage=stage.name, step=step, event="early-stop", patience=cfg.patience, best_step=progress.best_step)
+        session.log(stage=stage.name, step=step, event="early-stop", patience=effective_patience(cfg, setup),
+                    best_step=progress.best_step)
     if progress.history:
         plateau = plateau_record(progress.history, setup.total_steps, cfg.plateau_window, cfg.plateau_tolerance,
                                  stopped_early=progress.stopped_early)

@@ -122,6 +122,8 @@ class TrainStage(LoopStage):
     max_steps: int | None = None
     lr: float | None = None
     embedder_lr: float | None = None
+    #: Validation passes without a gain before this stage stops early (None: ``train.patience``).
+    patience: int | None = None
     select_best: bool = True
     track_reuse: bool = True
 
@@ -153,6 +155,7 @@ class TrainStage(LoopStage):
             eval_every=max(1, steps_per_epoch // max(1, cfg.evals_per_epoch)) if self.select_best else 0,
             select=self.select_best and session.task.selection == "validation",
             reuse_every=session.config.diagnostics.reuse_every if self.track_reuse and isinstance(model, CrossModalModel) else 0,
+            patience=self.patience,
         )
 
     def batches(self, session: Session, epoch: int) -> Iterable[Any]:

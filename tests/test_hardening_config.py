@@ -175,6 +175,8 @@ CASES = [
     ("specialist-epochs-scale-zero", None, toy("method=specialist", "method.epochs_scale=0"),
      must("epochs_scale", "method 'specialist'", POS, "0.0")),
     ("specialist-width-zero", None, toy("method=specialist", "method.width=0"), must("width", "method 'specialist'", ">= 1", "0")),
+    ("specialist-patience-zero", None, toy("method=specialist", "method.patience=0"),
+     must("patience", "method 'specialist'", ">= 1", "0")),
     ("mona-meta-steps-negative", None, toy("method=mona", "method.meta_steps=-1"), must("meta_steps", MONA, ">= 1", "-1")),
     ("mona-lam-nan", None, toy("method=mona", "method.lam=nan"), must("lam", MONA, "a finite number >= 0", "nan")),
     ("mona-lam-negative", None, toy("method=mona", "method.lam=-0.5"), must("lam", MONA, ">= 0", "-0.5")),

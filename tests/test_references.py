@@ -224,6 +224,19 @@ def test_specialist_scales_the_task_budget_and_passes_its_width(ref_kit):
     assert choose(session, SpecialistConfig(epochs=4, epochs_scale=3)).cfg.epochs == 4  # its own epochs win
     motif = Session(ref_kit, RunConfig.from_dict({"task": "ref-motif", "backbone": "tiny-bert", "method": "specialist"}), progress=False)
     assert choose(motif, SpecialistConfig(width=24)).cfg.channels == 24
+    # patience goes to the chosen model's stage; None leaves train.patience in charge
+    assert choose(session, SpecialistConfig()).stages(session)[0].patience is None
+    assert choose(session, SpecialistConfig(patience=15)).stages(session)[0].patience == 15
+    assert choose(motif, SpecialistConfig(patience=9)).stages(motif)[0].patience == 9
+
+
+def test_a_stage_patience_overrides_train_patience(ref_kit, tmp_path):
+    """train.patience 1 would stop a noisy run at its first pass without a gain; the fno's own
+    patience (more passes than the run has) lets it use its whole budget."""
+    method = {"name": "fno", "width": 8, "modes": 6, "layers": 2, "lr": 1e-2, "patience": 1000}
+    result = run_ref(ref_kit, tmp_path, "ref-grid", method, name="patient", epochs=6, patience=1, evals_per_epoch=4)
+    plateau = result["plateau"]["fno"]
+    assert not plateau["stopped_early"] and plateau["steps"] == plateau["budget"]
 
 
 def test_specialist_refuses_a_task_it_has_no_model_for(ref_kit, tmp_path):

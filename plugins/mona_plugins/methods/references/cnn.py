@@ -30,6 +30,7 @@ class CnnConfig:
     dropout: float = option(0.2, help="dropout before the linear layer")
     epochs: int | None = option(None, help="training epochs (None = train.epochs)")
     lr: float = option(1e-3, help="learning rate (AdamW, train.scheduler)")
+    patience: int | None = option(None, min=1, help="validation passes without a gain before training stops (None = train.patience)")
 
 
 #: Images use small kernels and halve their size per block (motifs in DNA need long kernels).
@@ -82,5 +83,5 @@ class CnnMethod(ReferenceMethod):
         return SequenceCnn(session.spec, self.cfg)
 
     def stages(self, session: Session):
-        return [TrainStage(name="cnn", trainable=TRAINABLE, epochs=self.cfg.epochs, lr=self.cfg.lr,
+        return [TrainStage(name="cnn", trainable=TRAINABLE, epochs=self.cfg.epochs, lr=self.cfg.lr, patience=self.cfg.patience,
                            embedder_lr=self.cfg.lr, track_reuse=False)]

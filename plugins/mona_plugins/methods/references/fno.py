@@ -31,6 +31,7 @@ class FnoConfig:
     layers: int = option(4, help="Fourier layers")
     epochs: int | None = option(None, help="training epochs (None = train.epochs)")
     lr: float = option(1e-3, help="learning rate (AdamW, train.scheduler)")
+    patience: int | None = option(None, min=1, help="validation passes without a gain before training stops (None = train.patience)")
 
 
 class SpectralConv(nn.Module):
@@ -116,6 +117,6 @@ class FnoMethod(ReferenceMethod):
         return Fno(session.spec, self.cfg)
 
     def stages(self, session: Session):
-        return [TrainStage(name="fno", trainable=TRAINABLE, epochs=self.cfg.epochs, lr=self.cfg.lr,
+        return [TrainStage(name="fno", trainable=TRAINABLE, epochs=self.cfg.epochs, lr=self.cfg.lr, patience=self.cfg.patience,
                            embedder_lr=self.cfg.lr, track_reuse=False)]
 

@@ -41,6 +41,11 @@ class SpecialistConfig:
     )
     lr: float = option(1e-3, help="learning rate of fno or cnn")
     width: int | None = option(None, min=1, help="fno's width or cnn's first-layer channels (None = their defaults)")
+    patience: int | None = option(
+        None, min=1,
+        help="fno's or cnn's early-stopping patience in validation passes (None = train.patience); raise it with "
+        "epochs_scale, or a longer cosine schedule is stopped while its learning rate is still high",
+    )
 
 
 def looks_one_hot(dataset) -> bool:
@@ -62,13 +67,13 @@ def choose(session: Session, cfg: SpecialistConfig) -> ReferenceMethod:
     width = {} if cfg.width is None else {"width": cfg.width}
     channels = {} if cfg.width is None else {"channels": cfg.width}
     if spec.task_type in ("dense1d", "dense2d"):
-        return FnoMethod(FnoConfig(epochs=epochs, lr=cfg.lr, **width))
+        return FnoMethod(FnoConfig(epochs=epochs, lr=cfg.lr, patience=cfg.patience, **width))
     if spec.task_type in ("classification", "multilabel") and len(spec.input_shape) == 2:
         if spec.modality in CATEGORICAL_MODALITIES or looks_one_hot(session.task.train):
-            return CnnMethod(CnnConfig(epochs=epochs, lr=cfg.lr, **channels))
+            return CnnMethod(CnnConfig(epochs=epochs, lr=cfg.lr, patience=cfg.patience, **channels))
         return MiniRocketMethod(MiniRocketConfig())
     if spec.task_type in ("classification", "multilabel") and len(spec.input_shape) == 3:
-        return CnnMethod(CnnConfig(epochs=epochs, lr=cfg.lr, **channels))
+        return CnnMethod(CnnConfig(epochs=epochs, lr=cfg.lr, patience=cfg.patience, **channels))
     raise ConfigError(
         f"no specialist for task {spec.name!r} ({spec.task_type}, input {tuple(spec.input_shape)}): there is one for "
         f"grid fields (fno), categorical sequences and images (cnn) and time series (minirocket); use linear or knn."
