@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .report_reuse import last_stage_events, reuse_markdown, reuse_points
+from .report_reuse import cka_points, last_stage_events, reuse_markdown, reuse_points
 from .runs import atomic_replace, atomic_write_text
 from .summary import as_number, mean_std
 
@@ -266,9 +266,8 @@ def plot_reuse(rows: list[dict[str, Any]], path: Path) -> Path | None:
                 acc, db = point
                 curves[0][key][step].append(db)
                 curves[1][key][step].append(acc)
-        for step, e in last_stage_events(r, lambda e: e.get("event") == "knowledge-reuse" and "cka_to_pretrained" in e).items():
-            value = as_number(e["cka_to_pretrained"])
-            if value is not None and math.isfinite(value):
+        for step, value in cka_points(r).items():
+            if value is not None:
                 curves[2][key][step].append(value)
     if not curves[0]:
         return None

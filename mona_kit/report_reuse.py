@@ -59,18 +59,27 @@ def reuse_summary(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str,
     return out
 
 
+def cka_points(row: dict[str, Any]) -> dict[int, float | None]:
+    """A run's linear CKA to the pretrained body, by step, from the last stage whose knowledge-reuse
+    events carry it (runs made before mona-kit logged it have none), or None where not finite."""
+    events = last_stage_events(row, lambda e: e.get("event") == "knowledge-reuse" and "cka_to_pretrained" in e)
+    out: dict[int, float | None] = {}
+    for step, e in events.items():
+        value = as_number(e["cka_to_pretrained"])
+        out[step] = value if value is not None and math.isfinite(value) else None
+    return out
+
+
 def cka_summary(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float]]:
     """``{(method, task): start/end linear CKA to the pretrained body, mean over seeds, n seeds}``
-    from the knowledge-reuse events that carry ``cka_to_pretrained`` (runs made before mona-kit
-    logged it have none and are left out); non-finite values (a diverged body) are left out too."""
+    (:func:`cka_points`); a seed with a non-finite first or last value (a diverged body) is left out."""
     per_cell: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     for r in rows:
-        events = last_stage_events(r, lambda e: e.get("event") == "knowledge-reuse" and "cka_to_pretrained" in e)
-        values = {step: as_number(e["cka_to_pretrained"]) for step, e in events.items()}
+        values = cka_points(r)
         if len(values) < 2:
             continue
         first, last = values[min(values)], values[max(values)]
-        if first is not None and last is not None and math.isfinite(first + last):
+        if first is not None and last is not None:
             per_cell[(r["method_label"], r["task_label"])].append((first, last))
     return {key: {"start": sum(v[0] for v in seeds) / len(seeds), "end": sum(v[1] for v in seeds) / len(seeds),
                   "n": len(seeds)} for key, seeds in per_cell.items()}

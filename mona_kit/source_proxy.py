@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .components import TaskData
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from .components import Backbone, TaskSpec
@@ -183,7 +183,6 @@ def _finite_cka(features: torch.Tensor, reference: torch.Tensor) -> float:
     """CKA, or NaN for a diverged body (non-finite or constant features): logged, not raised, as the
     probe's values are."""
     from .diagnostics import linear_cka
-    from .errors import DataError
 
     if not bool(torch.isfinite(features).all()):
         return float("nan")
