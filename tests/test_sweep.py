@@ -49,6 +49,14 @@ def test_sweep_runs_skips_reports_and_reproduces(tmp_path):
     assert partial.returncode == 0, partial.stderr[-1500:]
     assert (out / "table.md").read_text().startswith("### t: 3 of the profile's 4 cells\n")
     (out / "results.json.aside").rename(out / "cells" / "linear-probe" / "gunpoint" / "seed1" / "results.json")
+    # Cells kept in another folder: the table's command names it, so re-running it finds them.
+    import shutil
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(out, moved)
+    elsewhere = subprocess.run(cmd + ["--report-only", "--output", str(moved)], capture_output=True, text=True)
+    assert elsewhere.returncode == 0, elsewhere.stderr[-1500:]
+    assert f"Produced by: `mona-kit sweep {profile} --output {moved}`" in (moved / "table.md").read_text()
+    assert f"Produced by: `mona-kit sweep {profile}`" in table
     cell = out / "cells" / "finetune" / "gunpoint" / "seed1"
     recorded = json.loads((cell / "results.json").read_text())
     # Bitwise needs the cell's thread count too (it changes float summation order); env.json records it.
@@ -110,3 +118,20 @@ def test_only_and_tasks_select_cells_by_method_and_task_label():
     assert {(c.method, c.task) for c in by_task} == {("finetune", "bm"), ("linear-probe", "bm")} and len(by_task) == 4
     both = select(by_task, "linear-probe", list(profile["methods"]))
     assert [(c.method, c.task, c.seed) for c in both] == [("linear-probe", "bm", 0), ("linear-probe", "bm", 1)]
+
+
+def test_seeds_select_cells_by_seed_and_reject_seeds_the_profile_lacks():
+    import pytest
+
+    from mona_kit.commands.sweep import select_seeds
+    from mona_kit.errors import ConfigError
+
+    kit = load_kit(entry_points=False)
+    todo = list(cells(PROFILE, kit))
+    first_pass = select_seeds(todo, "0", PROFILE["seeds"])
+    assert [(c.method, c.seed) for c in first_pass] == [("finetune", 0), ("linear-probe", 0)]
+    assert len(select_seeds(todo, "1, 0", PROFILE["seeds"])) == len(todo)
+    with pytest.raises(ConfigError, match="the profile has no seed 7; its seeds are 0, 1"):
+        select_seeds(todo, "0,7", PROFILE["seeds"])
+    with pytest.raises(ConfigError, match="not a comma-separated list of integers"):
+        select_seeds(todo, "zero", PROFILE["seeds"])

@@ -25,6 +25,9 @@ def configure(parser) -> None:
     parser.add_argument("--report-only", action="store_true", help="only rebuild the table and plots")
     parser.add_argument("--only", default=None, help="comma-separated method labels to run")
     parser.add_argument("--tasks", default=None, help="comma-separated task labels to run (with --only: both must match)")
+    parser.add_argument("--seeds", default=None,
+                        help="comma-separated seeds of the profile's to run (e.g. 0 for a first pass over every cell, "
+                             "or to split the seeds across machines; with --only/--tasks: all must match)")
     parser.add_argument("--launcher", choices=("local", "submitit"), default="local",
                         help="local: cells as processes on this machine; submitit: one job per cell (Slurm, or its local executor)")
     parser.add_argument("--jobs", type=int, default=None, metavar="N",
@@ -42,6 +45,19 @@ def select(todo: list, only: str, labels: list[str], *, option: str = "--only", 
     if unknown:
         raise ConfigError(f"sweep {option}: unknown {kind} label {', '.join(repr(x) for x in unknown)}; the profile's are {', '.join(labels)}.")
     return [c for c in todo if getattr(c, kind) in keep]
+
+
+def select_seeds(todo: list, seeds: str, profile_seeds: list[int]) -> list:
+    """The cells of the listed seeds (``--seeds``); a seed the profile does not run lists its seeds."""
+    try:
+        keep = [int(x) for x in seeds.split(",")]
+    except ValueError:
+        raise ConfigError(f"sweep --seeds: {seeds!r} is not a comma-separated list of integers; e.g. --seeds 0 or --seeds 1,2.") from None
+    unknown = [x for x in keep if x not in profile_seeds]
+    if unknown:
+        raise ConfigError(f"sweep --seeds: the profile has no seed {', '.join(map(str, unknown))}; its seeds are "
+                          f"{', '.join(map(str, profile_seeds))}.")
+    return [c for c in todo if c.seed in keep]
 
 
 def _report_cells(finished, bar, failures: list, busy: list) -> None:
@@ -109,12 +125,15 @@ def run(args, kit) -> int:
     output = args.output or Path(profile["output"])
     check_output(output)
     method_labels = list(expand_methods(profile["methods"], kit))
-    todo = list(cells(profile, kit))  # every cell's config checked before the first one trains
-    profile_keys = {(c.method, c.task, c.seed) for c in todo}
+    profile_cells = list(cells(profile, kit))  # every cell's config checked before the first one trains
+    profile_keys = {(c.method, c.task, c.seed) for c in profile_cells}
+    todo = profile_cells
     if args.only is not None:
         todo = select(todo, args.only, method_labels)
     if args.tasks is not None:
         todo = select(todo, args.tasks, list(profile["tasks"]), option="--tasks", kind="task")
+    if args.seeds is not None:
+        todo = select_seeds(todo, args.seeds, list(profile["seeds"]))
     check_existing(output, todo)
     settings = submitit_settings(profile, args.submitit)
     jobs = check_jobs(args.jobs)
@@ -159,6 +178,8 @@ def run(args, kit) -> int:
         rows.sort(key=lambda r: (method_order.get(r["method_label"], len(method_order)),
                                  task_order.get(r["task_label"], len(task_order)), r["seed"]))
         command = "mona-kit sweep " + " ".join(shlex.quote(a) for a in args.items)
+        if args.output is not None and Path(args.output) != Path(profile["output"]):
+            command += f" --output {shlex.quote(str(args.output))}"  # rerunning the command must find these cells
         references = {e.name for e in kit.methods if e.meta.get("reference")}
         # An unfinished sweep says so in the table's title (its missing cells are simply absent).
         done = sum((r["method_label"], r["task_label"], r["seed"]) in profile_keys for r in rows)
