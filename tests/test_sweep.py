@@ -43,6 +43,14 @@ def test_sweep_runs_skips_reports_and_reproduces(tmp_path):
     assert not list(out.glob("cells/*/*/seed*/checkpoints"))  # dropped after each finished cell
     second = subprocess.run(cmd, capture_output=True, text=True)
     assert second.returncode == 0 and second.stdout.count(": done") == 4  # every cell skipped
+    # --status: an interrupted cell (its folder without results.json) counts as started, not finished.
+    (out / "cells" / "finetune" / "gunpoint" / "seed1" / "results.json").rename(out / "results.json.aside")
+    status = subprocess.run(cmd + ["--status"], capture_output=True, text=True)
+    assert status.returncode == 0, status.stderr[-1500:]
+    assert status.stdout.startswith(f"sweep t ({out}): 3 of 4 cells finished, 0 running, 1 started")
+    assert "| finetune | 1/2 ◐1 |" in status.stdout and "| linear-probe | 2/2 |" in status.stdout
+    assert "Left: 1 cells" in status.stdout and "1 from same method and task" in status.stdout
+    (out / "results.json.aside").rename(out / "cells" / "finetune" / "gunpoint" / "seed1" / "results.json")
     # A sweep of some of the cells: the table's title says how many of the profile's exist.
     (out / "cells" / "linear-probe" / "gunpoint" / "seed1" / "results.json").rename(out / "results.json.aside")
     partial = subprocess.run(cmd + ["--report-only"], capture_output=True, text=True)
@@ -135,3 +143,15 @@ def test_seeds_select_cells_by_seed_and_reject_seeds_the_profile_lacks():
         select_seeds(todo, "0,7", PROFILE["seeds"])
     with pytest.raises(ConfigError, match="not a comma-separated list of integers"):
         select_seeds(todo, "zero", PROFILE["seeds"])
+
+
+def test_status_estimates_from_the_same_method_else_the_tasks_trained_methods():
+    from mona_kit.sweep import Cell
+    from mona_kit.sweep_status import estimate
+
+    walls = {("ft", "a"): [100.0, 300.0, 200.0], ("mean", "b"): [1.0], ("ft", "b"): [50.0], ("mona", "b"): [150.0]}
+    left = [Cell("ft", "a", 2, {}), Cell("orca", "b", 0, {}), Cell("orca", "c", 0, {})]
+    seconds, basis = estimate(left, walls, references={"mean"})
+    # ft on a: its median 200; orca on b: the median of ft and mona there (100), not the reference's 1 s.
+    assert seconds == 200 + 100
+    assert basis == {"same method and task": 1, "other trained methods on the task": 1, "no estimate (nothing finished to go by)": 1}

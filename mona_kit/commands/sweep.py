@@ -1,6 +1,7 @@
 """``mona-kit sweep PROFILE [key=value ...]``: methods x tasks x seeds, resumable, then
 ``table.md``, ``results.csv``, ``errors.png`` and ``knowledge-reuse.png`` in the profile's output.
-``--report-only`` redraws them from finished cells. ``--launcher local|submitit`` and ``--jobs N``
+``--report-only`` redraws them from finished cells; ``--status`` says which cells are finished,
+running, started or not started and estimates the time left. ``--launcher local|submitit`` and ``--jobs N``
 choose where cells run and how many at once (mona_kit/launchers.py).
 
 Every cell's config is checked, and every started cell's record read, before the first cell
@@ -10,6 +11,7 @@ failed (the report is still written from the finished ones), 2 for bad input.
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -23,6 +25,9 @@ def configure(parser) -> None:
     parser.add_argument("items", nargs="+", metavar="PROFILE|key=value", help="a sweep profile (YAML) and overrides for every cell")
     parser.add_argument("--output", type=Path, default=None, help="output folder (default: the profile's)")
     parser.add_argument("--report-only", action="store_true", help="only rebuild the table and plots")
+    parser.add_argument("--status", action="store_true",
+                        help="print which cells are finished, running, started or not started, and an estimate of the "
+                             "time left; runs and writes nothing")
     parser.add_argument("--only", default=None, help="comma-separated method labels to run")
     parser.add_argument("--tasks", default=None, help="comma-separated task labels to run (with --only: both must match)")
     parser.add_argument("--seeds", default=None,
@@ -58,6 +63,12 @@ def select_seeds(todo: list, seeds: str, profile_seeds: list[int]) -> list:
         raise ConfigError(f"sweep --seeds: the profile has no seed {', '.join(map(str, unknown))}; its seeds are "
                           f"{', '.join(map(str, profile_seeds))}.")
     return [c for c in todo if c.seed in keep]
+
+
+def reference_labels(cells: list, kit) -> set[str]:
+    """The method labels whose method is a reference row (``meta['reference']``)."""
+    names = {e.name for e in kit.methods if e.meta.get("reference")}
+    return {c.method for c in cells if (c.config["method"] if isinstance(c.config["method"], str) else c.config["method"]["name"]) in names}
 
 
 def _report_cells(finished, bar, failures: list, busy: list) -> None:
@@ -137,6 +148,12 @@ def run(args, kit) -> int:
     check_existing(output, todo)
     settings = submitit_settings(profile, args.submitit)
     jobs = check_jobs(args.jobs)
+    if args.status:
+        from ..sweep_status import status_report
+
+        print(status_report(profile, output, todo, profile_cells=profile_cells, cores=jobs or os.cpu_count() or 1,
+                            references=reference_labels(profile_cells, kit)))
+        return 0
     failures = []
     if args.report_only:
         if not collect(output):

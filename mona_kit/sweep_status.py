@@ -1,0 +1,96 @@
+"""``sweep PROFILE --status``: where a long sweep stands, without running or writing anything.
+
+Each cell is finished (results.json), running (a live process holds its run folder's lock), started
+(a folder left by an interrupted run, which the next sweep resumes) or not started. The time left is
+estimated per unfinished cell from the wall times of finished cells: the median of its own method on
+the same task, else of the other trained methods on that task (reference rows fit in seconds and
+would make the estimate meaningless); the basis is printed with the number, and a started cell is
+counted as a whole cell (its checkpoint may save part of that).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from .sweep import Cell, cell_dir, collect, locked_elsewhere
+
+STATES = ("finished", "running", "started", "not started")
+
+
+def cell_state(output: Path, cell: Cell) -> str:
+    """One of :data:`STATES` for ``cell`` in the sweep folder ``output``."""
+    run_dir = cell_dir(output, cell)
+    if (run_dir / "results.json").is_file():
+        return "finished"
+    if locked_elsewhere(run_dir):
+        return "running"
+    return "started" if run_dir.is_dir() else "not started"
+
+
+def _mark(states: list[str]) -> str:
+    """A table entry: finished of all, then ▶k running and ◐k started (· when nothing has run)."""
+    done = states.count("finished")
+    if done == 0 and all(s == "not started" for s in states):
+        return "·"
+    text = f"{done}/{len(states)}"
+    for symbol, state in (("▶", "running"), ("◐", "started")):
+        if states.count(state):
+            text += f" {symbol}{states.count(state)}"
+    return text
+
+
+def estimate(cells: list[Cell], walls: dict[tuple[str, str], list[float]], references: set[str] = frozenset()) -> tuple[float, dict[str, int]]:
+    """Seconds of cell time left for ``cells`` and how many were estimated on which basis;
+    ``references``: method labels left out of the per-task fallback."""
+    by_task: dict[str, list[float]] = defaultdict(list)
+    for (method, task), values in walls.items():
+        if method not in references:
+            by_task[task].extend(values)
+    seconds, basis = 0.0, {"same method and task": 0, "other trained methods on the task": 0, "no estimate (nothing finished to go by)": 0}
+    for cell in cells:
+        if walls.get((cell.method, cell.task)):
+            seconds += statistics.median(walls[(cell.method, cell.task)])
+            basis["same method and task"] += 1
+        elif by_task.get(cell.task):
+            seconds += statistics.median(by_task[cell.task])
+            basis["other trained methods on the task"] += 1
+        else:
+            basis["no estimate (nothing finished to go by)"] += 1
+    return seconds, basis
+
+
+def status_report(profile: dict[str, Any], output: Path, cells: list[Cell], *, profile_cells: list[Cell] | None = None,
+                  cores: int, references: set[str] = frozenset()) -> str:
+    """The status text for ``cells`` (the profile's, or the --only/--tasks/--seeds subset); the
+    estimate goes by every finished cell of ``profile_cells`` (default ``cells``); ``references``:
+    the labels of reference methods (see :func:`estimate`)."""
+    states = {cell.key: cell_state(output, cell) for cell in cells}
+    counts = {s: sum(v == s for v in states.values()) for s in STATES}
+    methods = list(dict.fromkeys(c.method for c in cells))
+    tasks = list(dict.fromkeys(c.task for c in cells))
+    grid: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for cell in cells:
+        grid[(cell.method, cell.task)].append(states[cell.key])
+    lines = [f"sweep {profile['name']} ({output}): {counts['finished']} of {len(cells)} cells finished, "
+             f"{counts['running']} running, {counts['started']} started (resumed by the next sweep), "
+             f"{counts['not started']} not started", "",
+             "| method | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
+    for m in methods:
+        lines.append(f"| {m} | " + " | ".join(_mark(grid[(m, t)]) if grid[(m, t)] else "" for t in tasks) + " |")
+    lines += ["", "finished/cells; ▶ running, ◐ started, · nothing yet."]
+    keys = {(c.method, c.task, c.seed) for c in (profile_cells or cells)}
+    walls: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for row in collect(output):  # the profile's finished cells, also those outside a subset
+        if (row["method_label"], row["task_label"], row["seed"]) in keys and row.get("wall_time_s"):
+            walls[(row["method_label"], row["task_label"])].append(float(row["wall_time_s"]))
+    left = [c for c in cells if states[c.key] != "finished"]
+    if left:
+        seconds, basis = estimate(left, walls, references)
+        how = "; ".join(f"{n} from {b}" for b, n in basis.items() if n)
+        lines.append(f"Left: {len(left)} cells, about {seconds / 3600:.1f} h of cell time at the finished cells' median wall "
+                     f"times ({how}); at {cores} cells at once, about {seconds / 3600 / max(cores, 1):.1f} h. Wall times "
+                     f"come from whichever machines ran the cells.")
+    return "\n".join(lines)
