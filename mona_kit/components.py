@@ -137,6 +137,13 @@ class Metric:
     def __call__(self, predictions: torch.Tensor, targets: torch.Tensor) -> float:
         raise NotImplementedError  # pragma: no cover - interface
 
+    def standard_error(self, value: float, n: int) -> float | None:
+        """The sampling standard error of ``value`` measured on ``n`` samples, for a metric that has a
+        known one (an error rate: binomial), else None. The plateau check does not count a gain in
+        the best validation metric smaller than this as progress: on 800 validation images an
+        error rate moves in steps of 1/800, and the best of a flat, noisy curve keeps creeping down."""
+        return None
+
 
 class DistanceObjective(nn.Module):
     """A distance between two labelled feature sets ``xs [n, d]``, ``xt [m, d]``.

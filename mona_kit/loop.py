@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import attrs
@@ -357,9 +357,14 @@ def _finish(session: Session, model: nn.Module, stage: LoopStage, setup: Setup, 
         session.log(stage=stage.name, step=step, event="early-stop", patience=effective_patience(cfg, setup),
                     best_step=progress.best_step)
     if progress.history:
+        n_val = len(cast(Sized, session.task.splits()["val"]))
+
+        def noise(best_before: float) -> float | None:  # the metric's sampling error at the earlier best
+            return session.metric.standard_error(signed_score(session, best_before), n_val)
+
         plateau = plateau_record(progress.history, setup.total_steps, cfg.plateau_window, cfg.plateau_tolerance,
-                                 stopped_early=progress.stopped_early)
-        plateau |= {"steps": step, "budget": setup.total_steps, "selection": "validation" if setup.select else "fixed-budget"}
+                                 stopped_early=progress.stopped_early, standard_error=noise)
+        plateau |= {"val_samples": n_val, "steps": step, "budget": setup.total_steps, "selection": "validation" if setup.select else "fixed-budget"}
         session.results.setdefault("plateau", {})[stage.name] = plateau
         session.log(stage=stage.name, step=step, event="plateau", **plateau)
     if setup.select and progress.best_state is not None:
@@ -369,14 +374,17 @@ def _finish(session: Session, model: nn.Module, stage: LoopStage, setup: Setup, 
                     **{f"val_{metric}": signed_score(session, progress.best_score)})
 
 
-def plateau_record(history, total_steps: int, window: float, tolerance: float, *, stopped_early: bool) -> dict[str, Any]:
+def plateau_record(history, total_steps: int, window: float, tolerance: float, *, stopped_early: bool,
+                   standard_error: Callable[[float], float | None] | None = None) -> dict[str, Any]:
     """Whether a stage's validation metric had stopped improving by its end.
 
     ``history`` holds (step, score) pairs, score lower-is-better. The stage has plateaued when the
     best score at the end improves on the best score seen before the last ``window`` of the steps
-    by less than ``tolerance`` (relative), or when early stopping ended it.
+    by less than ``tolerance`` (relative), or by no more than the metric's sampling standard error
+    at that earlier best (``standard_error(best_before)``, recorded as ``noise``; None for metrics
+    without one), or when early stopping ended it.
     """
-    record: dict[str, Any] = {"window": window, "tolerance": tolerance, "stopped_early": stopped_early}
+    record: dict[str, Any] = {"window": window, "tolerance": tolerance, "stopped_early": stopped_early, "noise": None}
     if not history:
         return record | {"plateaued": None, "improvement": None}
     cut = (1.0 - window) * total_steps
@@ -386,10 +394,12 @@ def plateau_record(history, total_steps: int, window: float, tolerance: float, *
         return record | {"plateaued": stopped_early, "improvement": None}
     best_before = min(before)
     if not math.isfinite(best_before):
-        improvement = math.inf
-    else:
-        improvement = (best_before - best_end) / max(abs(best_before), 1e-12)
-    return record | {"plateaued": bool(stopped_early or improvement < tolerance), "improvement": improvement}
+        return record | {"plateaued": stopped_early, "improvement": math.inf}
+    improvement = (best_before - best_end) / max(abs(best_before), 1e-12)
+    noise = standard_error(best_before) if standard_error is not None else None
+    within_noise = noise is not None and best_before - best_end <= noise
+    return record | {"plateaued": bool(stopped_early or improvement < tolerance or within_noise),
+                     "improvement": improvement, "noise": noise}
 
 
 # The non-finite policy ----------------------------------------------------------------------------

@@ -81,7 +81,8 @@ class TrainConfig:
     plateau_window: float = option(0.25, min=0, max=1, min_exclusive=True, help="plateau check: the last fraction of a stage's steps that is examined")
     plateau_tolerance: float = option(
         0.02, min=0, help="plateau check: a stage has plateaued when its best validation metric improved by less than this "
-        "relative amount over the plateau window (recorded per run; sweeps flag runs that had not)"
+        "relative amount over the plateau window, or by no more than the metric's sampling standard error where it declares one "
+        "(error rates: binomial; recorded per run as 'noise'; sweeps flag runs that had not plateaued)"
     )
     normalize_inputs: str = option(
         "auto", choices=("auto", "pointwise", "channel", "global", "none"),

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from mona_kit.cli import main
+from mona_kit.kit import load_kit
 from mona_kit.normalize import Normalization, attach_input, attach_output, fit
 from mona_kit.stages import plateau_record
 
@@ -80,6 +81,29 @@ def test_plateau_record_flags_a_curve_still_falling():
     assert plateau_record([], 8, 0.25, 0.02, stopped_early=False)["plateaued"] is None
 
 
+def test_a_gain_within_the_metrics_sampling_error_is_not_progress():
+    # An error rate on 800 validation samples: 49 -> 46 errors in the last quarter is 6 % relative,
+    # over the 2 % tolerance, but under the binomial standard error at 49/800 (about 6.8 samples).
+    curve = _scores([0.30, 0.10, 0.07, 0.065, 0.0625, 0.06125, 0.0575, 0.0625])
+    se = lambda value: math.sqrt(value * (1 - value) / 800)  # noqa: E731
+    raw = plateau_record(curve, 8, 0.25, 0.02, stopped_early=False)
+    assert raw["plateaued"] is False and raw["noise"] is None
+    rec = plateau_record(curve, 8, 0.25, 0.02, stopped_early=False, standard_error=se)
+    assert rec["plateaued"] is True and rec["noise"] == pytest.approx(se(0.06125))
+    assert rec["improvement"] == raw["improvement"]
+    # A gain beyond the error still counts: the same curve on 80,000 samples has not plateaued.
+    many = plateau_record(curve, 8, 0.25, 0.02, stopped_early=False, standard_error=lambda v: math.sqrt(v * (1 - v) / 80000))
+    assert many["plateaued"] is False
+
+
+def test_only_error_rates_declare_a_standard_error():
+    kit = load_kit(entry_points=False)
+    error = kit.metrics.get("zero-one-error").build()
+    assert error.standard_error(0.1, 400) == pytest.approx(0.015)
+    assert kit.metrics.get("nrmse").build().standard_error(0.1, 400) is None
+    assert kit.metrics.get("one-minus-auroc").build().standard_error(0.1, 400) is None
+
+
 def test_warmup_then_cosine():
     from types import SimpleNamespace
 
@@ -118,6 +142,21 @@ def test_a_normalised_run_reports_original_units_and_records_its_plateau(tmp_pat
     plateau = res["plateau"]["finetune"]
     assert plateau["selection"] == "validation" and plateau["budget"] == plateau["steps"] == 24
     assert isinstance(plateau["plateaued"], bool)
+    assert plateau["val_samples"] == 200 and plateau["noise"] is None  # nRMSE declares no standard error
+
+
+def test_a_classification_run_records_its_metrics_sampling_error(tmp_path):
+    argv = ["run", "task=mnist-5k", "task.max_train=320", "method=finetune", "train.epochs=2",
+            f"output_dir={tmp_path}", "run_name=r", *TINY]
+    assert main(argv) == 0
+    plateau = _results(tmp_path / "r")["plateau"]["finetune"]
+    n = plateau["val_samples"]
+    assert n >= 100
+    # The noise is the binomial error of the best validation error before the plateau window.
+    cut = (1 - plateau["window"]) * plateau["budget"]
+    before = min(e["zero-one-error"] for e in _events(tmp_path / "r")
+                 if e.get("split") == "val" and e.get("stage") == "finetune" and e["step"] <= cut)
+    assert plateau["noise"] == pytest.approx(math.sqrt(before * (1 - before) / n), rel=1e-6)
 
 
 def test_early_stopping_ends_a_stage_that_stopped_improving(tmp_path):

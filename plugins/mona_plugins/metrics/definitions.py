@@ -7,6 +7,8 @@ k samples (in order) instead of computing it once over the split.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -47,6 +49,12 @@ def positive_scores(predictions: torch.Tensor, targets: torch.Tensor) -> tuple[n
 
 def zero_one_error(predictions: torch.Tensor, targets: torch.Tensor) -> float:
     return float((class_scores(predictions) != targets.long()).float().mean())
+
+
+def binomial_standard_error(value: float, n: int) -> float:
+    """The standard error of an error rate ``value`` estimated from ``n`` independent samples."""
+    p = min(max(value, 0.0), 1.0)
+    return math.sqrt(p * (1.0 - p) / max(n, 1))
 
 
 def relative_l2(predictions: torch.Tensor, targets: torch.Tensor) -> float:
@@ -103,10 +111,14 @@ class SplitMetric(Metric):
 
     higher_is_better = False
 
-    def __init__(self, fn, name: str, chunked: int | None = None):
+    def __init__(self, fn, name: str, chunked: int | None = None, standard_error=None):
         self.fn = fn
         self.name = name
         self.chunked = chunked
+        self._standard_error = standard_error
+
+    def standard_error(self, value: float, n: int) -> float | None:
+        return None if self._standard_error is None else self._standard_error(value, n)
 
     def __call__(self, predictions: torch.Tensor, targets: torch.Tensor) -> float:
         if len(predictions) != len(targets):
@@ -134,10 +146,13 @@ METRICS = {
     "one-minus-macro-f1": (one_minus_macro_f1, "1 - macro-averaged F1 over classes"),
 }
 
+#: Metrics with a known sampling standard error (the others' noise depends on more than value and n).
+STANDARD_ERRORS = {"zero-one-error": binomial_standard_error}
+
 
 def register_all(register) -> None:
     for name, (fn, summary) in METRICS.items():
         def factory(config: MetricOptions, _fn=fn, _name=name) -> SplitMetric:
-            return SplitMetric(_fn, _name, config.chunked)
+            return SplitMetric(_fn, _name, config.chunked, STANDARD_ERRORS.get(_name))
 
         register(name, factory, config=MetricOptions, summary=summary)
