@@ -3,13 +3,13 @@
     python benchmarks/recheck_plateau.py benchmarks/results/main-cpu            # print what would change
     python benchmarks/recheck_plateau.py benchmarks/results/main-cpu --write    # and record it
 
-Cells run before the plateau check learned the metric's sampling error (``noise`` in the record;
-``Metric.standard_error``) were judged by the 2 % rule alone. For a metric that declares a standard
+Cells run before the plateau check learned the metric's sampling error (their records have no
+``val_samples``; ``Metric.standard_error``) were judged by the 2 % rule alone. For a metric that declares a standard
 error, this rebuilds the last training stage's validation curve from the cell's metrics.jsonl, checks
 that the rule as recorded gives back the recorded improvement (else the cell is left alone and
 named), and applies the same rule a new run applies. ``--write`` stores the new record in
 results.json and keeps the old verdict under ``plateaued_before_noise_floor``, with ``rederived_by``
-naming this script, so the change stays visible. Cells already carrying ``noise`` and metrics without
+naming this script, so the change stays visible. Cells already carrying ``val_samples`` and metrics without
 a standard error are left as they are.
 """
 
@@ -26,6 +26,8 @@ import yaml
 
 from mona_kit.kit import load_kit
 from mona_kit.loop import plateau_record
+from mona_kit.runs import _jsonable, atomic_write_text
+from mona_kit.summary import as_number
 
 SCRIPT = "benchmarks/recheck_plateau.py"
 
@@ -37,7 +39,9 @@ def validation_curve(metrics_file: Path, stage: str, metric: str, higher_is_bett
     for line in metrics_file.read_text().splitlines():
         event = json.loads(line)
         if event.get("stage") == stage and event.get("split") == "val" and "step" in event and metric in event:
-            by_step[int(event["step"])] = -event[metric] if higher_is_better else event[metric]
+            value = as_number(event[metric])  # runs write NaN / inf as strings
+            if value is not None:
+                by_step[int(event["step"])] = -value if higher_is_better else value
     return sorted(by_step.items())
 
 
@@ -55,7 +59,7 @@ def recheck(kit, run_dir: Path, sizes: dict[str, int]) -> tuple[str, dict[str, A
     if not records:
         return "no plateau record (a reference)", None
     stage, record = list(records.items())[-1]
-    if "noise" in record:
+    if "val_samples" in record:  # recorded (or re-derived) under the noise-aware rule already
         return "already has a noise floor", None
     metric = kit.metrics.get(results["metric"]).build()
     if metric.standard_error(0.5, 100) is None:
@@ -69,12 +73,11 @@ def recheck(kit, run_dir: Path, sizes: dict[str, int]) -> tuple[str, dict[str, A
     sign = -1.0 if results["higher_is_better"] else 1.0
     args = (history, record["budget"], record["window"], record["tolerance"])
     plain = plateau_record(*args, stopped_early=record["stopped_early"])
-    same = plain["plateaued"] == record["plateaued"] and (
-        plain["improvement"] == record["improvement"]
-        or (plain["improvement"] is not None and record["improvement"] is not None
-            and math.isclose(plain["improvement"], record["improvement"], rel_tol=1e-9)))
-    if not same:
-        return f"left alone: its logged curve gives improvement {plain['improvement']}, not the recorded {record['improvement']}", None
+    recorded = as_number(record["improvement"])
+    if plain["improvement"] is None or recorded is None or not math.isfinite(recorded):
+        return "left alone: no finite validation best before the window to measure a gain from", None
+    if plain["plateaued"] != record["plateaued"] or not math.isclose(plain["improvement"], recorded, rel_tol=1e-9):
+        return f"left alone: its logged curve gives improvement {plain['improvement']}, not the recorded {recorded}", None
     new = plateau_record(*args, stopped_early=record["stopped_early"],
                          standard_error=lambda best: metric.standard_error(sign * best, n_val))
     updated = {**record, **new, "val_samples": n_val, "plateaued_before_noise_floor": record["plateaued"], "rederived_by": SCRIPT}
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"{label}: {what}")
         if updated is not None and args.write:
-            path.write_text(json.dumps(updated, indent=2) + "\n")
+            atomic_write_text(path, json.dumps(_jsonable(updated), indent=2, sort_keys=False) + "\n")  # as runs write it
     return 0
 
 

@@ -357,10 +357,14 @@ def _finish(session: Session, model: nn.Module, stage: LoopStage, setup: Setup, 
         session.log(stage=stage.name, step=step, event="early-stop", patience=effective_patience(cfg, setup),
                     best_step=progress.best_step)
     if progress.history:
-        n_val = len(cast(Sized, session.task.splits()["val"]))
+        val = session.task.splits()["val"]
+        n_val = len(val) if isinstance(val, Sized) else None  # a plugin's streamed split may have no length
+        standard_error = getattr(session.metric, "standard_error", None)  # metrics need not subclass Metric
 
         def noise(best_before: float) -> float | None:  # the metric's sampling error at the earlier best
-            return session.metric.standard_error(signed_score(session, best_before), n_val)
+            if standard_error is None or n_val is None:
+                return None
+            return standard_error(signed_score(session, best_before), n_val)
 
         plateau = plateau_record(progress.history, setup.total_steps, cfg.plateau_window, cfg.plateau_tolerance,
                                  stopped_early=progress.stopped_early, standard_error=noise)

@@ -141,8 +141,8 @@ def table_model(rows: list[dict[str, Any]], *, references: set[str] | frozenset[
         notes.append(f"◇: does not beat the `{baseline}` reference on that task ({_count(losses_to_base, 'cell')}).")
     notes.append(f"†k: k seeds whose last training stage had not plateaued ({_count(unsettled_runs, 'run')} in {_count(unsettled, 'table cell')}; "
                  "its best validation metric still gained at least train.plateau_tolerance over the last train.plateau_window of its "
-                 "steps, and more than the metric's sampling error where the metric declares one; record in each run's "
-                 "results.json under 'plateau').")
+                 "steps, and more than the metric's sampling error where the metric declares one, and early stopping had not ended it; "
+                 "record in each run's results.json under 'plateau').")
     if fixed:
         notes.append(f"{fixed} cells train on a set too small to select on: their runs keep the end of a fixed "
                      "budget instead of the best validation step.")

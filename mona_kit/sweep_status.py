@@ -1,11 +1,13 @@
 """``sweep PROFILE --status``: where a long sweep stands, without running or writing anything.
 
 Each cell is finished (results.json), running (a live process holds its run folder's lock), started
-(a folder left by an interrupted run, which the next sweep resumes) or not started. The time left is
-estimated per unfinished cell from the wall times of finished cells: the median of its own method on
-the same task, else of the other trained methods on that task (reference rows fit in seconds and
-would make the estimate meaningless); the basis is printed with the number, and a started cell is
-counted as a whole cell (its checkpoint may save part of that).
+(an interrupted run's folder with its config, which the next sweep resumes from its last checkpoint)
+or not started. The time left is estimated per unfinished cell from the wall times of finished cells:
+the median of its own method on the same task, else of the other trained methods on that task
+(reference rows fit in seconds and would make the estimate meaningless); cells with neither are
+counted, not guessed. Running and started cells count as whole cells, and a finished cell's wall
+time leaves out its setup and, when it was resumed, its earlier sessions: a rough guide, printed
+with its basis.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ def cell_state(output: Path, cell: Cell) -> str:
         return "finished"
     if locked_elsewhere(run_dir):
         return "running"
-    return "started" if run_dir.is_dir() else "not started"
+    # A folder without the run's config (a cell that died while starting) is run afresh, not resumed.
+    return "started" if (run_dir / "config.yaml").is_file() else "not started"
 
 
 def _mark(states: list[str]) -> str:
@@ -88,9 +91,21 @@ def status_report(profile: dict[str, Any], output: Path, cells: list[Cell], *, p
             walls[(row["method_label"], row["task_label"])].append(float(row["wall_time_s"]))
     left = [c for c in cells if states[c.key] != "finished"]
     if left:
-        seconds, basis = estimate(left, walls, references)
-        how = "; ".join(f"{n} from {b}" for b, n in basis.items() if n)
-        lines.append(f"Left: {len(left)} cells, about {seconds / 3600:.1f} h of cell time at the finished cells' median wall "
-                     f"times ({how}); at {cores} cells at once, about {seconds / 3600 / max(cores, 1):.1f} h. Wall times "
-                     f"come from whichever machines ran the cells.")
+        lines.append(_time_left(left, walls, references, cores))
     return "\n".join(lines)
+
+
+def _time_left(left: list[Cell], walls: dict[tuple[str, str], list[float]], references: set[str], cores: int) -> str:
+    seconds, basis = estimate(left, walls, references)
+    unknown = basis["no estimate (nothing finished to go by)"]
+    estimated = len(left) - unknown
+    text = f"Left: {len(left)} cells."
+    if estimated:
+        how = "; ".join(f"{n} from {b}" for b, n in basis.items() if n and not b.startswith("no estimate"))
+        parallel = min(max(cores, 1), estimated)
+        text += (f" The {estimated} with an estimate need about {seconds / 3600:.1f} h of cell time at the finished cells' "
+                 f"median wall times ({how}); about {seconds / 3600 / parallel:.1f} h with {parallel} at once, if they "
+                 f"share out evenly.")
+    if unknown:
+        text += f" {unknown} cells have no estimate: no trained method has finished a cell of their task yet."
+    return text + " Wall times come from whichever machines ran the cells and leave out setup: a rough guide."

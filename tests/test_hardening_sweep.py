@@ -182,6 +182,7 @@ CASES = [
      r"sweep --tasks: unknown task label 'gunpoint'; the profile's are gp, bm\."),
     ("seeds-option-not-in-profile", prof(), SWEEP + ["--seeds", "0,3"], r"sweep --seeds: the profile has no seed 3; its seeds are 0\."),
     ("seeds-option-not-integers", prof(), SWEEP + ["--seeds", "first"], r"sweep --seeds: 'first' is not a comma-separated list of integers; .*"),
+    ("status-with-report-only", prof(), SWEEP + ["--status", "--report-only"], r"sweep: --status and --report-only do different things .*; give one\."),
     ("report-only-before-any-cell", prof(), SWEEP + ["--report-only"], r"sweep t: no finished cell in '[^']*/out' yet; run the sweep without --report-only first\."),
     ("output-is-a-file", a_file_at("notes.txt"), SWEEP + ["--output", "{tmp}/notes.txt"], r"sweep output '[^']*/notes\.txt': '[^']*/notes\.txt' is a file, not a folder; choose another --output\."),
     ("output-inside-a-file", a_file_at("notes.txt"), SWEEP + ["--output", "{tmp}/notes.txt/out"], r"sweep output '[^']*/notes\.txt/out': '[^']*/notes\.txt' is a file, not a folder; .*"),

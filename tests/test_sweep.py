@@ -49,7 +49,14 @@ def test_sweep_runs_skips_reports_and_reproduces(tmp_path):
     assert status.returncode == 0, status.stderr[-1500:]
     assert status.stdout.startswith(f"sweep t ({out}): 3 of 4 cells finished, 0 running, 1 started")
     assert "| finetune | 1/2 ◐1 |" in status.stdout and "| linear-probe | 2/2 |" in status.stdout
-    assert "Left: 1 cells" in status.stdout and "1 from same method and task" in status.stdout
+    assert "Left: 1 cells. The 1 with an estimate" in status.stdout and "1 from same method and task" in status.stdout
+    # A folder without the run's config is a cell that died while starting: the next sweep runs it afresh.
+    empty = out / "cells" / "finetune" / "gunpoint" / "seed7"
+    from mona_kit.sweep import Cell
+    from mona_kit.sweep_status import cell_state
+    empty.mkdir()
+    assert cell_state(out, Cell("finetune", "gunpoint", 7, {})) == "not started"
+    empty.rmdir()
     (out / "results.json.aside").rename(out / "cells" / "finetune" / "gunpoint" / "seed1" / "results.json")
     # A sweep of some of the cells: the table's title says how many of the profile's exist.
     (out / "cells" / "linear-probe" / "gunpoint" / "seed1" / "results.json").rename(out / "results.json.aside")

@@ -11,7 +11,6 @@ failed (the report is still written from the finished ones), 2 for bad input.
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -149,9 +148,12 @@ def run(args, kit) -> int:
     settings = submitit_settings(profile, args.submitit)
     jobs = check_jobs(args.jobs)
     if args.status:
+        from ..launchers import default_jobs
         from ..sweep_status import status_report
 
-        print(status_report(profile, output, todo, profile_cells=profile_cells, cores=jobs or os.cpu_count() or 1,
+        if args.report_only:
+            raise ConfigError("sweep: --status and --report-only do different things (show progress / rebuild the report); give one.")
+        print(status_report(profile, output, todo, profile_cells=profile_cells, cores=jobs or default_jobs(),
                             references=reference_labels(profile_cells, kit)))
         return 0
     failures = []
