@@ -359,15 +359,9 @@ def _finish(session: Session, model: nn.Module, stage: LoopStage, setup: Setup, 
     if progress.history:
         val = session.task.splits()["val"]
         n_val = len(val) if isinstance(val, Sized) else None  # a plugin's streamed split may have no length
-        standard_error = getattr(session.metric, "standard_error", None)  # metrics need not subclass Metric
-
-        def noise(best_before: float) -> float | None:  # the metric's sampling error at the earlier best
-            if standard_error is None or n_val is None:
-                return None
-            return standard_error(signed_score(session, best_before), n_val)
-
         plateau = plateau_record(progress.history, setup.total_steps, cfg.plateau_window, cfg.plateau_tolerance,
-                                 stopped_early=progress.stopped_early, standard_error=noise)
+                                 stopped_early=progress.stopped_early,
+                                 standard_error=sampling_error(session.metric, n_val))
         plateau |= {"val_samples": n_val, "steps": step, "budget": setup.total_steps, "selection": "validation" if setup.select else "fixed-budget"}
         session.results.setdefault("plateau", {})[stage.name] = plateau
         session.log(stage=stage.name, step=step, event="plateau", **plateau)
@@ -376,6 +370,17 @@ def _finish(session: Session, model: nn.Module, stage: LoopStage, setup: Setup, 
         metric = session.spec.metric
         session.log(stage=stage.name, step=step, event="selected", best_step=progress.best_step,
                     **{f"val_{metric}": signed_score(session, progress.best_score)})
+
+
+def sampling_error(metric: Any, n: int | None) -> Callable[[float], float | None] | None:
+    """The metric's standard error as a function of a lower-is-better score (``signed_score``), for
+    :func:`plateau_record`; None where the metric declares none (or is not a ``Metric`` at all) or
+    the split's size is unknown."""
+    standard_error = getattr(metric, "standard_error", None)
+    if standard_error is None or n is None:
+        return None
+    sign = -1.0 if getattr(metric, "higher_is_better", False) else 1.0
+    return lambda score: standard_error(sign * score, n)
 
 
 def plateau_record(history, total_steps: int, window: float, tolerance: float, *, stopped_early: bool,

@@ -96,6 +96,24 @@ def test_a_gain_within_the_metrics_sampling_error_is_not_progress():
     assert many["plateaued"] is False
 
 
+def test_the_noise_floor_reads_a_higher_is_better_metric_in_its_own_units():
+    from mona_kit.loop import sampling_error
+
+    class Accuracy:
+        higher_is_better = True
+
+        def standard_error(self, value, n):
+            assert 0 <= value <= 1  # the raw accuracy, not the negated score the loop ranks by
+            return math.sqrt(value * (1 - value) / n)
+
+    se = sampling_error(Accuracy(), 400)
+    assert se(-0.9) == pytest.approx(0.015)  # lower-is-better score -0.9 = accuracy 0.9
+    # Accuracy 0.9 -> 0.91 on 400 samples (4 samples) is within the error; 0.9 -> 0.95 is not.
+    assert plateau_record(_scores([-0.5, -0.8, -0.9, -0.91]), 4, 0.25, 0.001, stopped_early=False, standard_error=se)["plateaued"]
+    assert not plateau_record(_scores([-0.5, -0.8, -0.9, -0.95]), 4, 0.25, 0.001, stopped_early=False, standard_error=se)["plateaued"]
+    assert sampling_error(Accuracy(), None) is None and sampling_error(object(), 400) is None
+
+
 def test_only_error_rates_declare_a_standard_error():
     kit = load_kit(entry_points=False)
     error = kit.metrics.get("zero-one-error").build()
