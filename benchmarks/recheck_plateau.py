@@ -25,19 +25,18 @@ from typing import Any
 import yaml
 
 from mona_kit.kit import load_kit
-from mona_kit.loop import plateau_record
-from mona_kit.runs import _jsonable, atomic_write_text
+from mona_kit.loop import plateau_record, sampling_error
+from mona_kit.runs import RunDir, _jsonable, atomic_write_text
 from mona_kit.summary import as_number
 
 SCRIPT = "benchmarks/recheck_plateau.py"
 
 
-def validation_curve(metrics_file: Path, stage: str, metric: str, higher_is_better: bool) -> list[tuple[int, float]]:
+def validation_curve(run_dir: Path, stage: str, metric: str, higher_is_better: bool) -> list[tuple[int, float]]:
     """(step, lower-is-better score) of a stage's validation passes; a step logged twice (a resumed
     run re-logging it) keeps its last value."""
     by_step: dict[int, float] = {}
-    for line in metrics_file.read_text().splitlines():
-        event = json.loads(line)
+    for event in RunDir(run_dir).events():  # the runs' own reader: a cut-off last line is skipped, damage named
         if event.get("stage") == stage and event.get("split") == "val" and "step" in event and metric in event:
             value = as_number(event[metric])  # runs write NaN / inf as strings
             if value is not None:
@@ -69,7 +68,7 @@ def recheck(kit, run_dir: Path, sizes: dict[str, int]) -> tuple[str, dict[str, A
     if key not in sizes:
         sizes[key] = validation_samples(kit, config)
     n_val = sizes[key]
-    history = validation_curve(run_dir / "metrics.jsonl", stage, results["metric"], results["higher_is_better"])
+    history = validation_curve(run_dir, stage, results["metric"], results["higher_is_better"])
     sign = -1.0 if results["higher_is_better"] else 1.0
     args = (history, record["budget"], record["window"], record["tolerance"])
     plain = plateau_record(*args, stopped_early=record["stopped_early"])
@@ -78,8 +77,7 @@ def recheck(kit, run_dir: Path, sizes: dict[str, int]) -> tuple[str, dict[str, A
         return "left alone: no finite validation best before the window to measure a gain from", None
     if plain["plateaued"] != record["plateaued"] or not math.isclose(plain["improvement"], recorded, rel_tol=1e-9):
         return f"left alone: its logged curve gives improvement {plain['improvement']}, not the recorded {recorded}", None
-    new = plateau_record(*args, stopped_early=record["stopped_early"],
-                         standard_error=lambda best: metric.standard_error(sign * best, n_val))
+    new = plateau_record(*args, stopped_early=record["stopped_early"], standard_error=sampling_error(metric, n_val))
     updated = {**record, **new, "val_samples": n_val, "plateaued_before_noise_floor": record["plateaued"], "rederived_by": SCRIPT}
     results["plateau"][stage] = updated
     verdict = "unchanged" if new["plateaued"] == record["plateaued"] else "now plateaued"

@@ -64,9 +64,8 @@ def select_seeds(todo: list, seeds: str, profile_seeds: list[int]) -> list:
     return [c for c in todo if c.seed in keep]
 
 
-def reference_labels(cells: list, kit) -> set[str]:
-    """The method labels whose method is a reference row (``meta['reference']``)."""
-    names = {e.name for e in kit.methods if e.meta.get("reference")}
+def reference_labels(cells: list, names: set[str]) -> set[str]:
+    """The method labels whose method is one of ``names`` (the reference rows')."""
     return {c.method for c in cells if (c.config["method"] if isinstance(c.config["method"], str) else c.config["method"]["name"]) in names}
 
 
@@ -147,6 +146,7 @@ def run(args, kit) -> int:
     check_existing(output, todo)
     settings = submitit_settings(profile, args.submitit)
     jobs = check_jobs(args.jobs)
+    references = {e.name for e in kit.methods if e.meta.get("reference")}
     if args.status:
         from ..launchers import default_jobs
         from ..sweep_status import status_report
@@ -154,7 +154,7 @@ def run(args, kit) -> int:
         if args.report_only:
             raise ConfigError("sweep: --status and --report-only do different things (show progress / rebuild the report); give one.")
         print(status_report(profile, output, todo, profile_cells=profile_cells, cores=jobs or default_jobs(),
-                            references=reference_labels(profile_cells, kit)))
+                            references=reference_labels(profile_cells, references)))
         return 0
     failures = []
     if args.report_only:
@@ -199,7 +199,6 @@ def run(args, kit) -> int:
         command = "mona-kit sweep " + " ".join(shlex.quote(a) for a in args.items)
         if args.output is not None and Path(args.output) != Path(profile["output"]):
             command += f" --output {shlex.quote(str(args.output))}"  # rerunning the command must find these cells
-        references = {e.name for e in kit.methods if e.meta.get("reference")}
         # An unfinished sweep says so in the table's title (its missing cells are simply absent).
         done = sum((r["method_label"], r["task_label"], r["seed"]) in profile_keys for r in rows)
         shown = f"{len(rows)} cells" if done == len(rows) == len(profile_keys) else f"{done} of the profile's {len(profile_keys)} cells"
