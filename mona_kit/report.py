@@ -76,10 +76,23 @@ def _cell_text(a: dict[str, Any], full_n: int) -> str:
     return text
 
 
+def _unlearned(runs: list[dict[str, Any]], floor: float, sign: float) -> int:
+    """Seeds whose test metric is no better than ``floor`` (the `mean` reference's): a run that
+    collapsed to a constant output plateaus too, so only this comparison tells it apart."""
+    count = 0
+    for r in runs:
+        value = as_number(r.get("test", {}).get(r["metric"]))
+        if value is not None and math.isfinite(value) and sign * value >= sign * floor:
+            count += 1
+    return count
+
+
 def table_model(rows: list[dict[str, Any]], *, references: set[str] | frozenset[str] = frozenset(),
-                baseline: str = "linear") -> dict[str, Any]:
+                baseline: str = "linear", floor: str = "mean") -> dict[str, Any]:
     """The table as data, for the Markdown and the HTML report alike: tasks with their metric, blocks
-    of method rows (reference rows apart), each cell's text, marks and runs, and the notes below."""
+    of method rows (reference rows apart), each cell's text, marks and runs, and the notes below.
+    ``baseline``: the reference a transfer cell must beat on average (◇ where it does not);
+    ``floor``: the reference below which a seed has learned nothing (∅k: k such seeds)."""
     agg = aggregate(rows)
     by_label = {r["method_label"]: r.get("method", r["method_label"]) for r in rows}
     methods = list(dict.fromkeys(r["method_label"] for r in rows))
@@ -99,8 +112,9 @@ def table_model(rows: list[dict[str, Any]], *, references: set[str] | frozenset[
             sign = -1.0 if higher[t] else 1.0
             best[t] = min(scored, key=lambda x: sign * x[1]["mean"])[0]
     base_label = next((m for m in refs if by_label[m] == baseline), None)
+    floor_label = next((m for m in refs if by_label[m] == floor), None)
     full_n = max((a["runs"] for a in agg.values()), default=0)
-    losses_to_base, unsettled, unsettled_runs, fixed = 0, 0, 0, 0
+    losses_to_base, unsettled, unsettled_runs, fixed, unlearned_runs, unlearned_cells = 0, 0, 0, 0, 0, 0
     blocks = []
     for block, members in (("reference", refs), ("transfer", transfer)):
         lines = []
@@ -111,7 +125,7 @@ def table_model(rows: list[dict[str, Any]], *, references: set[str] | frozenset[
                 if a is None:
                     cells.append(None)
                     continue
-                cell = {"runs": runs_of[(m, t)], "best": False, "loses": False, "not_plateaued": 0}
+                cell = {"runs": runs_of[(m, t)], "best": False, "loses": False, "not_plateaued": 0, "unlearned": 0}
                 if math.isnan(a["mean"]):
                     cells.append({**cell, "text": f"diverged ({a['runs']} runs)"})
                     continue
@@ -122,6 +136,12 @@ def table_model(rows: list[dict[str, Any]], *, references: set[str] | frozenset[
                     if sign * a["mean"] >= sign * ref["mean"]:
                         cell["loses"] = True
                         losses_to_base += 1
+                low = agg.get((floor_label, t)) if floor_label else None
+                if block == "transfer" and low is not None and not math.isnan(low["mean"]):
+                    unlearned = _unlearned(runs_of[(m, t)], low["mean"], -1.0 if higher[t] else 1.0)
+                    cell["unlearned"] = unlearned
+                    unlearned_runs += unlearned
+                    unlearned_cells += unlearned > 0
                 if a["not_plateaued"]:
                     unsettled += 1
                     unsettled_runs += a["not_plateaued"]
@@ -139,6 +159,9 @@ def table_model(rows: list[dict[str, Any]], *, references: set[str] | frozenset[
                      "transfer method must beat; the rank is averaged over tasks among the transfer methods only.")
     if base_label:
         notes.append(f"◇: does not beat the `{baseline}` reference on that task ({_count(losses_to_base, 'cell')}).")
+    if floor_label and unlearned_runs:
+        notes.append(f"∅k: k seeds no better than the `{floor}` reference -- they learned nothing that predicting the training "
+                     f"mean does not give ({_count(unlearned_runs, 'run')} in {_count(unlearned_cells, 'table cell')}).")
     notes.append(f"†k: k seeds whose last training stage had not plateaued ({_count(unsettled_runs, 'run')} in {_count(unsettled, 'table cell')}; "
                  "its best validation metric still gained at least train.plateau_tolerance over the last train.plateau_window of its "
                  "steps, and more than the metric's sampling error where the metric declares one, and early stopping had not ended it; "
@@ -151,8 +174,10 @@ def table_model(rows: list[dict[str, Any]], *, references: set[str] | frozenset[
 
 
 def cell_marks(cell: dict[str, Any]) -> str:
-    """The ◇ and †k marks after a cell's number."""
+    """The ◇, ∅k and †k marks after a cell's number."""
     text = " ◇" if cell.get("loses") else ""
+    if cell.get("unlearned"):
+        text += f" ∅{cell['unlearned']}"
     if cell.get("not_plateaued"):
         text += f" †{cell['not_plateaued']}"
     return text
@@ -162,8 +187,9 @@ def markdown_table(rows: list[dict[str, Any]], *, title: str = "", references: s
                    baseline: str = "linear") -> str:
     """Mean ± std per method and task. Rows whose method is in ``references`` (registered with
     ``reference=True``: mean, linear, 1-NN, specialists) form their own block; the other rows are
-    ranked among themselves, marked where they do not beat the ``baseline`` reference row, and
-    marked where a seed's last training stage had not plateaued."""
+    ranked among themselves, marked where they do not beat the ``baseline`` reference row, where a
+    seed is no better than the ``floor`` reference row, and where a seed's last training stage had
+    not plateaued."""
     model = table_model(rows, references=references, baseline=baseline)
     n = len(model["tasks"])
     lines = [f"### {title}", ""] if title else []

@@ -44,3 +44,24 @@ def test_without_references_the_table_is_plain():
 def test_tiny_and_large_values_keep_their_digits():
     rows = [_row("linear", "t", 0, 2.365e-07, plateaued=None), _row("linear", "t", 1, 2.365e-07, plateaued=None)]
     assert "2.365e-07 ± 0" in markdown_table(rows)
+
+
+def test_a_seed_no_better_than_the_mean_reference_is_marked_per_seed():
+    # One of three seeds collapsed to the training mean (its curve plateaus too): the cell's mean
+    # still beats `mean`, so only the per-seed mark says one run learned nothing.
+    rows = [
+        _row("mean", "t", 0, 0.0095, plateaued=None), _row("linear", "t", 0, 0.0011, plateaued=None),
+        _row("finetune", "t", 0, 0.0016), _row("finetune", "t", 1, 0.0096), _row("finetune", "t", 2, 0.0015),
+        _row("scratch", "t", 0, 0.0005), _row("scratch", "t", 1, 0.0006),
+    ]
+    table = markdown_table(rows, references={"mean", "linear"})
+    finetune = next(line for line in table.splitlines() if line.startswith("| finetune |"))
+    scratch = next(line for line in table.splitlines() if line.startswith("| scratch |"))
+    assert "◇ ∅1" in finetune and "∅" not in scratch
+    assert "(1 run in 1 table cell)" in table
+    # Higher-is-better metrics compare the other way round; without such a seed, no mark and no note.
+    acc = [dict(r, higher_is_better=True) for r in [_row("mean", "t", 0, 0.11, plateaued=None),
+                                                     _row("finetune", "t", 0, 0.93), _row("scratch", "t", 0, 0.10)]]
+    table = markdown_table(acc, references={"mean"})
+    assert "∅1" in next(line for line in table.splitlines() if line.startswith("| scratch |"))
+    assert "∅" not in markdown_table(acc[:2], references={"mean"})
