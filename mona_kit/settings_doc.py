@@ -10,7 +10,8 @@ PROFILE_HELP = {
     "name": "the profile's label (a plain folder name)",
     "output": "folder of the cells (cells/METHOD/TASK/seedN/) and of table.md, results.csv and the plots",
     "seeds": "list of integer seeds; one cell per (method, task, seed)",
-    "tasks": "label -> run-config keys for that task, e.g. darcy-16: {task: {name: darcy-16, max_train: 300}}",
+    "tasks": "label -> run-config keys for that task, e.g. darcy-16: {task: {name: darcy-16, max_train: 300}}; "
+             "method_options: {METHOD_LABEL: {option: value}} there sets options of some methods on that task only",
     "methods": "label -> a method name or {name: METHOD, option: value}; \"*distance\" / \"*representation\" "
                "expand to every registered objective of that role (label orca-{objective})",
     "base": "run-config keys shared by every cell (backbone, train, diagnostics, threads, ...)",

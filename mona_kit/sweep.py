@@ -8,6 +8,7 @@ A profile (YAML) names the cells::
     base: {backbone: minilm-l6, train: {...}}          # shared by every cell
     tasks:                                              # label -> config keys for that task
       darcy-16: {task: {name: darcy-16, max_train: 300}, embedder: {name: grid2d-patch, patch: 4}}
+      burgers-1d: {task: burgers-1d, method_options: {specialist: {patience: null}}}   # this task only
     keep_checkpoints: false                             # drop a finished cell's checkpoints
     methods:                                            # label -> method (name + options)
       finetune: finetune
@@ -126,6 +127,9 @@ def _check_profile(data: Any, where: str) -> dict[str, Any]:
                 raise ConfigError(f"sweep task {label!r} must be a mapping of config keys (e.g. {{task: NAME}}), got {value!r}.")
             if key == "methods" and not (isinstance(value, str) or (isinstance(value, dict) and isinstance(value.get("name"), str))):
                 raise ConfigError(f"sweep method {label!r} must be a method name or a mapping with 'name', got {value!r}.")
+    for label, value in data["tasks"].items():  # after both sections are known to be mappings
+        if value is not None and METHOD_OPTIONS in value:
+            _check_method_options(value[METHOD_OPTIONS], label, data["methods"])
     if data.get("base") is not None and not isinstance(data["base"], dict):
         raise ConfigError(f"sweep profile {where}: 'base' must be a mapping of config keys, got {data['base']!r}.")
     from .launchers import check_submitit_section
@@ -134,6 +138,24 @@ def _check_profile(data: Any, where: str) -> dict[str, Any]:
     if not isinstance(data.get("keep_checkpoints", False), bool):
         raise ConfigError(f"sweep profile {where}: 'keep_checkpoints' must be true or false, got {data['keep_checkpoints']!r}.")
     return data
+
+
+#: A task entry's key for options of some methods on that task only (e.g. a reference whose budget
+#: should not follow this task's epochs); every other key of a task entry is a run-config key.
+METHOD_OPTIONS = "method_options"
+
+
+def _check_method_options(value: Any, task: str, methods: Any) -> None:
+    example = "e.g. method_options: {specialist: {patience: null}}"
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(f"sweep task {task!r}: '{METHOD_OPTIONS}' must map method labels to option mappings ({example}), got {value!r}.")
+    for label, options in value.items():
+        if label not in methods:
+            raise ConfigError(f"sweep task {task!r}: '{METHOD_OPTIONS}' names {label!r}, which is not a method label of this "
+                              f"profile (labels: {', '.join(map(str, methods))}).")
+        if not isinstance(options, dict) or not options or "name" in options:
+            raise ConfigError(f"sweep task {task!r}: '{METHOD_OPTIONS}' of {label!r} must be a mapping of that method's "
+                              f"options without 'name' ({example}), got {options!r}.")
 
 
 def read_profile(path: Path) -> dict[str, Any]:
@@ -220,9 +242,11 @@ def cells(profile: dict[str, Any], kit) -> Iterator[Cell]:
     base = profile.get("base") or {}
     for method_label, method in expand_methods(profile["methods"], kit).items():
         for task_label, task_cfg in profile["tasks"].items():
+            task_cfg = dict(task_cfg or {})
+            per_method = task_cfg.pop(METHOD_OPTIONS, None) or {}
             for seed in profile["seeds"]:
-                config = deep_merge(base, task_cfg or {})
-                config["method"] = method
+                config = deep_merge(base, task_cfg)
+                config["method"] = {**method, **per_method.get(method_label, {})}
                 config["seed"] = seed
                 cell = Cell(method=method_label, task=task_label, seed=seed, config=config)
                 try:

@@ -116,6 +116,29 @@ def test_task_sections_merge_into_the_base():
     assert merged == {"train": {"lr": 0.1, "epochs": 9}}
 
 
+def test_method_options_of_a_task_reach_only_that_tasks_cells_of_that_method():
+    # main-cpu r5: diffusion's epochs doubled, and the specialist (3x the task's epochs) must not follow
+    # into a schedule its patience would cut at a high learning rate; other cells keep their configs.
+    kit = load_kit(entry_points=False)
+    profile = {"name": "p", "output": "o", "seeds": [0], "base": {"backbone": "tiny-bert"},
+               "tasks": {"a": {"task": "gunpoint", "method_options": {"spec": {"patience": None, "epochs": 7}}},
+                         "b": {"task": "gunpoint"}},
+               "methods": {"spec": {"name": "specialist", "patience": 15}, "ft": "finetune"}}
+    configs = {(c.method, c.task): c.config for c in cells(profile, kit)}
+    assert configs[("spec", "a")]["method"] == {"name": "specialist", "patience": None, "epochs": 7}
+    assert configs[("spec", "b")]["method"] == {"name": "specialist", "patience": 15}
+    assert configs[("ft", "a")]["method"] == {"name": "finetune"}
+    assert all("method_options" not in c for c in configs.values())
+    # Options are checked like any method option before a cell runs.
+    import pytest
+
+    from mona_kit.errors import ConfigError
+
+    profile["tasks"]["a"]["method_options"] = {"spec": {"patients": 3}}
+    with pytest.raises(ConfigError, match=r"sweep cell spec/a/seed0: .*patients"):
+        list(cells(profile, kit))
+
+
 def test_a_diverged_seed_is_counted_not_hidden():
     rows = [{"method_label": "a", "task_label": "x", "metric": "e", "higher_is_better": True, "test": {"e": v}, "seed": i}
             for i, v in enumerate([0.5, float("nan"), 0.7])]
