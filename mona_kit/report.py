@@ -184,13 +184,13 @@ def cell_marks(cell: dict[str, Any]) -> str:
 
 
 def markdown_table(rows: list[dict[str, Any]], *, title: str = "", references: set[str] | frozenset[str] = frozenset(),
-                   baseline: str = "linear") -> str:
+                   baseline: str = "linear", floor: str = "mean") -> str:
     """Mean ± std per method and task. Rows whose method is in ``references`` (registered with
     ``reference=True``: mean, linear, 1-NN, specialists) form their own block; the other rows are
     ranked among themselves, marked where they do not beat the ``baseline`` reference row, where a
     seed is no better than the ``floor`` reference row, and where a seed's last training stage had
     not plateaued."""
-    model = table_model(rows, references=references, baseline=baseline)
+    model = table_model(rows, references=references, baseline=baseline, floor=floor)
     n = len(model["tasks"])
     lines = [f"### {title}", ""] if title else []
     lines.append("| method | " + " | ".join(model["headers"]) + " | avg. rank |")

@@ -1,5 +1,5 @@
 """``report.html``: a sweep's report as one self-contained page (no network: styles inline, plots as
-data URIs). The table with its reference rows and ◇ / †k marks, where every number links to the runs
+data URIs). The table with its reference rows and ◇ / ∅k / †k marks, where every number links to the runs
 behind it; per-task error plots, learning and knowledge-reuse curves; and for each run its metrics,
 plateau record, config and environment, with links to its folder."""
 

@@ -129,7 +129,7 @@ def _check_profile(data: Any, where: str) -> dict[str, Any]:
                 raise ConfigError(f"sweep method {label!r} must be a method name or a mapping with 'name', got {value!r}.")
     for label, value in data["tasks"].items():  # after both sections are known to be mappings
         if value is not None and METHOD_OPTIONS in value:
-            _check_method_options(value[METHOD_OPTIONS], label, data["methods"])
+            _check_method_options(value[METHOD_OPTIONS], label)
     if data.get("base") is not None and not isinstance(data["base"], dict):
         raise ConfigError(f"sweep profile {where}: 'base' must be a mapping of config keys, got {data['base']!r}.")
     from .launchers import check_submitit_section
@@ -145,14 +145,13 @@ def _check_profile(data: Any, where: str) -> dict[str, Any]:
 METHOD_OPTIONS = "method_options"
 
 
-def _check_method_options(value: Any, task: str, methods: Any) -> None:
+def _check_method_options(value: Any, task: str) -> None:
+    """The shape of a task's method_options; its labels are checked against the expanded method
+    labels (``orca-otdd``, not ``orca-{objective}``) when the cells are listed."""
     example = "e.g. method_options: {specialist: {patience: null}}"
     if not isinstance(value, dict) or not value:
         raise ConfigError(f"sweep task {task!r}: '{METHOD_OPTIONS}' must map method labels to option mappings ({example}), got {value!r}.")
     for label, options in value.items():
-        if label not in methods:
-            raise ConfigError(f"sweep task {task!r}: '{METHOD_OPTIONS}' names {label!r}, which is not a method label of this "
-                              f"profile (labels: {', '.join(map(str, methods))}).")
         if not isinstance(options, dict) or not options or "name" in options:
             raise ConfigError(f"sweep task {task!r}: '{METHOD_OPTIONS}' of {label!r} must be a mapping of that method's "
                               f"options without 'name' ({example}), got {options!r}.")
@@ -236,11 +235,32 @@ def check_cell_config(config: dict[str, Any], kit) -> RunConfig:
     return run_config
 
 
+def _check_method_option_labels(profile: dict[str, Any], methods: dict[str, dict[str, Any]], kit) -> None:
+    """Each task's method_options must name cell labels (a wildcard's expansions, e.g. ``orca-otdd``)
+    and must not set the key a wildcard expanded: that cell's label would name another objective."""
+    expanded_from: dict[str, set[str]] = {}
+    for label, spec in profile["methods"].items():
+        wild = {k for k, v in spec.items() if isinstance(v, str) and v.startswith("*")} if isinstance(spec, dict) else set()
+        for name in expand_methods({label: spec}, kit):
+            expanded_from[name] = wild
+    for task, entry in profile["tasks"].items():
+        for label, options in ((entry or {}).get(METHOD_OPTIONS) or {}).items():
+            if label not in methods:
+                raise ConfigError(f"sweep task {task!r}: '{METHOD_OPTIONS}' names {label!r}, which is not a method label of "
+                                  f"this profile's cells (labels: {', '.join(methods)}).")
+            fixed = sorted(expanded_from.get(label, set()) & set(options))
+            if fixed:
+                raise ConfigError(f"sweep task {task!r}: '{METHOD_OPTIONS}' of {label!r} sets {fixed[0]!r}, which its label "
+                                  f"expands over; leave it out (or add a method with that {fixed[0]} to the profile).")
+
+
 def cells(profile: dict[str, Any], kit) -> Iterator[Cell]:
     """Every cell of the profile, each config checked (a bad one fails before any cell runs when the
     caller lists them all first)."""
     base = profile.get("base") or {}
-    for method_label, method in expand_methods(profile["methods"], kit).items():
+    methods = expand_methods(profile["methods"], kit)
+    _check_method_option_labels(profile, methods, kit)
+    for method_label, method in methods.items():
         for task_label, task_cfg in profile["tasks"].items():
             task_cfg = dict(task_cfg or {})
             per_method = task_cfg.pop(METHOD_OPTIONS, None) or {}

@@ -139,7 +139,7 @@ CASES = [
     ("methods-a-string", prof(methods="finetune"), SWEEP, r"sweep profile '[^']*': 'methods' must be a non-empty mapping .*, got 'finetune'\."),
     ("task-entry-a-string", prof(tasks={"gunpoint": "gunpoint"}), SWEEP, r"sweep task 'gunpoint' must be a mapping of config keys \(e\.g\. \{task: NAME\}\), got 'gunpoint'\."),
     ("method-options-unknown-label", prof(tasks={"gp": {"task": "gunpoint", "method_options": {"fine-tune": {"lr": 0.1}}}}), SWEEP,
-     r"sweep task 'gp': 'method_options' names 'fine-tune', which is not a method label of this profile \(labels: .*\)\."),
+     r"sweep task 'gp': 'method_options' names 'fine-tune', which is not a method label of this profile's cells \(labels: .*\)\."),
     ("method-options-renames-the-method", prof(tasks={"gp": {"task": "gunpoint", "method_options": {"finetune": {"name": "scratch"}}}}), SWEEP,
      r"sweep task 'gp': 'method_options' of 'finetune' must be a mapping of that method's options without 'name' \(e\.g\. .*\), got \{'name': 'scratch'\}\."),
     ("method-options-a-list", prof(tasks={"gp": {"task": "gunpoint", "method_options": ["finetune"]}}), SWEEP,

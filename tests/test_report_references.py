@@ -65,3 +65,6 @@ def test_a_seed_no_better_than_the_mean_reference_is_marked_per_seed():
     table = markdown_table(acc, references={"mean"})
     assert "∅1" in next(line for line in table.splitlines() if line.startswith("| scratch |"))
     assert "∅" not in markdown_table(acc[:2], references={"mean"})
+    # A tie with the mean is "no better"; a diverged (nan) seed is counted in n, not as unlearned.
+    tie = [_row("mean", "t", 0, 0.5, plateaued=None), _row("ft", "t", 0, 0.5), _row("ft", "t", 1, float("nan"))]
+    assert "∅1" in next(line for line in markdown_table(tie, references={"mean"}).splitlines() if line.startswith("| ft |"))

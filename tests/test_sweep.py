@@ -137,6 +137,18 @@ def test_method_options_of_a_task_reach_only_that_tasks_cells_of_that_method():
     profile["tasks"]["a"]["method_options"] = {"spec": {"patients": 3}}
     with pytest.raises(ConfigError, match=r"sweep cell spec/a/seed0: .*patients"):
         list(cells(profile, kit))
+    # Wildcard methods: options name the expanded cell labels, and cannot change the expanded key.
+    profile["methods"] = {"orca-{objective}": {"name": "orca", "objective": "*distance", "align_epochs": 2}}
+    profile["tasks"]["a"]["method_options"] = {"orca-l2": {"align_epochs": 9}}
+    configs = {(c.method, c.task): c.config["method"] for c in cells(profile, kit)}
+    assert configs[("orca-l2", "a")]["align_epochs"] == 9 and configs[("orca-l2", "b")]["align_epochs"] == 2
+    assert all(m["align_epochs"] == 2 for (label, task), m in configs.items() if label != "orca-l2")
+    profile["tasks"]["a"]["method_options"] = {"orca-{objective}": {"align_epochs": 9}}
+    with pytest.raises(ConfigError, match=r"names 'orca-\{objective\}', which is not a method label .*orca-l2"):
+        list(cells(profile, kit))
+    profile["tasks"]["a"]["method_options"] = {"orca-l2": {"objective": "mmd"}}
+    with pytest.raises(ConfigError, match=r"'method_options' of 'orca-l2' sets 'objective', which its label expands over"):
+        list(cells(profile, kit))
 
 
 def test_a_diverged_seed_is_counted_not_hidden():
