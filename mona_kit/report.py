@@ -76,15 +76,11 @@ def _cell_text(a: dict[str, Any], full_n: int) -> str:
     return text
 
 
-def _unlearned(runs: list[dict[str, Any]], floor: float, sign: float) -> int:
-    """Seeds whose test metric is no better than ``floor`` (the `mean` reference's): a run that
-    collapsed to a constant output plateaus too, so only this comparison tells it apart."""
-    count = 0
-    for r in runs:
-        value = as_number(r.get("test", {}).get(r["metric"]))
-        if value is not None and math.isfinite(value) and sign * value >= sign * floor:
-            count += 1
-    return count
+def _unlearned(values: list[float | None], floor: float, sign: float) -> int:
+    """Seeds (a cell's per-seed test metrics, as :func:`aggregate` parsed them) no better than
+    ``floor`` (the `mean` reference's): a run that collapsed to a constant output plateaus too, so
+    only this comparison tells it apart."""
+    return sum(1 for v in values if v is not None and math.isfinite(v) and sign * v >= sign * floor)
 
 
 def table_model(rows: list[dict[str, Any]], *, references: set[str] | frozenset[str] = frozenset(),
@@ -138,7 +134,7 @@ def table_model(rows: list[dict[str, Any]], *, references: set[str] | frozenset[
                         losses_to_base += 1
                 low = agg.get((floor_label, t)) if floor_label else None
                 if block == "transfer" and low is not None and not math.isnan(low["mean"]):
-                    unlearned = _unlearned(runs_of[(m, t)], low["mean"], -1.0 if higher[t] else 1.0)
+                    unlearned = _unlearned(a["values"], low["mean"], -1.0 if higher[t] else 1.0)
                     cell["unlearned"] = unlearned
                     unlearned_runs += unlearned
                     unlearned_cells += unlearned > 0

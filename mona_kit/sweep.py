@@ -260,10 +260,12 @@ def cells(profile: dict[str, Any], kit) -> Iterator[Cell]:
     base = profile.get("base") or {}
     methods = expand_methods(profile["methods"], kit)
     _check_method_option_labels(profile, methods, kit)
+    tasks = {}  # label -> (run-config keys, method_options), split once
+    for task_label, entry in profile["tasks"].items():
+        task_cfg = dict(entry or {})
+        tasks[task_label] = (task_cfg, task_cfg.pop(METHOD_OPTIONS, None) or {})
     for method_label, method in methods.items():
-        for task_label, task_cfg in profile["tasks"].items():
-            task_cfg = dict(task_cfg or {})
-            per_method = task_cfg.pop(METHOD_OPTIONS, None) or {}
+        for task_label, (task_cfg, per_method) in tasks.items():
             for seed in profile["seeds"]:
                 config = deep_merge(base, task_cfg)
                 config["method"] = {**method, **per_method.get(method_label, {})}

@@ -45,6 +45,10 @@ def _mark(states: list[str]) -> str:
     return text
 
 
+#: The basis under which :func:`estimate` counts the cells it could not estimate.
+NO_ESTIMATE = "no estimate (nothing finished to go by)"
+
+
 def estimate(cells: list[Cell], walls: dict[tuple[str, str], list[float]], references: set[str] = frozenset()) -> tuple[float, dict[str, int]]:
     """Seconds of cell time left for ``cells`` and how many were estimated on which basis;
     ``references``: method labels left out of the per-task fallback."""
@@ -52,7 +56,7 @@ def estimate(cells: list[Cell], walls: dict[tuple[str, str], list[float]], refer
     for (method, task), values in walls.items():
         if method not in references:
             by_task[task].extend(values)
-    seconds, basis = 0.0, {"same method and task": 0, "other trained methods on the task": 0, "no estimate (nothing finished to go by)": 0}
+    seconds, basis = 0.0, {"same method and task": 0, "other trained methods on the task": 0, NO_ESTIMATE: 0}
     for cell in cells:
         if walls.get((cell.method, cell.task)):
             seconds += statistics.median(walls[(cell.method, cell.task)])
@@ -61,7 +65,7 @@ def estimate(cells: list[Cell], walls: dict[tuple[str, str], list[float]], refer
             seconds += statistics.median(by_task[cell.task])
             basis["other trained methods on the task"] += 1
         else:
-            basis["no estimate (nothing finished to go by)"] += 1
+            basis[NO_ESTIMATE] += 1
     return seconds, basis
 
 
@@ -97,11 +101,11 @@ def status_report(profile: dict[str, Any], output: Path, cells: list[Cell], *, p
 
 def _time_left(left: list[Cell], walls: dict[tuple[str, str], list[float]], references: set[str], cores: int) -> str:
     seconds, basis = estimate(left, walls, references)
-    unknown = basis["no estimate (nothing finished to go by)"]
+    unknown = basis[NO_ESTIMATE]
     estimated = len(left) - unknown
     text = f"Left: {len(left)} cells."
     if estimated:
-        how = "; ".join(f"{n} from {b}" for b, n in basis.items() if n and not b.startswith("no estimate"))
+        how = "; ".join(f"{n} from {b}" for b, n in basis.items() if n and b != NO_ESTIMATE)
         parallel = min(max(cores, 1), estimated)
         text += (f" The {estimated} with an estimate need about {seconds / 3600:.1f} h of cell time at the finished cells' "
                  f"median wall times ({how}); about {seconds / 3600 / parallel:.1f} h with {parallel} at once, if they "
