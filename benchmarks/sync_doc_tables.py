@@ -1,0 +1,96 @@
+"""Copy a sweep report's tables into README.md and docs/results.md, between marker comments.
+
+    python benchmarks/sync_doc_tables.py            # rewrite the pages' marked blocks from table.md
+    python benchmarks/sync_doc_tables.py --check    # exit 1 (and name the block) if any differs
+
+Each block sits between ``<!-- sync: RESULTS:PART -->`` and ``<!-- /sync: RESULTS:PART -->``; it is
+replaced by PART of ``benchmarks/results/RESULTS/table.md`` (made by ``mona-kit sweep PROFILE
+--report-only``): ``table`` (the results table and its caption), ``reuse`` (the knowledge-reuse probe
+table) or ``cka`` (the CKA table and its caption). Hand-copying them had let the README lag the
+committed cells.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", ROOT / "docs" / "results.md"]
+# A blank line pads the body on either side, so Markdown renders the table apart from the comments.
+BLOCK = re.compile(r"<!-- sync: (?P<name>[\w:-]+) -->\n\n?(?P<body>.*?)\n?\n<!-- /sync: (?P=name) -->", re.S)
+
+
+def _lines_from(lines: list[str], start: int) -> list[str]:
+    """The paragraph or table that begins at ``start``: every line up to the next blank one."""
+    end = start
+    while end < len(lines) and lines[end].strip():
+        end += 1
+    return lines[start:end]
+
+
+def _index(lines: list[str], prefix: str, source: Path) -> int:
+    for i, line in enumerate(lines):
+        if line.startswith(prefix):
+            return i
+    raise SystemExit(f"{source}: no line starting with {prefix!r}; re-make it with `mona-kit sweep PROFILE --report-only`")
+
+
+def blocks_from_report(table_md: Path) -> dict[str, str]:
+    """The page blocks a report's ``table.md`` provides, by block name."""
+    lines = table_md.read_text().splitlines()
+    name = table_md.parent.name
+    top = _index(lines, "| method |", table_md)
+    caption = _index(lines, "Test-split", table_md)
+    blocks = {f"{name}:table": "\n".join(lines[top:caption + 1])}
+    reuse = next((i for i, line in enumerate(lines) if line.startswith("## Knowledge reuse")), None)
+    if reuse is not None:
+        blocks[f"{name}:reuse"] = "\n".join(_lines_from(lines, _index(lines[reuse:], "| method |", table_md) + reuse))
+    cka = next((i for i, line in enumerate(lines) if line.startswith("Linear CKA")), None)
+    if cka is not None:
+        blocks[f"{name}:cka"] = "\n".join([*lines[cka:cka + 1], "", *_lines_from(lines, cka + 2)])
+    return blocks
+
+
+def synced(page_text: str, results: Path) -> tuple[str, list[str]]:
+    """A page's text with every sync block replaced from ``results/RESULTS/table.md``, and the blocks that changed."""
+    changed: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        name = match["name"]
+        table_md = results / name.split(":")[0] / "table.md"
+        if not table_md.is_file():
+            raise SystemExit(f"block {name!r}: {table_md} does not exist")
+        blocks = blocks_from_report(table_md)
+        if name not in blocks:
+            raise SystemExit(f"block {name!r}: {table_md} has no such part (it has {', '.join(blocks)})")
+        if blocks[name] != match["body"]:
+            changed.append(name)
+        return f"<!-- sync: {name} -->\n\n{blocks[name]}\n\n<!-- /sync: {name} -->"
+
+    return BLOCK.sub(replace, page_text), changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report blocks that differ (exit 1)")
+    args = parser.parse_args(argv)
+    stale, rewritten = [], []
+    for page in PAGES:
+        before = page.read_text()
+        text, changed = synced(before, ROOT / "benchmarks" / "results")
+        stale += [f"{page.relative_to(ROOT)} {name}" for name in changed]
+        if text != before and not args.check:  # also when only the blank-line padding was missing
+            page.write_text(text)
+            rewritten.append(str(page.relative_to(ROOT)))
+    if args.check:
+        for block in stale:
+            print(f"{block} differs from its table.md; run python benchmarks/sync_doc_tables.py")
+        return 1 if stale else 0
+    print(f"updated: {', '.join(stale or rewritten)}" if rewritten else "already in sync")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""The results tables quoted in README.md and docs/results.md are the committed report's, not a stale copy
+(benchmarks/sync_doc_tables.py keeps them in step)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import sync_doc_tables  # noqa: E402
+
+REPORT = """### demo: 2 of the profile's 4 cells
+
+| method | t (nrmse ↓) | avg. rank |
+|---|---|---|
+| mean | 1.0 ± 0 | – |
+
+Test-split metric, mean ± sample std over seeds.
+
+## Knowledge reuse
+
+Source linear-probe accuracy.
+
+| method | t | tasks above finetune |
+|---|---|---|
+| finetune | 0.7 (+0.1) | — |
+
+Linear CKA of the body's source features to the pretrained body's.
+
+| method | t | tasks above finetune |
+|---|---|---|
+| finetune | 0.9 (-0.1) n=1 | — |
+
+
+Produced by: `mona-kit sweep demo.yaml`
+"""
+
+
+@pytest.mark.parametrize("page", sync_doc_tables.PAGES, ids=lambda p: p.name)
+def test_committed_pages_quote_the_committed_report(page: Path) -> None:
+    text = page.read_text()
+    assert "<!-- sync: " in text, f"{page} quotes no report table"
+    _, stale = sync_doc_tables.synced(text, ROOT / "benchmarks" / "results")
+    assert stale == [], f"{page}: {stale} lag table.md; run python benchmarks/sync_doc_tables.py"
+
+
+def test_blocks_are_cut_from_the_report(tmp_path: Path) -> None:
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "table.md").write_text(REPORT)
+    blocks = sync_doc_tables.blocks_from_report(tmp_path / "demo" / "table.md")
+    assert blocks["demo:table"].splitlines()[0] == "| method | t (nrmse ↓) | avg. rank |"
+    assert blocks["demo:table"].endswith("Test-split metric, mean ± sample std over seeds.")
+    assert blocks["demo:reuse"].splitlines()[-1] == "| finetune | 0.7 (+0.1) | — |"
+    assert blocks["demo:cka"].startswith("Linear CKA")
+    assert blocks["demo:cka"].splitlines()[-1] == "| finetune | 0.9 (-0.1) n=1 | — |"
+
+
+def test_a_stale_block_is_replaced_and_named(tmp_path: Path) -> None:
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "table.md").write_text(REPORT)
+    page = "intro\n\n<!-- sync: demo:cka -->\nold table\n<!-- /sync: demo:cka -->\n\nafter\n"
+    text, stale = sync_doc_tables.synced(page, tmp_path)
+    assert stale == ["demo:cka"]
+    assert "old table" not in text and "| finetune | 0.9 (-0.1) n=1 | — |\n\n<!-- /sync: demo:cka -->" in text
+    assert text.startswith("intro\n\n<!-- sync: demo:cka -->\n\nLinear CKA") and text.endswith("\n\nafter\n")
+    assert sync_doc_tables.synced(text, tmp_path) == (text, [])
+
+
+def test_a_block_naming_a_missing_part_says_which(tmp_path: Path) -> None:
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "table.md").write_text(REPORT.split("## Knowledge reuse")[0])
+    with pytest.raises(SystemExit, match="'demo:cka'.*has no such part"):
+        sync_doc_tables.synced("<!-- sync: demo:cka -->\n\n<!-- /sync: demo:cka -->", tmp_path)
+    with pytest.raises(SystemExit, match="'other:table'.*does not exist"):
+        sync_doc_tables.synced("<!-- sync: other:table -->\n\n<!-- /sync: other:table -->", tmp_path)
