@@ -138,7 +138,7 @@ def reuse_markdown(rows: list[dict[str, Any]], baseline: str = "finetune",
             "",
             "Linear CKA of the body's source features to the pretrained body's on the same held-out samples "
             "(1 = the pretrained representation kept, up to rotation and scale; a random body scores low even "
-            "where the probe above cannot tell it from a pretrained one), end of the last training stage "
+            "where a source linear probe cannot tell it from a pretrained one), end of the last training stage "
             "(change from its start), mean over the n seeds that logged it.",
             "",
             *_comparison_table(cka, baseline, "end", "start", show_n=True),
