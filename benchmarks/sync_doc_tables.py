@@ -5,7 +5,7 @@
 
 Each block sits between ``<!-- sync: RESULTS:PART -->`` and ``<!-- /sync: RESULTS:PART -->``; it is
 replaced by PART of ``benchmarks/results/RESULTS/table.md`` (made by ``mona-kit sweep PROFILE
---report-only``): ``table`` (the results table and its caption), ``reuse`` (the knowledge-reuse probe
+--report-only``): ``table`` (the count of finished cells, the results table and its caption), ``reuse`` (the knowledge-reuse probe
 table) or ``cka`` (the CKA table and its caption). Hand-copying them had let the README lag the
 committed cells.
 """
@@ -43,7 +43,9 @@ def blocks_from_report(table_md: Path) -> dict[str, str]:
     name = table_md.parent.name
     top = _index(lines, "| method |", table_md)
     caption = _index(lines, "Test-split", table_md)
-    blocks = {f"{name}:table": "\n".join(lines[top:caption + 1])}
+    title = next((line.lstrip("#").strip() for line in lines[:top] if line.startswith("#")), None)
+    counted = [f"**{title}**", ""] if title else []  # "main-cpu: 88 of the profile's 234 cells"
+    blocks = {f"{name}:table": "\n".join([*counted, *lines[top:caption + 1]])}
     reuse = next((i for i, line in enumerate(lines) if line.startswith("## Knowledge reuse")), None)
     if reuse is not None:
         blocks[f"{name}:reuse"] = "\n".join(_lines_from(lines, _index(lines[reuse:], "| method |", table_md) + reuse))

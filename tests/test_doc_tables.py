@@ -51,7 +51,8 @@ def test_blocks_are_cut_from_the_report(tmp_path: Path) -> None:
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "table.md").write_text(REPORT)
     blocks = sync_doc_tables.blocks_from_report(tmp_path / "demo" / "table.md")
-    assert blocks["demo:table"].splitlines()[0] == "| method | t (nrmse ↓) | avg. rank |"
+    assert blocks["demo:table"].splitlines()[:3] == ["**demo: 2 of the profile's 4 cells**", "",
+                                                     "| method | t (nrmse ↓) | avg. rank |"]
     assert blocks["demo:table"].endswith("Test-split metric, mean ± sample std over seeds.")
     assert blocks["demo:reuse"].splitlines()[-1] == "| finetune | 0.7 (+0.1) | — |"
     assert blocks["demo:cka"].startswith("Linear CKA")
