@@ -30,11 +30,17 @@ def _lines_from(lines: list[str], start: int) -> list[str]:
     return lines[start:end]
 
 
-def _index(lines: list[str], prefix: str, source: Path) -> int:
-    for i, line in enumerate(lines):
-        if line.startswith(prefix):
-            return i
-    raise SystemExit(f"{source}: no line starting with {prefix!r}; re-make it with `mona-kit sweep PROFILE --report-only`")
+def _find(lines: list[str], prefix: str, start: int = 0) -> int | None:
+    """Index of the first line from ``start`` on that starts with ``prefix`` (None when none does)."""
+    return next((i for i in range(start, len(lines)) if lines[i].startswith(prefix)), None)
+
+
+def _index(lines: list[str], prefix: str, source: Path, start: int = 0) -> int:
+    """As :func:`_find`, for a line the report always has."""
+    i = _find(lines, prefix, start)
+    if i is None:
+        raise SystemExit(f"{source}: no line starting with {prefix!r}; re-make it with `mona-kit sweep PROFILE --report-only`")
+    return i
 
 
 def blocks_from_report(table_md: Path) -> dict[str, str]:
@@ -46,10 +52,10 @@ def blocks_from_report(table_md: Path) -> dict[str, str]:
     title = next((line.lstrip("#").strip() for line in lines[:top] if line.startswith("#")), None)
     counted = [f"**{title}**", ""] if title else []  # "main-cpu: 88 of the profile's 234 cells"
     blocks = {f"{name}:table": "\n".join([*counted, *lines[top:caption + 1]])}
-    reuse = next((i for i, line in enumerate(lines) if line.startswith("## Knowledge reuse")), None)
+    reuse = _find(lines, "## Knowledge reuse")
     if reuse is not None:
-        blocks[f"{name}:reuse"] = "\n".join(_lines_from(lines, _index(lines[reuse:], "| method |", table_md) + reuse))
-    cka = next((i for i, line in enumerate(lines) if line.startswith("Linear CKA")), None)
+        blocks[f"{name}:reuse"] = "\n".join(_lines_from(lines, _index(lines, "| method |", table_md, reuse)))
+    cka = _find(lines, "Linear CKA")
     if cka is not None:
         blocks[f"{name}:cka"] = "\n".join([*lines[cka:cka + 1], "", *_lines_from(lines, cka + 2)])
     return blocks
@@ -58,13 +64,16 @@ def blocks_from_report(table_md: Path) -> dict[str, str]:
 def synced(page_text: str, results: Path) -> tuple[str, list[str]]:
     """A page's text with every sync block replaced from ``results/RESULTS/table.md``, and the blocks that changed."""
     changed: list[str] = []
+    reports: dict[Path, dict[str, str]] = {}  # each table.md read once, however many blocks quote it
 
     def replace(match: re.Match[str]) -> str:
         name = match["name"]
         table_md = results / name.split(":")[0] / "table.md"
         if not table_md.is_file():
             raise SystemExit(f"block {name!r}: {table_md} does not exist")
-        blocks = blocks_from_report(table_md)
+        if table_md not in reports:
+            reports[table_md] = blocks_from_report(table_md)
+        blocks = reports[table_md]
         if name not in blocks:
             raise SystemExit(f"block {name!r}: {table_md} has no such part (it has {', '.join(blocks)})")
         if blocks[name] != match["body"]:
