@@ -28,3 +28,18 @@ def test_reproduction_profiles_include_recraft(kit):
     variants = read_profile(Path(__file__).parents[1] / "benchmarks" / "profiles" / "variants-main-cpu.yaml")
     recraft = {c.config["method"]["objective"] for c in cells(variants, kit) if c.method.startswith("recraft-")}
     assert recraft == {e.name for e in kit.objectives if e.meta.get("role") == "distance"}
+
+
+def test_variants_profile_trains_at_the_main_tables_budgets():
+    """Item 6 compares alignment objectives against main-cpu's rows, so its cells must train as
+    main-cpu's do: when a main-cpu task is revised (r4, r5), the variants profile follows. Reference
+    rows' method_options are main-cpu's own (the variants profile has no reference rows)."""
+    folder = Path(__file__).parents[1] / "benchmarks" / "profiles"
+    main, variants = read_profile(folder / "main-cpu.yaml"), read_profile(folder / "variants-main-cpu.yaml")
+
+    def training(profile):
+        return {label: {k: v for k, v in entry.items() if k != "method_options"} for label, entry in profile["tasks"].items()}
+
+    assert variants["base"] == main["base"]
+    assert training(variants) == training(main)
+    assert variants["seeds"] == main["seeds"]
