@@ -30,6 +30,21 @@ def test_reproduction_profiles_include_recraft(kit):
     assert recraft == {e.name for e in kit.objectives if e.meta.get("role") == "distance"}
 
 
+#: Profiles whose tables answer "does transfer help here": each needs the reference rows to read against.
+REPRODUCTION_PROFILES = ("main-cpu", "small-cpu", "gpu")
+REFERENCES = {"mean", "linear", "knn", "specialist"}
+
+
+@pytest.mark.parametrize("name", REPRODUCTION_PROFILES)
+def test_reproduction_profiles_carry_reference_rows(name, kit):
+    """A transfer number is only worth showing beside the mean predictor, a linear model, 1-NN and a
+    from-scratch specialist (issue 12): a reproduction profile without them makes a table that cannot
+    say whether anything learned."""
+    profile = read_profile(Path(__file__).parents[1] / "benchmarks" / "profiles" / f"{name}.yaml")
+    methods = {c.config["method"]["name"] for c in cells(profile, kit)}
+    assert REFERENCES <= methods, sorted(REFERENCES - methods)
+
+
 def test_variants_profile_trains_at_the_main_tables_budgets():
     """Item 6 compares alignment objectives against main-cpu's rows, so its cells must train as
     main-cpu's do: when a main-cpu task is revised (r4, r5), the variants profile follows. Reference
