@@ -5,9 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from mona_kit.sweep import cells, read_profile
+from mona_kit.sweep import METHOD_OPTIONS, cells, read_profile
 
-PROFILES = sorted((Path(__file__).parents[1] / "benchmarks" / "profiles").glob("*.yaml"))
+PROFILE_DIR = Path(__file__).parents[1] / "benchmarks" / "profiles"
+PROFILES = sorted(PROFILE_DIR.glob("*.yaml"))
+
+
+def read_named(name: str) -> dict:
+    """A committed profile by its file stem (``main-cpu`` -> benchmarks/profiles/main-cpu.yaml)."""
+    return read_profile(PROFILE_DIR / f"{name}.yaml")
 
 
 @pytest.mark.parametrize("path", PROFILES, ids=[p.stem for p in PROFILES])
@@ -23,9 +29,9 @@ def test_profile_expands_to_valid_cells(path, kit):
 def test_reproduction_profiles_include_recraft(kit):
     """Issue 16: RECRAFT is a row of the reproduction tables and of the alignment variants."""
     for name in ("main-cpu", "gpu"):
-        profile = read_profile(Path(__file__).parents[1] / "benchmarks" / "profiles" / f"{name}.yaml")
+        profile = read_named(name)
         assert "recraft" in {c.method for c in cells(profile, kit)}, name
-    variants = read_profile(Path(__file__).parents[1] / "benchmarks" / "profiles" / "variants-main-cpu.yaml")
+    variants = read_named("variants-main-cpu")
     recraft = {c.config["method"]["objective"] for c in cells(variants, kit) if c.method.startswith("recraft-")}
     assert recraft == {e.name for e in kit.objectives if e.meta.get("role") == "distance"}
 
@@ -40,7 +46,7 @@ def test_reproduction_profiles_carry_reference_rows(name, kit):
     """A transfer number is only worth showing beside the mean predictor, a linear model, 1-NN and a
     from-scratch specialist (issue 12): a reproduction profile without them makes a table that cannot
     say whether anything learned."""
-    profile = read_profile(Path(__file__).parents[1] / "benchmarks" / "profiles" / f"{name}.yaml")
+    profile = read_named(name)
     methods = {c.config["method"]["name"] for c in cells(profile, kit)}
     assert REFERENCES <= methods, sorted(REFERENCES - methods)
 
@@ -49,11 +55,10 @@ def test_variants_profile_trains_at_the_main_tables_budgets():
     """Item 6 compares alignment objectives against main-cpu's rows, so its cells must train as
     main-cpu's do: when a main-cpu task is revised (r4, r5), the variants profile follows. Reference
     rows' method_options are main-cpu's own (the variants profile has no reference rows)."""
-    folder = Path(__file__).parents[1] / "benchmarks" / "profiles"
-    main, variants = read_profile(folder / "main-cpu.yaml"), read_profile(folder / "variants-main-cpu.yaml")
+    main, variants = read_named("main-cpu"), read_named("variants-main-cpu")
 
     def training(profile):
-        return {label: {k: v for k, v in entry.items() if k != "method_options"} for label, entry in profile["tasks"].items()}
+        return {label: {k: v for k, v in entry.items() if k != METHOD_OPTIONS} for label, entry in profile["tasks"].items()}
 
     assert variants["base"] == main["base"]
     assert training(variants) == training(main)
