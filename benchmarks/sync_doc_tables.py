@@ -5,8 +5,8 @@
 
 Each block sits between ``<!-- sync: RESULTS:PART -->`` and ``<!-- /sync: RESULTS:PART -->``; it is
 replaced by PART of ``benchmarks/results/RESULTS/table.md`` (made by ``mona-kit sweep PROFILE
---report-only``): ``table`` (the count of finished cells, the results table and its caption), ``reuse`` (the knowledge-reuse probe
-table) or ``cka`` (the CKA table and its caption). Hand-copying them had let the README lag the
+--report-only``): ``table`` (the count of finished cells, the results table and its caption), ``flags`` (the
+table of marked cells, seed by seed), ``reuse`` (the knowledge-reuse probe table) or ``cka`` (the CKA table and its caption). Hand-copying them had let the README lag the
 committed cells.
 """
 from __future__ import annotations
@@ -52,6 +52,9 @@ def blocks_from_report(table_md: Path) -> dict[str, str]:
     title = next((line.lstrip("#").strip() for line in lines[:top] if line.startswith("#")), None)
     counted = [f"**{title}**", ""] if title else []  # "main-cpu: 88 of the profile's 234 cells"
     blocks = {f"{name}:table": "\n".join([*counted, *lines[top:caption + 1]])}
+    flags = _find(lines, "## Flagged cells")
+    if flags is not None:
+        blocks[f"{name}:flags"] = "\n".join(_lines_from(lines, _index(lines, "| task |", table_md, flags)))
     reuse = _find(lines, "## Knowledge reuse")
     if reuse is not None:
         blocks[f"{name}:reuse"] = "\n".join(_lines_from(lines, _index(lines, "| method |", table_md, reuse)))

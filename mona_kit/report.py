@@ -166,7 +166,8 @@ def table_model(rows: list[dict[str, Any]], *, references: set[str] | frozenset[
         notes.append(f"{fixed} cells train on a set too small to select on: their runs keep the end of a fixed "
                      "budget instead of the best validation step.")
     headers = [f"{t} ({metric_of[t]} {'↑' if higher[t] else '↓'})" for t in tasks]
-    return {"tasks": tasks, "headers": headers, "blocks": blocks, "notes": notes}
+    return {"tasks": tasks, "headers": headers, "blocks": blocks, "notes": notes,
+            "baseline": base_label, "floor": floor_label, "aggregate": agg}
 
 
 def cell_marks(cell: dict[str, Any]) -> str:
@@ -363,12 +364,15 @@ def plot_learning(rows: list[dict[str, Any]], path: Path) -> Path | None:
 
 def write_report(output: Path, rows: list[dict[str, Any]], *, title: str, command: str,
                  references: set[str] | frozenset[str] = frozenset()) -> list[Path]:
+    from .report_flags import flags_markdown
     from .report_html import write_html
 
     output = Path(output)
     table = markdown_table(rows, title=title, references=references)
+    flags = flags_markdown(rows, references=references)
     reuse = reuse_markdown(rows, skip=set(references))  # reference rows have no body to probe
-    atomic_write_text(output / "table.md", table + (f"\n\n{reuse}" if reuse else "") + f"\n\nProduced by: `{command}`\n")
+    sections = [table, *(part for part in (flags, reuse) if part), f"Produced by: `{command}`\n"]
+    atomic_write_text(output / "table.md", "\n\n".join(sections))
     write_csv(rows, output / "results.csv")
     errors = plot_errors(rows, output / "errors.png")
     written = [output / "table.md", output / "results.csv", errors]

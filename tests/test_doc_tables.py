@@ -20,6 +20,14 @@ REPORT = """### demo: 2 of the profile's 4 cells
 
 Test-split metric, mean ± sample std over seeds.
 
+## Flagged cells
+
+Every marked cell of the table, seed by seed.
+
+| task | method | marks | test metric per seed | `linear` | `mean` | still improving at the end |
+|---|---|---|---|---|---|---|
+| t | fpt | ◇ †1 | s0 0.4 | 0.3 | 1 | s0 2.5 % |
+
 ## Knowledge reuse
 
 Source linear-probe accuracy.
@@ -54,6 +62,8 @@ def test_blocks_are_cut_from_the_report(tmp_path: Path) -> None:
     assert blocks["demo:table"].splitlines()[:3] == ["**demo: 2 of the profile's 4 cells**", "",
                                                      "| method | t (nrmse ↓) | avg. rank |"]
     assert blocks["demo:table"].endswith("Test-split metric, mean ± sample std over seeds.")
+    assert blocks["demo:flags"].splitlines()[0].startswith("| task | method | marks |")
+    assert blocks["demo:flags"].splitlines()[-1] == "| t | fpt | ◇ †1 | s0 0.4 | 0.3 | 1 | s0 2.5 % |"
     assert blocks["demo:reuse"].splitlines()[-1] == "| finetune | 0.7 (+0.1) | — |"
     assert blocks["demo:cka"].startswith("Linear CKA")
     assert blocks["demo:cka"].splitlines()[-1] == "| finetune | 0.9 (-0.1) n=1 | — |"

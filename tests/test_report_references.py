@@ -68,3 +68,31 @@ def test_a_seed_no_better_than_the_mean_reference_is_marked_per_seed():
     # A tie with the mean is "no better"; a diverged (nan) seed is counted in n, not as unlearned.
     tie = [_row("mean", "t", 0, 0.5, plateaued=None), _row("ft", "t", 0, 0.5), _row("ft", "t", 1, float("nan"))]
     assert "∅1" in next(line for line in markdown_table(tie, references={"mean"}).splitlines() if line.startswith("| ft |"))
+
+
+def test_flagged_cells_list_every_marked_cell_seed_by_seed():
+    from mona_kit.report_flags import flagged_cells, flags_markdown
+
+    rows = [
+        _row("mean", "t", 0, 1.0, plateaued=None), _row("linear", "t", 0, 0.30, plateaued=None),
+        _row("finetune", "t", 0, 0.20), _row("finetune", "t", 1, 0.22),
+        _row("fpt", "t", 1, 0.42), _row("fpt", "t", 0, 0.40, plateaued=False),
+        _row("probe", "t", 0, 1.2), _row("probe", "t", 1, 0.9),
+    ]
+    rows[5]["plateau"]["finetune"]["improvement"] = 0.182
+    flagged = flagged_cells(rows, references={"mean", "linear"})
+    # finetune carries no mark, so it is not listed; the others are, seeds in order, with the references' means.
+    assert [f["method"] for f in flagged] == ["fpt", "probe"]
+    fpt, probe = flagged
+    assert fpt == {"task": "t", "method": "fpt", "marks": "◇ †1", "seeds": "s0 0.4, s1 0.42", "baseline": "0.3",
+                   "floor": "1", "improving": "s0 18 %"}
+    assert probe["marks"] == "◇ ∅1" and probe["improving"] == "–"
+    section = flags_markdown(rows, references={"mean", "linear"})
+    assert section.startswith("## Flagged cells") and "| t | fpt | ◇ †1 | s0 0.4, s1 0.42 | 0.3 | 1 | s0 18 % |" in section
+
+
+def test_a_table_without_marks_has_no_flagged_section():
+    from mona_kit.report_flags import flags_markdown
+
+    rows = [_row("linear", "t", 0, 0.30, plateaued=None), _row("finetune", "t", 0, 0.20)]
+    assert flags_markdown(rows, references={"linear"}) == ""
