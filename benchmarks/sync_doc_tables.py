@@ -6,7 +6,8 @@
 Each block sits between ``<!-- sync: RESULTS:PART -->`` and ``<!-- /sync: RESULTS:PART -->``; it is
 replaced by PART of ``benchmarks/results/RESULTS/table.md`` (made by ``mona-kit sweep PROFILE
 --report-only``): ``table`` (the count of finished cells, the results table and its caption), ``flags`` (the
-table of marked cells, seed by seed), ``reuse`` (the knowledge-reuse probe table) or ``cka`` (the CKA table and its caption). Hand-copying them had let the README lag the
+table of marked cells, seed by seed), ``against-finetune`` (each transfer row against fine-tuning),
+``against-specialist`` (the best transfer row against the specialist), ``reuse`` (the knowledge-reuse probe table) or ``cka`` (the CKA table and its caption). Hand-copying them had let the README lag the
 committed cells.
 """
 from __future__ import annotations
@@ -55,6 +56,11 @@ def blocks_from_report(table_md: Path) -> dict[str, str]:
     flags = _find(lines, "## Flagged cells")
     if flags is not None:
         blocks[f"{name}:flags"] = "\n".join(_lines_from(lines, _index(lines, "| task |", table_md, flags)))
+    for heading, part in (("## Against fine-tuning", "against-finetune"), ("## Against the specialist", "against-specialist")):
+        at = _find(lines, heading)
+        if at is not None:  # the caption paragraph, then its table
+            caption_lines = _lines_from(lines, at + 2)
+            blocks[f"{name}:{part}"] = "\n".join([*caption_lines, "", *_lines_from(lines, at + 3 + len(caption_lines))])
     reuse = _find(lines, "## Knowledge reuse")
     if reuse is not None:
         blocks[f"{name}:reuse"] = "\n".join(_lines_from(lines, _index(lines, "| method |", table_md, reuse)))

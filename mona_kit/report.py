@@ -363,15 +363,23 @@ def plot_learning(rows: list[dict[str, Any]], path: Path) -> Path | None:
 
 
 def write_report(output: Path, rows: list[dict[str, Any]], *, title: str, command: str,
-                 references: set[str] | frozenset[str] = frozenset()) -> list[Path]:
+                 references: set[str] | frozenset[str] = frozenset(),
+                 controls: set[str] | frozenset[str] = frozenset()) -> list[Path]:
+    """Write table.md (the table, its flagged cells, each row against fine-tuning, the best transfer
+    row against the specialist, knowledge reuse), results.csv, the plots, report.html and summary.json.
+    ``references``: methods shown as reference rows; ``controls``: methods that start from random
+    weights (compared with fine-tuning, but not counted as transfer against the specialist)."""
+    from .report_compare import anchor_markdown, specialist_markdown
     from .report_flags import flags_markdown
     from .report_html import write_html
 
     output = Path(output)
     table = markdown_table(rows, title=title, references=references)
     flags = flags_markdown(rows, references=references)
+    anchor = anchor_markdown(rows, references=references)
+    gaps = specialist_markdown(rows, references=references, controls=controls)
     reuse = reuse_markdown(rows, skip=set(references))  # reference rows have no body to probe
-    sections = [table, *(part for part in (flags, reuse) if part), f"Produced by: `{command}`\n"]
+    sections = [table, *(part for part in (flags, anchor, gaps, reuse) if part), f"Produced by: `{command}`\n"]
     atomic_write_text(output / "table.md", "\n\n".join(sections))
     write_csv(rows, output / "results.csv")
     errors = plot_errors(rows, output / "errors.png")

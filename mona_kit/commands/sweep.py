@@ -147,6 +147,7 @@ def run(args, kit) -> int:
     settings = submitit_settings(profile, args.submitit)
     jobs = check_jobs(args.jobs)
     references = {e.name for e in kit.methods if e.meta.get("reference")}
+    controls = {e.name for e in kit.methods if e.meta.get("uses_pretrained_body") is False} - references
     if args.status:
         from ..launchers import default_jobs
         from ..sweep_status import status_report
@@ -203,7 +204,7 @@ def run(args, kit) -> int:
         done = sum((r["method_label"], r["task_label"], r["seed"]) in profile_keys for r in rows)
         shown = f"{len(rows)} cells" if done == len(rows) == len(profile_keys) else f"{done} of the profile's {len(profile_keys)} cells"
         for p in write_report(output, rows, title=f"{profile['name']}: {shown}", command=command,
-                              references=references):
+                              references=references, controls=controls):
             print(p)
     if failures:
         print(f"sweep {profile['name']}: {len(failures)} of {len(todo)} cells failed ({', '.join(k for k, _, _ in failures)}); "

@@ -51,7 +51,8 @@ class FPT(Method):
 
 
 def register_all(register):
-    register("scratch", lambda: Scratch(), summary="train from scratch: same model, random body, full training")
+    register("scratch", lambda: Scratch(), summary="train from scratch: same model, random body, full training",
+             uses_pretrained_body=False)  # a control, not transfer: reports leave it out of "best transfer row"
     register(
         "linear-probe",
         LinearProbe,
