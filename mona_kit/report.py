@@ -390,7 +390,7 @@ def write_report(output: Path, rows: list[dict[str, Any]], *, title: str, comman
     learning = plot_learning(rows, output / "learning-curves.png")
     if learning:
         written.append(learning)
-    written.append(write_html(output, rows, title=title, command=command, references=references, images={
+    written.append(write_html(output, rows, title=title, command=command, references=references, sections=[flags, anchor, gaps], images={
         "test error per task (mean ± std over seeds, dots: seeds)": errors,
         "learning curves: validation metric of the last training stage, mean over seeds": learning,
         "knowledge reuse: source-class separation during fine-tuning, mean over seeds": reuse_plot,

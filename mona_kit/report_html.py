@@ -1,6 +1,7 @@
 """``report.html``: a sweep's report as one self-contained page (no network: styles inline, plots as
 data URIs). The table with its reference rows and ◇ / ∅k / †k marks, where every number links to the runs
-behind it; per-task error plots, learning and knowledge-reuse curves; and for each run its metrics,
+behind it; table.md's generated sections (flagged cells, against fine-tuning, against the specialist);
+per-task error plots, learning and knowledge-reuse curves; and for each run its metrics,
 plateau record, config and environment, with links to its folder."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -98,6 +100,42 @@ def _table(model: dict[str, Any], ids: dict[str, str]) -> str:
     return "\n".join(out)
 
 
+def _inline(text: str) -> str:
+    """Escape, then render the two inline marks the generated sections use: **bold** and `code`."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", _e(text)))
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def markdown_section(text: str) -> str:
+    """HTML for one of table.md's generated sections: a ``## `` heading, paragraphs and one pipe table
+    (header, rule, rows); nothing else is expected, so nothing else is parsed."""
+    out: list[str] = []
+    lines = [line for line in text.splitlines() if line.strip()]
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("## "):
+            out.append(f"<h2>{_inline(line[3:])}</h2>")
+        elif line.startswith("|"):
+            header, rows = _cells(line), []
+            i += 2  # skip the |---| rule
+            while i < len(lines) and lines[i].startswith("|"):
+                rows.append(_cells(lines[i]))
+                i += 1
+            out.append('<table class="results"><thead><tr>' + "".join(f"<th>{_inline(h)}</th>" for h in header)
+                       + "</tr></thead><tbody>")
+            out += ["<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in rows]
+            out.append("</tbody></table>")
+            continue
+        else:
+            out.append(f'<p class="notes">{_inline(line)}</p>')
+        i += 1
+    return "\n".join(out)
+
+
 def _value(r: dict[str, Any]) -> str:
     metric = r["metric"]
     value = as_number((r.get("test") or {}).get(metric))
@@ -141,8 +179,10 @@ def _run_section(output: Path, r: dict[str, Any], run_id: str) -> str:
 
 
 def write_html(output: Path, rows: list[dict[str, Any]], *, title: str, command: str,
-               references: set[str] | frozenset[str] = frozenset(), images: dict[str, Path | None]) -> Path:
-    """Write ``OUTPUT/report.html`` from the finished cells' rows and the plots already drawn."""
+               references: set[str] | frozenset[str] = frozenset(), images: dict[str, Path | None],
+               sections: list[str] = ()) -> Path:
+    """Write ``OUTPUT/report.html`` from the finished cells' rows and the plots already drawn;
+    ``sections``: table.md's generated sections (flagged cells, comparisons), shown below the table."""
     output = Path(output)
     ids = {r["run_dir"]: _run_id(i) for i, r in enumerate(rows)}
     model = table_model(rows, references=references)
@@ -152,6 +192,7 @@ def write_html(output: Path, rows: list[dict[str, Any]], *, title: str, command:
         f'<p class="command">Produced by <code>{_e(command)}</code> on {_e(time.strftime("%Y-%m-%d %H:%M %Z"))}; '
         f"{len(rows)} finished runs.</p>",
         "<h2>Results</h2>", _table(model, ids),
+        *(markdown_section(section) for section in sections if section),
         "<h2>Plots</h2>", figures or "<p>(no plots)</p>",
         "<h2>Runs</h2>",
         *(_run_section(output, r, ids[r["run_dir"]]) for r in rows),

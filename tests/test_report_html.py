@@ -80,3 +80,22 @@ def test_report_html_renders_in_headless_chromium(tmp_path):
     assert "not plateaued" in dom and "cpu_threads" in dom  # plateau flag, environment record
     for link in re.findall(r'href="(cells/[^"#]+)"', dom):
         assert (out / link).exists(), link
+
+
+def test_report_html_shows_the_generated_sections(tmp_path):
+    from mona_kit.report_html import markdown_section
+
+    out = tmp_path / "sweep"
+    for seed in (0, 1):
+        _cell(out, "linear", "darcy-16", seed, 0.5)
+        _cell(out, "finetune", "darcy-16", seed, 0.4 + seed / 100)
+        _cell(out, "mona", "darcy-16", seed, 0.6, plateaued=seed == 0)
+    write_report(out, collect(out), title="t", command="mona-kit sweep p.yaml", references={"linear"})
+    text = (out / "report.html").read_text()
+    for heading in ("Flagged cells", "Against fine-tuning"):  # table.md's sections, on the page too
+        assert f"<h2>{heading}</h2>" in text
+    assert "<td><b>1.48× (0/2)</b></td>" in text  # 0.6 / 0.405: mona's mean over finetune's, both seeds worse, sets apart
+    html = markdown_section("## A `b`\n\nSome **c** <x>.\n\n| h | i |\n|---|---|\n| **1** | `2` |")
+    assert html.splitlines() == ["<h2>A <code>b</code></h2>", '<p class="notes">Some <b>c</b> &lt;x&gt;.</p>',
+                                 '<table class="results"><thead><tr><th>h</th><th>i</th></tr></thead><tbody>',
+                                 "<tr><td><b>1</b></td><td><code>2</code></td></tr>", "</tbody></table>"]
