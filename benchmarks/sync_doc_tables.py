@@ -53,10 +53,8 @@ def blocks_from_report(table_md: Path) -> dict[str, str]:
     title = next((line.lstrip("#").strip() for line in lines[:top] if line.startswith("#")), None)
     counted = [f"**{title}**", ""] if title else []  # "main-cpu: 88 of the profile's 234 cells"
     blocks = {f"{name}:table": "\n".join([*counted, *lines[top:caption + 1]])}
-    flags = _find(lines, "## Flagged cells")
-    if flags is not None:
-        blocks[f"{name}:flags"] = "\n".join(_lines_from(lines, _index(lines, "| task |", table_md, flags)))
-    for heading, part in (("## Against fine-tuning", "against-finetune"), ("## Against the specialist", "against-specialist")):
+    for heading, part in (("## Flagged cells", "flags"), ("## Against fine-tuning", "against-finetune"),
+                          ("## Against the specialist", "against-specialist")):
         at = _find(lines, heading)
         if at is not None:  # the caption paragraph, then its table
             caption_lines = _lines_from(lines, at + 2)

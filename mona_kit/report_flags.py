@@ -5,6 +5,7 @@ every harvest; generated from the same rows as the table, they cannot."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .report import cell_marks, final_plateau, table_model
@@ -19,6 +20,8 @@ def _number(value: float | None) -> str:
 
 def _percent(fraction: float) -> str:
     # Two significant digits read well from 1 % to 99 %: "18 %", "7.0 %".
+    if not math.isfinite(fraction):
+        return "?"
     value = 100 * fraction
     return f"{value:.0f} %" if value >= 10 else f"{value:.1f} %"
 
@@ -55,6 +58,8 @@ def flagged_cells(rows: list[dict[str, Any]], *, references: set[str] | frozense
             for row in block["rows"]:
                 cell = row["cells"][index]
                 marks = cell_marks(cell).strip() if cell else ""
+                if cell and cell["text"].startswith("diverged"):  # no seed finite: no mean to mark, listed all the same
+                    marks = "diverged"
                 if not marks:
                     continue
                 flagged.append({
@@ -74,8 +79,9 @@ def flags_markdown(rows: list[dict[str, Any]], *, references: set[str] | frozens
     lines = [HEADING, "",
              f"Every marked cell of the table, seed by seed: its test metric per seed, the `{baseline}` and `{floor}` "
              "references' test metric on that task (◇: the cell's mean does not beat the first; ∅k: k seeds do not beat "
-             "the second), and, for each seed whose last training stage had not plateaued (†k), how much its best "
-             "validation metric still gained over the last plateau window of its steps.",
+             "the second; diverged: no seed finished with a finite metric), and, for each seed whose last training "
+             "stage had not plateaued (†k), the relative gain of its best validation metric over the last plateau "
+             "window of its steps (? where the record has none).",
              "",
              f"| task | method | marks | test metric per seed | `{baseline}` | `{floor}` | still improving at the end |",
              "|---|---|---|---|---|---|---|"]

@@ -40,9 +40,9 @@ Each row against finetune.
 
 The best transfer row per task.
 
-| task | best transfer row | its test metric | `specialist` | ratio | within 1.5× |
-|---|---|---|---|---|---|
-| t | finetune | 0.21 ± 0.01 (n=2) | 0.1 | 2.10× | no |
+| task | best transfer row | its test metric | specialist row | its test metric | ratio | within 1.5× |
+|---|---|---|---|---|---|---|
+| t | finetune | 0.21 ± 0.01 (n=2) | specialist | 0.1 | 2.10× | no |
 
 ## Knowledge reuse
 
@@ -78,12 +78,12 @@ def test_blocks_are_cut_from_the_report(tmp_path: Path) -> None:
     assert blocks["demo:table"].splitlines()[:3] == ["**demo: 2 of the profile's 4 cells**", "",
                                                      "| method | t (nrmse ↓) | avg. rank |"]
     assert blocks["demo:table"].endswith("Test-split metric, mean ± sample std over seeds.")
-    assert blocks["demo:flags"].splitlines()[0].startswith("| task | method | marks |")
+    assert blocks["demo:flags"].splitlines()[2].startswith("| task | method | marks |")
     assert blocks["demo:flags"].splitlines()[-1] == "| t | fpt | ◇ †1 | s0 0.4 | 0.3 | 1 | s0 2.5 % |"
     assert blocks["demo:against-finetune"].splitlines() == ["Each row against finetune.", "", "| method | t ↓ |", "|---|---|",
                                                             "| fpt | **1.90× (0/1)** |"]
     assert blocks["demo:against-specialist"].startswith("The best transfer row per task.\n\n| task |")
-    assert blocks["demo:against-specialist"].endswith("| t | finetune | 0.21 ± 0.01 (n=2) | 0.1 | 2.10× | no |")
+    assert blocks["demo:against-specialist"].endswith("| t | finetune | 0.21 ± 0.01 (n=2) | specialist | 0.1 | 2.10× | no |")
     assert blocks["demo:reuse"].splitlines()[-1] == "| finetune | 0.7 (+0.1) | — |"
     assert blocks["demo:cka"].startswith("Linear CKA")
     assert blocks["demo:cka"].splitlines()[-1] == "| finetune | 0.9 (-0.1) n=1 | — |"

@@ -96,3 +96,12 @@ def test_a_table_without_marks_has_no_flagged_section():
 
     rows = [_row("linear", "t", 0, 0.30, plateaued=None), _row("finetune", "t", 0, 0.20)]
     assert flags_markdown(rows, references={"linear"}) == ""
+
+
+def test_a_fully_diverged_cell_is_listed_among_the_flagged():
+    from mona_kit.report_flags import flagged_cells
+
+    rows = [_row("linear", "t", 0, 0.30, plateaued=None), _row("finetune", "t", 0, 0.20),
+            _row("mona", "t", 0, "nan"), _row("mona", "t", 1, "nan")]
+    (flagged,) = flagged_cells(rows, references={"linear"})
+    assert flagged["method"] == "mona" and flagged["marks"] == "diverged" and flagged["seeds"] == "s0 nan, s1 nan"
