@@ -5,10 +5,11 @@
 
 Each block sits between ``<!-- sync: RESULTS:PART -->`` and ``<!-- /sync: RESULTS:PART -->``; it is
 replaced by PART of ``benchmarks/results/RESULTS/table.md`` (made by ``mona-kit sweep PROFILE
---report-only``): ``table`` (the count of finished cells, the results table and its caption), ``flags`` (the
-table of marked cells, seed by seed), ``against-finetune`` (each transfer row against fine-tuning),
-``against-specialist`` (the best transfer row against the specialist), ``reuse`` (the knowledge-reuse probe table) or ``cka`` (the CKA table and its caption). Hand-copying them had let the README lag the
-committed cells.
+--report-only``): ``table`` (the count of finished cells, the results table and its caption),
+``flags`` (the table of marked cells, seed by seed), ``against-finetune`` (each transfer row against
+fine-tuning), ``against-specialist`` (the best transfer row against the specialist), ``reuse`` (the
+knowledge-reuse probe table) or ``cka`` (the CKA table and its caption); each of the three generated
+sections comes with its caption. Hand-copying them had let the README lag the committed cells.
 """
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ import html
 import json
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -180,7 +181,7 @@ def _run_section(output: Path, r: dict[str, Any], run_id: str) -> str:
 
 def write_html(output: Path, rows: list[dict[str, Any]], *, title: str, command: str,
                references: set[str] | frozenset[str] = frozenset(), images: dict[str, Path | None],
-               sections: list[str] = ()) -> Path:
+               sections: Sequence[str] = ()) -> Path:
     """Write ``OUTPUT/report.html`` from the finished cells' rows and the plots already drawn;
     ``sections``: table.md's generated sections (flagged cells, comparisons), shown below the table."""
     output = Path(output)
