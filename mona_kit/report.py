@@ -49,10 +49,19 @@ def aggregate(rows: list[dict[str, Any]], split: str = "test") -> dict[tuple[str
     return out
 
 
+def ranked_tasks(agg: dict[tuple[str, str], dict[str, Any]], methods: list[str], tasks: list[str]) -> list[str]:
+    """The tasks an average rank is taken over: those where every method has a cell. A column that a
+    sweep has only begun to fill would otherwise rank its first few rows among themselves and skew
+    their averages. Where no task is complete, every task counts."""
+    complete = [t for t in tasks if all((m, t) in agg for m in methods)]
+    return complete or list(tasks)
+
+
 def ranks(agg: dict[tuple[str, str], dict[str, Any]], methods: list[str], tasks: list[str]) -> dict[str, float]:
-    """Average rank of each method over the tasks where it has a result (1 = best; ties share)."""
+    """Average rank of each method over the tasks where every method has a cell (see
+    :func:`ranked_tasks`), 1 = best; ties share the rank."""
     per_method: dict[str, list[float]] = defaultdict(list)
-    for task in tasks:
+    for task in ranked_tasks(agg, methods, tasks):
         scored = [(m, agg[(m, task)]) for m in methods if (m, task) in agg and not math.isnan(agg[(m, task)]["mean"])]
         if not scored:
             continue
@@ -153,6 +162,9 @@ def table_model(rows: list[dict[str, Any]], *, references: set[str] | frozenset[
     if refs:
         notes.append("Reference rows (training mean, linear model, 1-NN, from-scratch specialist) are what a "
                      "transfer method must beat; the rank is averaged over tasks among the transfer methods only.")
+    left_out = [t for t in tasks if t not in ranked_tasks(agg, transfer, tasks)]
+    if left_out:
+        notes.append(f"The average rank leaves out {', '.join(left_out)}: not every transfer row has a cell there yet.")
     if base_label:
         notes.append(f"◇: does not beat the `{baseline}` reference on that task ({_count(losses_to_base, 'cell')}).")
     if floor_label and unlearned_runs:

@@ -484,6 +484,21 @@ def test_a_diverged_seed_recorded_as_the_string_nan_is_counted(in_process_kit, t
     assert "nan" in (tmp_path / "out" / "results.csv").read_text()
 
 
+def test_the_sweep_report_leaves_random_weight_controls_out_of_the_specialist_comparison(in_process_kit, tmp_path, capsys):
+    """`scratch` is registered with meta uses_pretrained_body=False: the sweep must hand it to the
+    report as a control, so that the best *transfer* row against the specialist is finetune's even
+    where scratch scores better."""
+    ctx = Ctx(tmp_path)
+    ctx.profile(methods={"specialist": "specialist", "finetune": "finetune", "scratch": "scratch"})
+    for method, error in [("specialist", 0.1), ("finetune", 0.3), ("scratch", 0.2)]:
+        finished_cell(ctx, method=method, config={**GOOD_CELL_CONFIG, "method": {"name": method}},
+                      results={**RESULTS, "method": method, "test": {"zero-one-error": error}})
+    assert cli.main(["sweep", str(tmp_path / "p.yaml"), "--report-only"]) == 0, capsys.readouterr().err
+    table = (tmp_path / "out" / "table.md").read_text()
+    section = table.split("## Against the specialist")[1].split("\n## ")[0]
+    assert "| gunpoint | finetune | 0.3 " in section and "scratch" not in section.split("|---|")[-1]
+
+
 def test_plot_draws_a_run_into_a_new_folder(in_process_kit, tmp_path, capsys):
     run = run_folder(Ctx(tmp_path))
     events = [{"stage": "finetune", "step": s, "loss": 1.0 / s} for s in range(1, 5)]

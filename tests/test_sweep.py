@@ -97,6 +97,21 @@ def test_ranks_share_ties_and_respect_direction():
     assert "**0.2 ± 0**" in table
 
 
+def test_ranks_leave_out_a_task_not_every_method_has_run():
+    # Column z has only begun: a and b alone would rank 1 and 2 there and skew their averages.
+    rows = [
+        {"method_label": m, "task_label": t, "metric": "e", "higher_is_better": False, "test": {"e": v}, "seed": 0}
+        for m, t, v in [("a", "x", 0.1), ("b", "x", 0.2), ("c", "x", 0.3), ("a", "z", 0.9), ("b", "z", 0.1)]
+    ]
+    from mona_kit.report import aggregate, table_model
+
+    assert ranks(aggregate(rows), ["a", "b", "c"], ["x", "z"]) == {"a": 1.0, "b": 2.0, "c": 3.0}
+    notes = table_model(rows)["notes"]
+    assert any(n.startswith("The average rank leaves out z:") for n in notes)
+    # No task complete: every task counts rather than no rank at all.
+    assert ranks(aggregate(rows[3:]), ["a", "b", "c"], ["z"]) == {"a": 2.0, "b": 1.0}
+
+
 def test_bad_wildcards_and_label_collisions_are_errors():
     import pytest
 
