@@ -21,12 +21,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def cell_metrics(folder: Path, method: str) -> dict[str, list[float]]:
-    """``{task: [test metric per seed]}`` of one method's finished cells under a sweep folder."""
+    """``{task label: [test metric per seed]}`` of one method's finished cells under a sweep folder.
+    Keyed by the cell folder's task label, not the results' task name: main-cpu's darcy-16-p2 column
+    runs task darcy-16 too, at other settings."""
     out: dict[str, list[float]] = {}
     for path in sorted((folder / "cells" / method).glob("*/seed*/results.json")):
         result = read_cell_results(path)  # a damaged file is a one-line error naming the cell
         value = as_number(result["test"].get(result["metric"]))
-        out.setdefault(result["task"], []).append(value if value is not None else float("nan"))
+        out.setdefault(path.parent.parent.name, []).append(value if value is not None else float("nan"))
     return out
 
 
