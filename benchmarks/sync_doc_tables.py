@@ -9,7 +9,9 @@ replaced by PART of ``benchmarks/results/RESULTS/table.md`` (made by ``mona-kit 
 ``flags`` (the table of marked cells, seed by seed), ``against-finetune`` (each transfer row against
 fine-tuning), ``against-specialist`` (the best transfer row against the specialist), ``reuse`` (the
 knowledge-reuse probe table) or ``cka`` (the CKA table and its caption); each of the three generated
-sections comes with its caption. Hand-copying them had let the README lag the committed cells.
+sections comes with its caption. Hand-copying them had let the README lag the committed cells. A
+``table.md`` that is not a sweep report, such as ``benchmarks/results/perf/table.md`` (made by
+``benchmarks/perf_table.py`` from a committed benchmark run), is quoted whole as block ``NAME:whole``.
 """
 from __future__ import annotations
 
@@ -80,7 +82,9 @@ def synced(page_text: str, results: Path) -> tuple[str, list[str]]:
         if not table_md.is_file():
             raise SystemExit(f"block {name!r}: {table_md} does not exist")
         if table_md not in reports:
-            reports[table_md] = blocks_from_report(table_md)
+            text = table_md.read_text().strip()
+            # A table.md that is not a sweep report (benchmarks/perf_table.py's) is quoted whole.
+            reports[table_md] = blocks_from_report(table_md) if "| method |" in text else {f"{table_md.parent.name}:whole": text}
         blocks = reports[table_md]
         if name not in blocks:
             raise SystemExit(f"block {name!r}: {table_md} has no such part (it has {', '.join(blocks)})")

@@ -107,3 +107,14 @@ def test_a_block_naming_a_missing_part_says_which(tmp_path: Path) -> None:
         sync_doc_tables.synced("<!-- sync: demo:cka -->\n\n<!-- /sync: demo:cka -->", tmp_path)
     with pytest.raises(SystemExit, match="'other:table'.*does not exist"):
         sync_doc_tables.synced("<!-- sync: other:table -->\n\n<!-- /sync: other:table -->", tmp_path)
+
+
+def test_a_table_md_that_is_no_sweep_report_is_quoted_whole(tmp_path: Path) -> None:
+    (tmp_path / "perf").mkdir()
+    (tmp_path / "perf" / "table.md").write_text("Measured on X.\n\n| benchmark | measured | target |\n|---|---|---|\n| a | 1× | met |\n")
+    text, stale = sync_doc_tables.synced("<!-- sync: perf:whole -->\nold\n<!-- /sync: perf:whole -->\n", tmp_path)
+    assert stale == ["perf:whole"]
+    assert text == ("<!-- sync: perf:whole -->\n\nMeasured on X.\n\n| benchmark | measured | target |\n|---|---|---|\n"
+                    "| a | 1× | met |\n\n<!-- /sync: perf:whole -->\n")
+    with pytest.raises(SystemExit, match="'perf:table'.*has no such part"):
+        sync_doc_tables.synced("<!-- sync: perf:table -->\n\n<!-- /sync: perf:table -->", tmp_path)
