@@ -4,8 +4,9 @@ Each cell is finished (results.json), running (a live process holds its run fold
 (an interrupted run's folder with its config, which the next sweep resumes from its last checkpoint)
 or not started. The time left is estimated per unfinished cell from the wall times of finished cells:
 the median of its own method on the same task, else of the other trained methods on that task
-(reference rows fit in seconds and would make the estimate meaningless); cells with neither are
-counted, not guessed. Running and started cells count as whole cells, and a finished cell's wall
+(reference rows fit in seconds and would make the estimate meaningless); an unfinished reference
+cell goes by its own method on the other tasks instead (a mean predictor is not a fine-tuning run);
+cells with none of these are counted, not guessed. Running and started cells count as whole cells, and a finished cell's wall
 time leaves out its setup and, when it was resumed, its earlier sessions: a rough guide, printed
 with its basis.
 """
@@ -47,20 +48,29 @@ def _mark(states: list[str]) -> str:
 
 #: The basis under which :func:`estimate` counts the cells it could not estimate.
 NO_ESTIMATE = "no estimate (nothing finished to go by)"
+REFERENCE_ELSEWHERE = "the same reference method on other tasks"
 
 
 def estimate(cells: list[Cell], walls: dict[tuple[str, str], list[float]], references: set[str] = frozenset()) -> tuple[float, dict[str, int]]:
     """Seconds of cell time left for ``cells`` and how many were estimated on which basis;
-    ``references``: method labels left out of the per-task fallback."""
+    ``references``: method labels left out of the per-task fallback; their own cells fall back to the
+    same reference method on the other tasks."""
     by_task: dict[str, list[float]] = defaultdict(list)
+    by_reference: dict[str, list[float]] = defaultdict(list)
     for (method, task), values in walls.items():
-        if method not in references:
-            by_task[task].extend(values)
-    seconds, basis = 0.0, {"same method and task": 0, "other trained methods on the task": 0, NO_ESTIMATE: 0}
+        (by_reference[method] if method in references else by_task[task]).extend(values)
+    seconds = 0.0
+    basis = {"same method and task": 0, "other trained methods on the task": 0, REFERENCE_ELSEWHERE: 0, NO_ESTIMATE: 0}
     for cell in cells:
         if walls.get((cell.method, cell.task)):
             seconds += statistics.median(walls[(cell.method, cell.task)])
             basis["same method and task"] += 1
+        elif cell.method in references:
+            if by_reference.get(cell.method):
+                seconds += statistics.median(by_reference[cell.method])
+                basis[REFERENCE_ELSEWHERE] += 1
+            else:
+                basis[NO_ESTIMATE] += 1
         elif by_task.get(cell.task):
             seconds += statistics.median(by_task[cell.task])
             basis["other trained methods on the task"] += 1
@@ -111,5 +121,6 @@ def _time_left(left: list[Cell], walls: dict[tuple[str, str], list[float]], refe
                  f"median wall times ({how}); about {seconds / 3600 / parallel:.1f} h with {parallel} at once, if they "
                  f"share out evenly.")
     if unknown:
-        text += f" {unknown} cells have no estimate: no trained method has finished a cell of their task yet."
+        text += (f" {unknown} cells have no estimate: nothing comparable has finished yet (a trained method on "
+                 f"their task; for a reference row, its method on any task).")
     return text + " Wall times come from whichever machines ran the cells and leave out setup: a rough guide."

@@ -211,4 +211,19 @@ def test_status_estimates_from_the_same_method_else_the_tasks_trained_methods():
     seconds, basis = estimate(left, walls, references={"mean"})
     # ft on a: its median 200; orca on b: the median of ft and mona there (100), not the reference's 1 s.
     assert seconds == 200 + 100
-    assert basis == {"same method and task": 1, "other trained methods on the task": 1, "no estimate (nothing finished to go by)": 1}
+    assert basis == {"same method and task": 1, "other trained methods on the task": 1,
+                     "the same reference method on other tasks": 0, "no estimate (nothing finished to go by)": 1}
+
+
+def test_status_estimates_an_unfinished_reference_cell_from_its_own_method_elsewhere():
+    from mona_kit.sweep import Cell
+    from mona_kit.sweep_status import estimate
+
+    # A new task where only fine-tuning has finished: its mean-predictor cell must not be priced as a
+    # fine-tuning run (2,600 s) but as the mean predictor elsewhere (about a second).
+    walls = {("ft", "new"): [2600.0], ("mean", "a"): [1.0, 3.0], ("fno", "a"): [400.0]}
+    left = [Cell("mean", "new", 0, {}), Cell("fno", "new", 0, {}), Cell("knn", "new", 0, {})]
+    seconds, basis = estimate(left, walls, references={"mean", "fno", "knn"})
+    assert seconds == 2.0 + 400.0
+    assert basis == {"same method and task": 0, "other trained methods on the task": 0,
+                     "the same reference method on other tasks": 2, "no estimate (nothing finished to go by)": 1}
