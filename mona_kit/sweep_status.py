@@ -6,9 +6,9 @@ or not started. The time left is estimated per unfinished cell from the wall tim
 the median of its own method on the same task, else of the other trained methods on that task
 (reference rows fit in seconds and would make the estimate meaningless); an unfinished reference
 cell goes by its own method on the other tasks instead (a mean predictor is not a fine-tuning run);
-cells with none of these are counted, not guessed. Running and started cells count as whole cells, and a finished cell's wall
-time leaves out its setup and, when it was resumed, its earlier sessions: a rough guide, printed
-with its basis.
+cells with none of these are counted, not guessed. Running and started cells count as whole cells,
+and a finished cell's wall time leaves out its setup and, when it was resumed, its earlier sessions:
+a rough guide, printed with its basis.
 """
 
 from __future__ import annotations
@@ -63,17 +63,14 @@ def estimate(cells: list[Cell], walls: dict[tuple[str, str], list[float]], refer
     basis = {"same method and task": 0, "other trained methods on the task": 0, REFERENCE_ELSEWHERE: 0, NO_ESTIMATE: 0}
     for cell in cells:
         if walls.get((cell.method, cell.task)):
-            seconds += statistics.median(walls[(cell.method, cell.task)])
-            basis["same method and task"] += 1
+            pool, how = walls[(cell.method, cell.task)], "same method and task"
         elif cell.method in references:
-            if by_reference.get(cell.method):
-                seconds += statistics.median(by_reference[cell.method])
-                basis[REFERENCE_ELSEWHERE] += 1
-            else:
-                basis[NO_ESTIMATE] += 1
-        elif by_task.get(cell.task):
-            seconds += statistics.median(by_task[cell.task])
-            basis["other trained methods on the task"] += 1
+            pool, how = by_reference.get(cell.method), REFERENCE_ELSEWHERE
+        else:
+            pool, how = by_task.get(cell.task), "other trained methods on the task"
+        if pool:
+            seconds += statistics.median(pool)
+            basis[how] += 1
         else:
             basis[NO_ESTIMATE] += 1
     return seconds, basis
