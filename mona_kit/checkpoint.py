@@ -6,6 +6,7 @@ moment leaves either the previous checkpoint or the new one, never half of one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,9 @@ class StageCheckpoint:
         #: name -> shape of the model's state dict: the runner sets it so a slot of the wrong shape
         #: is one line at load, not a size-mismatch traceback from load_state_dict.
         self.expected: dict[str, torch.Size] | None = None
+        #: seconds the run has cost so far (the runner's clock, resumed attempts included): each
+        #: checkpoint records it, so a resumed run's wall time counts the attempts it builds on.
+        self.clock: Callable[[], float] | None = None
         self._preloaded: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None
 
     def due(self, step: int) -> bool:
@@ -163,7 +167,10 @@ class StageCheckpoint:
         # metrics.jsonl's size now: a resume cuts the log back to it (no step logged twice).
         metrics = self.folder.parent / "metrics.jsonl"
         size = metrics.stat().st_size if metrics.is_file() else 0
-        atomic_write_text(self.pointer, json.dumps({"slot": slot, "step": step, "fingerprint": self.fingerprint, "metrics_bytes": size}))
+        record = {"slot": slot, "step": step, "fingerprint": self.fingerprint, "metrics_bytes": size}
+        if self.clock is not None:
+            record["elapsed_s"] = round(self.clock(), 3)
+        atomic_write_text(self.pointer, json.dumps(record))
         barrier(info)
 
     def preload(self) -> None:
@@ -214,6 +221,14 @@ class StageCheckpoint:
         pointer = read_json_record(self.pointer)
         size = (pointer or {}).get("metrics_bytes")
         return size if isinstance(size, int) and not isinstance(size, bool) else None
+
+    def elapsed_s(self) -> float | None:
+        """The run's wall time when the last mid-stage checkpoint was written (None: no checkpoint,
+        or one written before times were recorded)."""
+        from .runs import read_json_record
+
+        seconds = (read_json_record(self.pointer) or {}).get("elapsed_s")
+        return float(seconds) if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) else None
 
     def step(self) -> int | None:
         """The step of the last mid-stage checkpoint (None when there is none)."""

@@ -13,6 +13,7 @@ import re
 import resource
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from .errors import CheckpointError, ConfigError, DataError, MonaError, Numerica
 from .kit import Kit
 from .loggers import check_loggers, open_loggers
 from .runconfig import RunConfig, apply_overrides
-from .runs import RunDir, atomic_write_text, environment_record, read_progress, run_path, safe_name
+from .runs import RunDir, atomic_write_text, environment_record, read_json_record, read_progress, run_path, safe_name
 from .stages import EvaluateStage
 
 #: What ``run --resume RUN_DIR key=value`` may change, and only after a non-finite stop: the
@@ -468,8 +469,8 @@ def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: P
     if config.loggers and info.is_main:
         _attach_loggers(kit, config, run_dir, resolved, stack)
     fingerprint = config_fingerprint(resolved)
-    started = time.time()
     done, partial, done_bytes = read_progress(run_dir)
+    clock = _run_clock(run_dir, len(done), resume is not None)
     if len(done) > len(stages):
         raise CheckpointError(
             f"{str(run_dir.checkpoints / 'progress.json')!r} lists {len(done)} finished stages, the method has "
@@ -487,11 +488,13 @@ def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: P
             continue
         session.stage_checkpoint = StageCheckpoint(run_dir.checkpoints, i, config.checkpoint_every, fingerprint, info)
         session.stage_checkpoint.expected = shapes
+        session.stage_checkpoint.clock = clock
+
         _enter_stage(session, stage, i, model, source, resumed=resume is not None and i == first,
                      new_overrides=new_overrides, resolved=resolved, done_bytes=done_bytes)
-        _run_stage(session, stage, i, model, done, fingerprint)
+        _run_stage(session, stage, i, model, done, fingerprint, clock)
         source = f"as stage {stage.name!r} left it"
-    path = _write_results(session, started)
+    path = _write_results(session, clock)
     if session.dist.is_main:
         prune_checkpoints(run_dir.checkpoints, checkpoints)
     if on_finish is not None:
@@ -514,7 +517,24 @@ def _attach_loggers(kit: Kit, config: RunConfig, run_dir: RunDir, resolved: dict
     loggers.log_config(resolved, run_dir.read_json("env.json") or {})
 
 
-def _run_stage(session, stage, index: int, model, done: list[str], fingerprint: str) -> None:
+def _run_clock(run_dir: RunDir, first: int, resumed: bool) -> Callable[[], float]:
+    """Seconds the run has cost: this process's time plus, on a resume, the time recorded with the
+    checkpoint it continues from (work done after that checkpoint and lost is re-done, and counted,
+    here). Records from before times were kept count from 0."""
+    before = 0.0
+    if resumed:
+        mid = StageCheckpoint(run_dir.checkpoints, first).elapsed_s()
+        progress = read_json_record(run_dir.checkpoints / "progress.json") or {}
+        after_stage = progress.get("elapsed_s")
+        if mid is not None:
+            before = mid
+        elif isinstance(after_stage, (int, float)) and not isinstance(after_stage, bool):
+            before = float(after_stage)
+    started = time.time()
+    return lambda: before + time.time() - started
+
+
+def _run_stage(session, stage, index: int, model, done: list[str], fingerprint: str, clock: Callable[[], float]) -> None:
     """One stage, then (rank 0) everything the next one starts from, progress.json last."""
     run_dir, config = session.run, session.config
     session.log(stage=stage.name, event="stage-start", index=index, trains_task=bool(getattr(stage, "trains_task", False)))
@@ -534,12 +554,14 @@ def _run_stage(session, stage, index: int, model, done: list[str], fingerprint: 
         save_weights(ckpt / f"stage-{index}.safetensors", model.state_dict())
         atomic_write_text(ckpt / "results-partial.json", json.dumps(session.results))
         save_state(ckpt / f"stage-{index + 1}-start.pt", {"rng": rng_state()})
-        atomic_write_text(ckpt / "progress.json", json.dumps({"done": done, "metrics_bytes": run_dir.metrics_bytes()}))
+        atomic_write_text(ckpt / "progress.json", json.dumps(
+            {"done": done, "metrics_bytes": run_dir.metrics_bytes(), "elapsed_s": round(clock(), 3)}
+        ))
         StageCheckpoint(ckpt, index, config.checkpoint_every, fingerprint).clear()
     barrier(session.dist)
 
 
-def _write_results(session, started: float) -> Path:
+def _write_results(session, clock: Callable[[], float]) -> Path:
     results = {
         "method": session.method_entry.name,
         "task": session.spec.name,
@@ -548,7 +570,7 @@ def _write_results(session, started: float) -> Path:
         "components": session.component_names(),
         "seed": session.config.seed,
         **session.results,
-        "wall_time_s": time.time() - started,
+        "wall_time_s": clock(),  # resumed attempts included (see _run_clock)
         "peak_memory_mb": peak_memory_mb(),
     }
     if session.dist.is_main:

@@ -87,3 +87,38 @@ def test_resume_refuses_a_config_that_resolves_differently(toy_kit, tmp_path):
     (path / "env.json").write_text(json.dumps(env | {"config_sha256": config_hash(yaml.safe_load(text))}))
     with pytest.raises(CheckpointError, match=r"train.epochs: 3 \(checkpoint\) != 2 \(now\)"):
         run(toy_kit, config(tmp_path, "finetune", "r"), progress=False, resume=path)
+
+
+def test_resumed_wall_time_counts_the_attempt_it_continues(toy_kit, tmp_path, monkeypatch):
+    """results.json's wall_time_s adds the time recorded with the checkpoint a resume continues from,
+    so a cell interrupted late does not report only its last few minutes."""
+    import time
+
+    from mona_kit.engine import Session
+
+    original_log = Session.log
+    seen = {"n": 0}
+
+    def slow_then_dying_log(self, **event):  # the first step takes 0.6 s more; killed after the third
+        original_log(self, **event)
+        if event.get("stage") == "finetune" and "loss" in event and "split" not in event:
+            seen["n"] += 1
+            if seen["n"] == 1:
+                time.sleep(0.6)
+            if seen["n"] == 3:
+                raise Killed()
+
+    monkeypatch.setattr(Session, "log", slow_then_dying_log)
+    with pytest.raises(Killed):
+        run(toy_kit, config(tmp_path, "finetune", "killed"), progress=False)
+    monkeypatch.setattr(Session, "log", original_log)
+    run_dir = tmp_path / "killed"
+    pointer = json.loads((run_dir / "checkpoints" / "stage-0-latest.json").read_text())
+    before = pointer["elapsed_s"]
+    assert before >= 0.6
+    t0 = time.time()
+    resumed = run(toy_kit, config(tmp_path, "finetune", "killed"), progress=False, resume=run_dir)
+    this_process = time.time() - t0
+    wall = json.loads((resumed / "results.json").read_text())["wall_time_s"]
+    assert before < wall <= before + this_process
+    assert json.loads((run_dir / "checkpoints" / "progress.json").read_text())["elapsed_s"] <= wall
