@@ -227,7 +227,10 @@ class StageCheckpoint:
         or one written before times were recorded)."""
         from .runs import read_json_record
 
-        seconds = (read_json_record(self.pointer) or {}).get("elapsed_s")
+        try:
+            seconds = (read_json_record(self.pointer) or {}).get("elapsed_s")
+        except CheckpointError:  # a damaged pointer is reported where it matters, by load
+            return None
         return float(seconds) if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) else None
 
     def step(self) -> int | None:

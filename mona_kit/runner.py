@@ -470,7 +470,7 @@ def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: P
         _attach_loggers(kit, config, run_dir, resolved, stack)
     fingerprint = config_fingerprint(resolved)
     done, partial, done_bytes = read_progress(run_dir)
-    clock = _run_clock(run_dir, len(done), resume is not None)
+    clock = _run_clock(session, len(done), resume is not None, bool(new_overrides))
     if len(done) > len(stages):
         raise CheckpointError(
             f"{str(run_dir.checkpoints / 'progress.json')!r} lists {len(done)} finished stages, the method has "
@@ -517,19 +517,22 @@ def _attach_loggers(kit: Kit, config: RunConfig, run_dir: RunDir, resolved: dict
     loggers.log_config(resolved, run_dir.read_json("env.json") or {})
 
 
-def _run_clock(run_dir: RunDir, first: int, resumed: bool) -> Callable[[], float]:
+def _run_clock(session, first: int, resumed: bool, restarts_stage: bool) -> Callable[[], float]:
     """Seconds the run has cost: this process's time plus, on a resume, the time recorded with the
-    checkpoint it continues from (work done after that checkpoint and lost is re-done, and counted,
-    here). Records from before times were kept count from 0."""
+    checkpoint it continues from -- the first unfinished stage's mid-stage slot, or the end of the last
+    finished stage when there is none or when a learning-rate override restarts the stage (work done
+    after that checkpoint and lost is re-done, and counted, here). Records from before times were kept
+    count from 0. Rank 0 reads the records (it is about to change them) and tells the other ranks."""
     before = 0.0
-    if resumed:
-        mid = StageCheckpoint(run_dir.checkpoints, first).elapsed_s()
-        progress = read_json_record(run_dir.checkpoints / "progress.json") or {}
-        after_stage = progress.get("elapsed_s")
+    if resumed and session.dist.is_main:
+        checkpoints = session.run.checkpoints
+        mid = None if restarts_stage else StageCheckpoint(checkpoints, first).elapsed_s()
+        after_stage = (read_json_record(checkpoints / "progress.json") or {}).get("elapsed_s")
         if mid is not None:
             before = mid
         elif isinstance(after_stage, (int, float)) and not isinstance(after_stage, bool):
             before = float(after_stage)
+    before = broadcast_object(session.dist, before)
     started = time.time()
     return lambda: before + time.time() - started
 

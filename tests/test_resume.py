@@ -122,3 +122,53 @@ def test_resumed_wall_time_counts_the_attempt_it_continues(toy_kit, tmp_path, mo
     wall = json.loads((resumed / "results.json").read_text())["wall_time_s"]
     assert before < wall <= before + this_process
     assert json.loads((run_dir / "checkpoints" / "progress.json").read_text())["elapsed_s"] <= wall
+
+
+@pytest.mark.parametrize("pointer,resumed,restarts_stage,offset", [
+    ({"elapsed_s": 100.0}, True, False, 100.0),   # inside a stage: its last mid-stage slot
+    (None, True, False, 40.0),                    # between stages: the end of the last finished one
+    ({"elapsed_s": 100.0}, True, True, 40.0),     # a learning-rate override restarts the stage
+    ("damaged", True, False, 40.0),               # load reports a damaged pointer; the clock does not fail on it
+    ({}, True, False, 40.0),                      # a pointer from before times were recorded
+    ({"elapsed_s": 100.0}, False, False, 0.0),    # a new run
+])
+def test_run_clock_starts_from_the_checkpoint_the_resume_continues(tmp_path, pointer, resumed, restarts_stage, offset):
+    from types import SimpleNamespace
+
+    from mona_kit.distributed import DistInfo
+    from mona_kit.runner import _run_clock
+
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    (checkpoints / "progress.json").write_text(json.dumps({"done": ["warmup"], "metrics_bytes": 0, "elapsed_s": 40.0}))
+    if pointer == "damaged":
+        (checkpoints / "stage-1-latest.json").write_text("{not json")
+    elif pointer is not None:
+        (checkpoints / "stage-1-latest.json").write_text(json.dumps({"slot": "a", "step": 4, **pointer}))
+    session = SimpleNamespace(dist=DistInfo(), run=SimpleNamespace(checkpoints=checkpoints))
+    clock = _run_clock(session, 1, resumed, restarts_stage)
+    assert offset <= clock() < offset + 5
+
+
+def test_resuming_a_finished_run_does_not_count_its_time_twice(toy_kit, tmp_path, monkeypatch):
+    import time
+
+    from mona_kit.engine import Session
+
+    original_log = Session.log
+
+    def slow_log(self, **event):  # one step 1 s longer, so that counting the run twice shows
+        original_log(self, **event)
+        if event.get("stage") == "finetune" and event.get("step") == 1 and "loss" in event:
+            time.sleep(1.0)
+
+    monkeypatch.setattr(Session, "log", slow_log)
+    path = run(toy_kit, config(tmp_path, "mona", "done"), progress=False)
+    monkeypatch.setattr(Session, "log", original_log)
+    first = json.loads((path / "results.json").read_text())["wall_time_s"]
+    assert first >= 1.0
+    t0 = time.time()
+    run(toy_kit, config(tmp_path, "mona", "done"), progress=False, resume=path)
+    again = json.loads((path / "results.json").read_text())["wall_time_s"]
+    # progress.json's time is taken as the last stage ends, a moment before results.json's
+    assert first - 0.5 <= again <= first + (time.time() - t0)
