@@ -162,9 +162,15 @@ def table_model(rows: list[dict[str, Any]], *, references: set[str] | frozenset[
     if refs:
         notes.append("Reference rows (training mean, linear model, 1-NN, from-scratch specialist) are what a "
                      "transfer method must beat; the rank is averaged over tasks among the transfer methods only.")
-    left_out = [t for t in tasks if t not in ranked_tasks(agg, transfer, tasks)]
+    ranked = ranked_tasks(agg, transfer, tasks)
+    left_out = [t for t in tasks if t not in ranked]
     if left_out:
         notes.append(f"The average rank leaves out {', '.join(left_out)}: not every transfer row has a cell there yet.")
+    # A column every row has begun counts, but on its first seeds its order is mostly noise: say so.
+    thin = [t for t in ranked if any((m, t) in agg and agg[(m, t)]["runs"] < full_n for m in transfer)]
+    if thin and len(thin) < len(ranked):
+        notes.append(f"On {', '.join(thin)} some transfer rows have fewer than {full_n} seeds yet: the average rank "
+                     "uses the seeds there are, so it may still move.")
     if base_label:
         notes.append(f"◇: does not beat the `{baseline}` reference on that task ({_count(losses_to_base, 'cell')}).")
     if floor_label and unlearned_runs:

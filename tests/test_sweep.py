@@ -108,6 +108,11 @@ def test_ranks_leave_out_a_task_not_every_method_has_run():
     assert ranks(aggregate(rows), ["a", "b", "c"], ["x", "z"]) == {"a": 1.0, "b": 2.0, "c": 3.0}
     notes = table_model(rows)["notes"]
     assert any(n.startswith("The average rank leaves out z:") for n in notes)
+    # Once every row has a cell there, z counts; with fewer seeds than x, the notes say so.
+    seeds = [{**r, "seed": s} for r in rows[:3] for s in (0, 1)] + rows[3:] + [{**rows[2], "task_label": "z", "test": {"e": 0.5}}]
+    notes = table_model(seeds)["notes"]
+    assert not any(n.startswith("The average rank leaves out") for n in notes)
+    assert "On z some transfer rows have fewer than 2 seeds yet: the average rank uses the seeds there are, so it may still move." in notes
     # No task complete: every task counts rather than no rank at all.
     assert ranks(aggregate(rows[3:]), ["a", "b", "c"], ["z"]) == {"a": 2.0, "b": 1.0}
 
