@@ -489,7 +489,6 @@ def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: P
         session.stage_checkpoint = StageCheckpoint(run_dir.checkpoints, i, config.checkpoint_every, fingerprint, info)
         session.stage_checkpoint.expected = shapes
         session.stage_checkpoint.clock = clock
-
         _enter_stage(session, stage, i, model, source, resumed=resume is not None and i == first,
                      new_overrides=new_overrides, resolved=resolved, done_bytes=done_bytes)
         _run_stage(session, stage, i, model, done, fingerprint, clock)

@@ -7,8 +7,8 @@ the median of its own method on the same task, else of the other trained methods
 (reference rows fit in seconds and would make the estimate meaningless); an unfinished reference
 cell goes by its own method on the other tasks instead (a mean predictor is not a fine-tuning run);
 cells with none of these are counted, not guessed. Running and started cells count as whole cells,
-and a finished cell's wall time leaves out its setup and, when it was resumed, its earlier sessions:
-a rough guide, printed with its basis.
+and a finished cell's wall time leaves out its setup (and, for a cell resumed from a checkpoint
+written before runs recorded their time, its earlier attempts): a rough guide, printed with its basis.
 """
 
 from __future__ import annotations
