@@ -216,22 +216,19 @@ class StageCheckpoint:
     def metrics_bytes(self) -> int | None:
         """The metrics.jsonl size the last mid-stage checkpoint recorded (None: no checkpoint, or one
         written before sizes were recorded)."""
-        from .runs import read_json_record
+        from .runs import read_json_record, record_count
 
-        pointer = read_json_record(self.pointer)
-        size = (pointer or {}).get("metrics_bytes")
-        return size if isinstance(size, int) and not isinstance(size, bool) else None
+        return record_count(read_json_record(self.pointer), "metrics_bytes")
 
     def elapsed_s(self) -> float | None:
         """The run's wall time when the last mid-stage checkpoint was written (None: no checkpoint,
         or one written before times were recorded)."""
-        from .runs import read_json_record
+        from .runs import read_json_record, record_seconds
 
         try:
-            seconds = (read_json_record(self.pointer) or {}).get("elapsed_s")
+            return record_seconds(read_json_record(self.pointer), "elapsed_s")
         except CheckpointError:  # a damaged pointer is reported where it matters, by load
             return None
-        return float(seconds) if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) else None
 
     def step(self) -> int | None:
         """The step of the last mid-stage checkpoint (None when there is none)."""

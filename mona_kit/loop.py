@@ -455,7 +455,7 @@ def stop_summary(session: Session) -> tuple[str, str]:
 
     ckpt = session.stage_checkpoint
     try:
-        done = read_progress(session.run)[0]
+        done = read_progress(session.run).done
     except MonaError:
         done = []
     step = ckpt.step() if ckpt is not None else None

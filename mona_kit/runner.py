@@ -37,7 +37,7 @@ from .errors import CheckpointError, ConfigError, DataError, MonaError, Numerica
 from .kit import Kit
 from .loggers import check_loggers, open_loggers
 from .runconfig import RunConfig, apply_overrides
-from .runs import RunDir, atomic_write_text, environment_record, read_json_record, read_progress, run_path, safe_name
+from .runs import RunDir, atomic_write_text, environment_record, read_progress, run_path, safe_name
 from .stages import EvaluateStage
 
 #: What ``run --resume RUN_DIR key=value`` may change, and only after a non-finite stop: the
@@ -469,8 +469,8 @@ def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: P
     if config.loggers and info.is_main:
         _attach_loggers(kit, config, run_dir, resolved, stack)
     fingerprint = config_fingerprint(resolved)
-    done, partial, done_bytes = read_progress(run_dir)
-    clock = _run_clock(session, len(done), resume is not None, bool(new_overrides))
+    done, partial, done_bytes, done_elapsed_s = read_progress(run_dir)
+    clock = _run_clock(session, len(done), resume is not None, bool(new_overrides), done_elapsed_s)
     if len(done) > len(stages):
         raise CheckpointError(
             f"{str(run_dir.checkpoints / 'progress.json')!r} lists {len(done)} finished stages, the method has "
@@ -516,21 +516,16 @@ def _attach_loggers(kit: Kit, config: RunConfig, run_dir: RunDir, resolved: dict
     loggers.log_config(resolved, run_dir.read_json("env.json") or {})
 
 
-def _run_clock(session, first: int, resumed: bool, restarts_stage: bool) -> Callable[[], float]:
+def _run_clock(session, first: int, resumed: bool, restarts_stage: bool, done_elapsed_s: float | None) -> Callable[[], float]:
     """Seconds the run has cost: this process's time plus, on a resume, the time recorded with the
     checkpoint it continues from -- the first unfinished stage's mid-stage slot, or the end of the last
     finished stage when there is none or when a learning-rate override restarts the stage (work done
     after that checkpoint and lost is re-done, and counted, here). Records from before times were kept
-    count from 0. Rank 0 reads the records (it is about to change them) and tells the other ranks."""
+    count from 0. Rank 0's reading (it is about to change the records) goes to the other ranks."""
     before = 0.0
     if resumed and session.dist.is_main:
-        checkpoints = session.run.checkpoints
-        mid = None if restarts_stage else StageCheckpoint(checkpoints, first).elapsed_s()
-        after_stage = (read_json_record(checkpoints / "progress.json") or {}).get("elapsed_s")
-        if mid is not None:
-            before = mid
-        elif isinstance(after_stage, (int, float)) and not isinstance(after_stage, bool):
-            before = float(after_stage)
+        mid = None if restarts_stage else StageCheckpoint(session.run.checkpoints, first).elapsed_s()
+        before = next((s for s in (mid, done_elapsed_s) if s is not None), 0.0)
     before = broadcast_object(session.dist, before)
     started = time.time()
     return lambda: before + time.time() - started

@@ -23,7 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
 
 import yaml
 
@@ -202,6 +203,19 @@ def read_json_record(path: Path) -> dict[str, Any] | None:
     """A JSON record a run wrote (None when absent)."""
     path = Path(path)
     return _read_mapping(path, json.loads, (json.JSONDecodeError,)) if path.is_file() else None
+
+
+def record_count(record: dict[str, Any] | None, key: str) -> int | None:
+    """An integer field of a run record (None when absent, or written before the field existed)."""
+    value = (record or {}).get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def record_seconds(record: dict[str, Any] | None, key: str) -> float | None:
+    """A number-of-seconds field of a run record (None when absent, or written before it was kept)."""
+    value = (record or {}).get(key)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
 
 
 #: Written when mona-kit creates a run directory: only a folder holding it may be replaced (--overwrite).
@@ -559,8 +573,17 @@ def check_split_results(file: Path, data: dict[str, Any]) -> None:
             raise damaged_record(file)
 
 
-def read_progress(run_dir: RunDir) -> tuple[list[str], dict[str, Any], int | None]:
-    """Finished stage names, their results so far, and the metrics.jsonl size when the last one ended."""
+class Progress(NamedTuple):
+    """What a run's progress.json and results-partial.json say of its finished stages."""
+
+    done: list[str]  # finished stage names, in order
+    partial: dict[str, Any]  # their results so far
+    metrics_bytes: int | None  # metrics.jsonl's size when the last one ended
+    elapsed_s: float | None  # the run's wall time then (None: none finished, or recorded before times were kept)
+
+
+def read_progress(run_dir: RunDir) -> Progress:
+    """The run's finished stages; a damaged record is a one-line CheckpointError."""
     progress_file = run_dir.checkpoints / "progress.json"
     progress = read_json_record(progress_file) or {"done": []}
     done = progress.get("done")
@@ -569,5 +592,4 @@ def read_progress(run_dir: RunDir) -> tuple[list[str], dict[str, Any], int | Non
     partial_file = run_dir.checkpoints / "results-partial.json"
     partial = read_json_record(partial_file) or {}
     check_split_results(partial_file, partial)
-    size = progress.get("metrics_bytes")
-    return done, partial, size if isinstance(size, int) and not isinstance(size, bool) else None
+    return Progress(done, partial, record_count(progress, "metrics_bytes"), record_seconds(progress, "elapsed_s"))

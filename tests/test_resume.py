@@ -137,6 +137,8 @@ def test_run_clock_starts_from_the_checkpoint_the_resume_continues(tmp_path, poi
 
     from mona_kit.distributed import DistInfo
     from mona_kit.runner import _run_clock
+    from mona_kit.runs import read_progress
+
 
     checkpoints = tmp_path / "checkpoints"
     checkpoints.mkdir()
@@ -145,9 +147,25 @@ def test_run_clock_starts_from_the_checkpoint_the_resume_continues(tmp_path, poi
         (checkpoints / "stage-1-latest.json").write_text("{not json")
     elif pointer is not None:
         (checkpoints / "stage-1-latest.json").write_text(json.dumps({"slot": "a", "step": 4, **pointer}))
-    session = SimpleNamespace(dist=DistInfo(), run=SimpleNamespace(checkpoints=checkpoints))
-    clock = _run_clock(session, 1, resumed, restarts_stage)
+    run_dir = SimpleNamespace(checkpoints=checkpoints)
+    session = SimpleNamespace(dist=DistInfo(), run=run_dir)
+    clock = _run_clock(session, 1, resumed, restarts_stage, read_progress(run_dir).elapsed_s)
     assert offset <= clock() < offset + 5
+
+
+@pytest.mark.parametrize("record,size,seconds", [
+    ({"done": ["warmup"], "metrics_bytes": 12, "elapsed_s": 40}, 12, 40.0),
+    ({"done": ["warmup"]}, None, None),                                         # written before both were kept
+    ({"done": ["warmup"], "metrics_bytes": True, "elapsed_s": "40"}, None, None),  # not numbers: ignored, not trusted
+])
+def test_read_progress_reads_sizes_and_times_only_when_they_are_numbers(tmp_path, record, size, seconds):
+    from types import SimpleNamespace
+
+    from mona_kit.runs import read_progress
+
+    (tmp_path / "progress.json").write_text(json.dumps(record))
+    progress = read_progress(SimpleNamespace(checkpoints=tmp_path))
+    assert (progress.done, progress.partial, progress.metrics_bytes, progress.elapsed_s) == (["warmup"], {}, size, seconds)
 
 
 def test_resuming_a_finished_run_does_not_count_its_time_twice(toy_kit, tmp_path, monkeypatch):
