@@ -78,7 +78,7 @@ def test_resume_refuses_a_config_that_resolves_differently(toy_kit, tmp_path):
     import yaml
 
     from mona_kit.errors import CheckpointError
-    from mona_kit.runner import config_hash
+    from mona_kit.resume_rules import config_hash
 
     path = run(toy_kit, config(tmp_path, "finetune", "r"), progress=False)
     text = (path / "config.yaml").read_text().replace("epochs: 2", "epochs: 3")

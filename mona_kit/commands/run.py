@@ -63,7 +63,7 @@ def check_targets(configs: list[RunConfig], *, overwrite: bool) -> None:
 
 def resume(args, kit) -> int:
     """``run --resume RUN_DIR [LR overrides]``: the run's own config, checked against its hash."""
-    from ..runner import check_config_hash
+    from ..resume_rules import check_config_hash
     from ..runner import run as run_one
     from ..runs import RunDir
     from ..summary import comparison_table
