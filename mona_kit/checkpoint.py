@@ -12,17 +12,13 @@ from typing import Any
 
 import torch
 
+from .atomic_io import atomic_replace, atomic_write_text
 from .errors import CheckpointError
+from .run_records import read_json_record, record_count, record_seconds
 
 
 #: How to get past a damaged checkpoint file: the run's records cannot rebuild it.
 RESTORE = "restore the file from a backup or start a new run with the same config."
-
-
-def _atomic(path: Path, write) -> None:
-    from .runs import atomic_replace
-
-    atomic_replace(path, write)
 
 
 def save_weights(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
@@ -30,7 +26,7 @@ def save_weights(path: Path, state: dict[str, torch.Tensor], metadata: dict[str,
 
     # safetensors refuses shared storage; contiguous clones keep the file self-contained.
     tensors = {k: v.detach().contiguous().clone() for k, v in state.items()}
-    _atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    atomic_replace(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -47,7 +43,7 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
 
 def save_state(path: Path, state: dict[str, Any]) -> None:
     """Plain data (numbers, strings, lists, dicts, tensors): optimiser and RNG states."""
-    _atomic(path, lambda tmp: torch.save(state, tmp))
+    atomic_replace(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_state(path: Path) -> dict[str, Any]:
@@ -153,8 +149,6 @@ class StageCheckpoint:
     def save(self, step: int, weights: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
         import json
 
-        from .runs import atomic_write_text
-
         from .distributed import DistInfo, barrier
 
         info = self.dist_info or DistInfo()
@@ -185,8 +179,6 @@ class StageCheckpoint:
         return self._load()
 
     def _load(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
-        from .runs import read_json_record
-
         pointer = read_json_record(self.pointer)
         if pointer is None:
             return None
@@ -216,15 +208,11 @@ class StageCheckpoint:
     def metrics_bytes(self) -> int | None:
         """The metrics.jsonl size the last mid-stage checkpoint recorded (None: no checkpoint, or one
         written before sizes were recorded)."""
-        from .runs import read_json_record, record_count
-
         return record_count(read_json_record(self.pointer), "metrics_bytes")
 
     def elapsed_s(self) -> float | None:
         """The run's wall time when the last mid-stage checkpoint was written (None: no checkpoint,
         or one written before times were recorded)."""
-        from .runs import read_json_record, record_seconds
-
         try:
             return record_seconds(read_json_record(self.pointer), "elapsed_s")
         except CheckpointError:  # a damaged pointer is reported where it matters, by load
@@ -232,8 +220,6 @@ class StageCheckpoint:
 
     def step(self) -> int | None:
         """The step of the last mid-stage checkpoint (None when there is none)."""
-        from .runs import read_json_record
-
         try:
             step = (read_json_record(self.pointer) or {}).get("step")
         except CheckpointError:

@@ -148,8 +148,8 @@ def cache_dir() -> Path:
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     """Write through a temporary file in the same folder, fsync, then rename: readers never see half
-    a file (the run directory's writer, :func:`mona_kit.runs.atomic_replace`, under its cache name)."""
-    from .runs import atomic_replace
+    a file (the run directory's writer, :func:`mona_kit.atomic_io.atomic_replace`, under its cache name)."""
+    from .atomic_io import atomic_replace
 
     atomic_replace(path, write)
 

@@ -451,7 +451,7 @@ def nonfinite_error(session: Session, stage: str, step: int, what: str, advice: 
 
 def stop_summary(session: Session) -> tuple[str, str]:
     """After a non-finite stop: (what the run directory keeps, where a resume with a new rate restarts)."""
-    from .runs import read_progress
+    from .run_records import read_progress
 
     ckpt = session.stage_checkpoint
     try:

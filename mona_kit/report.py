@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .report_reuse import cka_points, last_stage_events, reuse_markdown, reuse_points
-from .runs import atomic_replace, atomic_write_text
+from .atomic_io import atomic_replace, atomic_write_text
 from .summary import as_number, mean_std
 
 

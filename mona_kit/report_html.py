@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .report import cell_marks, final_plateau, table_model
-from .runs import atomic_write_text
+from .atomic_io import atomic_write_text
 from .summary import as_number
 
 STYLE = """

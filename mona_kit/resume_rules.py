@@ -12,7 +12,8 @@ from .checkpoint import StageCheckpoint
 from .errors import CheckpointError, ConfigError
 from .kit import Kit
 from .runconfig import RunConfig, apply_overrides
-from .runs import RunDir, damaged_record
+from .run_records import damaged_record
+from .runs import RunDir
 
 #: What ``run --resume RUN_DIR key=value`` may change, and only after a non-finite stop: the
 #: learning rates the stop message advises lowering. Anything else would make the run a hybrid.

@@ -38,7 +38,9 @@ from .kit import Kit
 from .loggers import check_loggers, open_loggers
 from .resume_rules import check_resumable, config_hash, record_overrides, resume_config
 from .runconfig import RunConfig
-from .runs import RunDir, atomic_write_text, environment_record, read_progress, run_path, safe_name
+from .atomic_io import atomic_write_text
+from .run_records import read_progress
+from .runs import RunDir, environment_record, run_path, safe_name
 from .stages import EvaluateStage
 
 

@@ -20,100 +20,17 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 
 import yaml
 
+from .atomic_io import FILE_MODE, atomic_write_text, write_failed
 from .errors import MonaError
+from .run_records import damaged_line, read_json_record, read_mapping
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-#: Mode of a freshly written record: what ``open()`` would give (mkstemp alone gives 0600).
-FILE_MODE = 0o666 & ~_umask()
-
-
-def write_failed(path: Path, exc: BaseException) -> MonaError:
-    """The one-line error for a record or checkpoint that could not be written (full disk, read-only)."""
-    reason = io_failure_reason(exc) or type(exc).__name__
-    return MonaError(
-        f"cannot write {str(path)!r}: {reason}; free disk space or make the folder writable (or choose another "
-        f"output_dir). The previous version of the file is intact; resume with run --resume RUN_DIR."
-    )
-
-
-#: How writer libraries report an OS error they met: safetensors (Rust) and torch.save (C++) wrap
-#: it in their own exception types instead of raising OSError.
-_OS_ERROR_CODE = re.compile(r"(?:Os \{ code: |\[Errno |errno[ =:]*|os error )(\d+)")
-_IO_WORDS = re.compile(r"(?i)ioerror|os error|os \{ code|errno|file write failed|failed writing|unexpected pos|no space|disk quota|read-only file system")
-
-
-def io_failure_reason(exc: BaseException) -> str | None:
-    """The OS reason behind a failed write (``'No space left on device'``), or None when ``exc``
-    is not an I/O failure at all (a bug, which keeps its traceback)."""
-    if isinstance(exc, OSError):
-        return exc.strerror or str(exc) or type(exc).__name__
-    text = str(exc)
-    if not _IO_WORDS.search(text):
-        return None
-    code = _OS_ERROR_CODE.search(text)
-    if code:
-        return os.strerror(int(code.group(1)))
-    first = " ".join(text.split())[:120]
-    return f"the write failed ({type(exc).__name__}: {first})"
-
-
-def atomic_replace(path: Path, write) -> None:
-    """Write ``path`` through ``write(tmp_path)`` to a temporary file, fsync it, rename it over ``path``
-    and fsync the folder: a crash or a full disk leaves the previous file whole, never half a file."""
-    path = Path(path)
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        os.chmod(tmp, FILE_MODE)
-        write(tmp)
-        os.chmod(tmp, FILE_MODE)  # again: some writers (safetensors) recreate the file as 0600
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        _fsync_dir(path.parent)
-    except Exception as exc:  # OSError, or a writer library's wrapper of one (SafetensorError, RuntimeError)
-        if io_failure_reason(exc) is None:
-            raise
-        raise write_failed(path, exc) from exc
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (POSIX; a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file, fsync and rename, so a crash never leaves half a file."""
-    atomic_replace(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def _jsonable(value: Any) -> Any:
@@ -178,44 +95,6 @@ def _torch_threads() -> int:
     import torch
 
     return torch.get_num_threads()
-
-
-def damaged_record(path: Path) -> MonaError:
-    from .errors import CheckpointError
-
-    return CheckpointError(
-        f"{str(path)!r} is damaged (not the file a run writes); restore it from a backup or start a new run."
-    )
-
-
-def _read_mapping(path: Path, parse, errors: tuple[type[Exception], ...]) -> dict[str, Any]:
-    """A mapping a run wrote; anything else (cut, edited, replaced) is a one-line CheckpointError."""
-    try:
-        data = parse(path.read_text())
-    except (*errors, UnicodeDecodeError) as exc:
-        raise damaged_record(path) from exc
-    if not isinstance(data, dict):
-        raise damaged_record(path)
-    return data
-
-
-def read_json_record(path: Path) -> dict[str, Any] | None:
-    """A JSON record a run wrote (None when absent)."""
-    path = Path(path)
-    return _read_mapping(path, json.loads, (json.JSONDecodeError,)) if path.is_file() else None
-
-
-def record_count(record: dict[str, Any] | None, key: str) -> int | None:
-    """An integer field of a run record (None when absent, or written before the field existed)."""
-    value = (record or {}).get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def record_seconds(record: dict[str, Any] | None, key: str) -> float | None:
-    """A number-of-seconds field of a run record (None when absent, or written before it was kept)."""
-    value = (record or {}).get(key)
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
 
 
 #: Written when mona-kit creates a run directory: only a folder holding it may be replaced (--overwrite).
@@ -478,7 +357,7 @@ class RunDir:
         atomic_write_text(self.path / "config.yaml", yaml.safe_dump(plain, sort_keys=False))
 
     def read_config(self) -> dict[str, Any]:
-        return _read_mapping(self.path / "config.yaml", yaml.safe_load, (yaml.YAMLError,))
+        return read_mapping(self.path / "config.yaml", yaml.safe_load, (yaml.YAMLError,))
 
     def write_json(self, name: str, data: dict[str, Any]) -> None:
         atomic_write_text(self.path / name, json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n")
@@ -555,41 +434,3 @@ class RunDir:
                 raise damaged_line(p, number)
             out.append(event)
         return out
-
-
-def damaged_line(path: Path, line: int) -> MonaError:
-    from .errors import CheckpointError
-
-    return CheckpointError(
-        f"{str(path)!r} line {line} is damaged (not an event a run writes); delete that line (or restore the file "
-        f"from a backup) and retry."
-    )
-
-
-def check_split_results(file: Path, data: dict[str, Any]) -> None:
-    """Refuse results whose val/test entries are not mappings of metric -> value."""
-    for split in ("val", "test"):
-        if split in data and not isinstance(data[split], dict):
-            raise damaged_record(file)
-
-
-class Progress(NamedTuple):
-    """What a run's progress.json and results-partial.json say of its finished stages."""
-
-    done: list[str]  # finished stage names, in order
-    partial: dict[str, Any]  # their results so far
-    metrics_bytes: int | None  # metrics.jsonl's size when the last one ended
-    elapsed_s: float | None  # the run's wall time then (None: none finished, or recorded before times were kept)
-
-
-def read_progress(run_dir: RunDir) -> Progress:
-    """The run's finished stages; a damaged record is a one-line CheckpointError."""
-    progress_file = run_dir.checkpoints / "progress.json"
-    progress = read_json_record(progress_file) or {"done": []}
-    done = progress.get("done")
-    if not isinstance(done, list) or not all(isinstance(d, str) for d in done):
-        raise damaged_record(progress_file)
-    partial_file = run_dir.checkpoints / "results-partial.json"
-    partial = read_json_record(partial_file) or {}
-    check_split_results(partial_file, partial)
-    return Progress(done, partial, record_count(progress, "metrics_bytes"), record_seconds(progress, "elapsed_s"))

@@ -11,7 +11,7 @@ from typing import Any
 
 def read_results(path: Path) -> dict:
     """A run's ``results.json`` ({} when absent); a damaged one is a one-line error naming the file."""
-    from .runs import read_json_record
+    from .run_records import read_json_record
 
     return read_json_record(Path(path) / "results.json") or {}
 

@@ -42,7 +42,8 @@ import yaml
 
 from .errors import ConfigError, MonaError
 from .runconfig import COMPONENT_KEYS, RunConfig, apply_overrides
-from .runs import atomic_write_text, damaged_record, write_failed
+from .atomic_io import atomic_write_text, write_failed
+from .run_records import damaged_record
 from .yamlsafe import load_yaml_text
 
 PROFILE_KEYS = ("name", "output", "seeds", "tasks", "methods", "base", "description", "keep_checkpoints", "submitit")

@@ -151,7 +151,7 @@ def test_full_disk_keeps_the_previous_checkpoint(toy_kit, tmp_path, monkeypatch,
     import yaml
 
     import mona_kit.kit
-    import mona_kit.runs as runs
+    import mona_kit.atomic_io as atomic_io
 
     monkeypatch.setattr(mona_kit.kit, "load_kit", lambda *a, **k: toy_kit)
     cfg = tmp_path / "cfg.yaml"
@@ -169,7 +169,7 @@ def test_full_disk_keeps_the_previous_checkpoint(toy_kit, tmp_path, monkeypatch,
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real(*args)
 
-    monkeypatch.setattr(runs.os, failing, full_disk)
+    monkeypatch.setattr(atomic_io.os, failing, full_disk)
     assert cli.main(["run", str(cfg), "--no-progress", "--no-plots"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
@@ -177,7 +177,7 @@ def test_full_disk_keeps_the_previous_checkpoint(toy_kit, tmp_path, monkeypatch,
     assert "No space left on device; free disk space" in err and "previous version of the file is intact" in err
     assert snapshot(ckpt) == seen["before"]  # byte-identical, and no temporary file left behind
     pointer = json.loads((ckpt / "stage-0-latest.json").read_text())
-    monkeypatch.setattr(runs.os, failing, real)
+    monkeypatch.setattr(atomic_io.os, failing, real)
     assert cli.main(["run", "--resume", str(tmp_path / "r"), "--no-progress"]) == 0  # and the run resumes from it
     events = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert {"stage": "finetune", "step": pointer["step"], "event": "resumed"} in events
@@ -188,7 +188,7 @@ class Killed(BaseException):
 
 
 def _count_replaces(monkeypatch, kill_at=None):
-    import mona_kit.runs as runs
+    import mona_kit.atomic_io as atomic_io
 
     real = os.replace
     calls = {"n": 0}
@@ -199,7 +199,7 @@ def _count_replaces(monkeypatch, kill_at=None):
             raise Killed()  # after the temp file is complete and fsynced, before the rename
         return real(src, dst)
 
-    monkeypatch.setattr(runs.os, "replace", replace)
+    monkeypatch.setattr(atomic_io.os, "replace", replace)
     return calls
 
 

@@ -137,7 +137,7 @@ def test_run_clock_starts_from_the_checkpoint_the_resume_continues(tmp_path, poi
 
     from mona_kit.distributed import DistInfo
     from mona_kit.runner import _run_clock
-    from mona_kit.runs import read_progress
+    from mona_kit.run_records import read_progress
 
 
     checkpoints = tmp_path / "checkpoints"
@@ -161,7 +161,7 @@ def test_run_clock_starts_from_the_checkpoint_the_resume_continues(tmp_path, poi
 def test_read_progress_reads_sizes_and_times_only_when_they_are_numbers(tmp_path, record, size, seconds):
     from types import SimpleNamespace
 
-    from mona_kit.runs import read_progress
+    from mona_kit.run_records import read_progress
 
     (tmp_path / "progress.json").write_text(json.dumps(record))
     progress = read_progress(SimpleNamespace(checkpoints=tmp_path))

@@ -1,0 +1,96 @@
+"""Writes that a crash or a full disk cannot leave half-done: temporary file, fsync, rename, fsync
+of the folder; and the one-line error for a write the OS refused (whichever library wrapped it)."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from .errors import MonaError
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: Mode of a freshly written record: what ``open()`` would give (mkstemp alone gives 0600).
+FILE_MODE = 0o666 & ~_umask()
+
+
+def write_failed(path: Path, exc: BaseException) -> MonaError:
+    """The one-line error for a record or checkpoint that could not be written (full disk, read-only)."""
+    reason = io_failure_reason(exc) or type(exc).__name__
+    return MonaError(
+        f"cannot write {str(path)!r}: {reason}; free disk space or make the folder writable (or choose another "
+        f"output_dir). The previous version of the file is intact; resume with run --resume RUN_DIR."
+    )
+
+
+#: How writer libraries report an OS error they met: safetensors (Rust) and torch.save (C++) wrap
+#: it in their own exception types instead of raising OSError.
+_OS_ERROR_CODE = re.compile(r"(?:Os \{ code: |\[Errno |errno[ =:]*|os error )(\d+)")
+_IO_WORDS = re.compile(r"(?i)ioerror|os error|os \{ code|errno|file write failed|failed writing|unexpected pos|no space|disk quota|read-only file system")
+
+
+def io_failure_reason(exc: BaseException) -> str | None:
+    """The OS reason behind a failed write (``'No space left on device'``), or None when ``exc``
+    is not an I/O failure at all (a bug, which keeps its traceback)."""
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc) or type(exc).__name__
+    text = str(exc)
+    if not _IO_WORDS.search(text):
+        return None
+    code = _OS_ERROR_CODE.search(text)
+    if code:
+        return os.strerror(int(code.group(1)))
+    first = " ".join(text.split())[:120]
+    return f"the write failed ({type(exc).__name__}: {first})"
+
+
+def atomic_replace(path: Path, write) -> None:
+    """Write ``path`` through ``write(tmp_path)`` to a temporary file, fsync it, rename it over ``path``
+    and fsync the folder: a crash or a full disk leaves the previous file whole, never half a file."""
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        os.chmod(tmp, FILE_MODE)
+        write(tmp)
+        os.chmod(tmp, FILE_MODE)  # again: some writers (safetensors) recreate the file as 0600
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        _fsync_dir(path.parent)
+    except Exception as exc:  # OSError, or a writer library's wrapper of one (SafetensorError, RuntimeError)
+        if io_failure_reason(exc) is None:
+            raise
+        raise write_failed(path, exc) from exc
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file, fsync and rename, so a crash never leaves half a file."""
+    atomic_replace(path, lambda tmp: Path(tmp).write_text(text))
