@@ -16,7 +16,6 @@ from .atomic_io import atomic_replace, atomic_write_text
 from .errors import CheckpointError
 from .run_records import read_json_record, record_count, record_seconds
 
-
 #: How to get past a damaged checkpoint file: the run's records cannot rebuild it.
 RESTORE = "restore the file from a backup or start a new run with the same config."
 

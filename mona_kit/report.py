@@ -10,8 +10,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .report_reuse import cka_points, last_stage_events, reuse_markdown, reuse_points
 from .atomic_io import atomic_replace, atomic_write_text
+from .report_reuse import cka_points, last_stage_events, reuse_markdown, reuse_points
 from .summary import as_number, mean_std
 
 

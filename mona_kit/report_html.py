@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .report import cell_marks, final_plateau, table_model
 from .atomic_io import atomic_write_text
+from .report import cell_marks, final_plateau, table_model
 from .summary import as_number
 
 STYLE = """

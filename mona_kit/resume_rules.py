@@ -11,8 +11,8 @@ from typing import Any
 from .checkpoint import StageCheckpoint
 from .errors import CheckpointError, ConfigError
 from .kit import Kit
-from .runconfig import RunConfig, apply_overrides
 from .run_records import damaged_record
+from .runconfig import RunConfig, apply_overrides
 from .runs import RunDir
 
 #: What ``run --resume RUN_DIR key=value`` may change, and only after a non-finite stop: the

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from .atomic_io import atomic_write_text
 from .checkpoint import (
     StageCheckpoint,
     check_fits,
@@ -37,9 +38,8 @@ from .errors import CheckpointError, ConfigError, DataError, MonaError, Numerica
 from .kit import Kit
 from .loggers import check_loggers, open_loggers
 from .resume_rules import check_resumable, config_hash, record_overrides, resume_config
-from .runconfig import RunConfig
-from .atomic_io import atomic_write_text
 from .run_records import read_progress
+from .runconfig import RunConfig
 from .runs import RunDir, environment_record, run_path, safe_name
 from .stages import EvaluateStage
 

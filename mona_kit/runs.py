@@ -24,13 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-
 import yaml
 
 from .atomic_io import FILE_MODE, atomic_write_text, write_failed
 from .errors import MonaError
 from .run_records import damaged_line, read_json_record, read_mapping
-
 
 
 def _jsonable(value: Any) -> Any:

@@ -40,10 +40,10 @@ from typing import Any
 import attrs
 import yaml
 
-from .errors import ConfigError, MonaError
-from .runconfig import COMPONENT_KEYS, RunConfig, apply_overrides
 from .atomic_io import atomic_write_text, write_failed
+from .errors import ConfigError, MonaError
 from .run_records import damaged_record
+from .runconfig import COMPONENT_KEYS, RunConfig, apply_overrides
 from .yamlsafe import load_yaml_text
 
 PROFILE_KEYS = ("name", "output", "seeds", "tasks", "methods", "base", "description", "keep_checkpoints", "submitit")

@@ -150,8 +150,8 @@ def test_full_disk_keeps_the_previous_checkpoint(toy_kit, tmp_path, monkeypatch,
     """ENOSPC on the 2nd mid-stage checkpoint: one-line exit 2, the 1st checkpoint byte-identical, no temp files."""
     import yaml
 
-    import mona_kit.kit
     import mona_kit.atomic_io as atomic_io
+    import mona_kit.kit
 
     monkeypatch.setattr(mona_kit.kit, "load_kit", lambda *a, **k: toy_kit)
     cfg = tmp_path / "cfg.yaml"

@@ -20,12 +20,12 @@ import sys
 import pytest
 import torch
 import yaml
+from test_faults import ARMED, fault_plugin  # the toy embedder whose gradients turn NaN when armed
 
 import mona_kit.cli as cli
-from mona_kit.errors import CheckpointError, MonaError, NumericalError
 from mona_kit.atomic_io import io_failure_reason
+from mona_kit.errors import CheckpointError, MonaError, NumericalError
 from mona_kit.runs import LOCK, MARKER, RunDir, RunLock, check_run_name, run_path
-from test_faults import ARMED, fault_plugin  # the toy embedder whose gradients turn NaN when armed
 
 # --- a kit with the toy components and the NaN-gradient embedder ----------------------------------
 

@@ -136,8 +136,8 @@ def test_run_clock_starts_from_the_checkpoint_the_resume_continues(tmp_path, poi
     from types import SimpleNamespace
 
     from mona_kit.distributed import DistInfo
-    from mona_kit.runner import _run_clock
     from mona_kit.run_records import read_progress
+    from mona_kit.runner import _run_clock
 
 
     checkpoints = tmp_path / "checkpoints"
