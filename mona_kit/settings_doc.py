@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-#: A sweep profile's keys (mona_kit.sweep.PROFILE_KEYS), each with what it holds.
+#: A sweep profile's keys (mona_kit.sweep_profile.PROFILE_KEYS), each with what it holds.
 PROFILE_HELP = {
     "name": "the profile's label (a plain folder name)",
     "output": "folder of the cells (cells/METHOD/TASK/seedN/) and of table.md, results.csv and the plots",
@@ -35,7 +35,7 @@ def section_rows(name: str) -> list[dict[str, Any]]:
     if name == "diagnostics":
         return describe_fields(DiagnosticsConfig)
     if name == "profile":
-        from .sweep import PROFILE_KEYS
+        from .sweep_profile import PROFILE_KEYS
 
         return [{"name": k, "type": "", "default": "(required)" if k in REQUIRED_PROFILE_KEYS else "-",
                  "help": PROFILE_HELP.get(k, ""), "range": ""} for k in PROFILE_KEYS]

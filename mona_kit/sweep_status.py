@@ -18,7 +18,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .sweep import Cell, cell_dir, collect, locked_elsewhere
+from .sweep import cell_dir, collect, locked_elsewhere
+from .sweep_profile import Cell
 
 STATES = ("finished", "running", "started", "not started")
 

@@ -256,7 +256,8 @@ def test_bad_sweep_input(case_id, setup, argv, expected, in_process_kit, tmp_pat
 def test_cell_paths_are_checked_inside_the_output(tmp_path):
     """Even a label that slipped past the profile check cannot name a folder outside --output."""
     from mona_kit.errors import ConfigError
-    from mona_kit.sweep import Cell, cell_dir
+    from mona_kit.sweep import cell_dir
+    from mona_kit.sweep_profile import Cell
 
     (tmp_path / "out" / "cells" / "m").mkdir(parents=True)
     (tmp_path / "out" / "cells" / "m" / "t").symlink_to(tmp_path)  # a symlink out of the sweep
@@ -306,7 +307,8 @@ def test_a_cell_locked_by_a_live_run_is_left_alone(kit, tmp_path):
     import fcntl
 
     from mona_kit.runs import LOCK
-    from mona_kit.sweep import cells, run_cell
+    from mona_kit.sweep import run_cell
+    from mona_kit.sweep_profile import cells
 
     profile = yaml.safe_load(yaml.safe_dump(GOOD).replace("{tmp}", str(tmp_path)))
     (cell,) = list(cells(profile, kit))

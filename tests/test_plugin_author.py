@@ -29,7 +29,7 @@ from mona_kit.components import TaskSpec as CoreTaskSpec
 from mona_kit.errors import PluginError, UnknownNameError
 from mona_kit.kit import load_kit
 from mona_kit.runconfig import DiagnosticsConfig, RunConfig, TrainConfig
-from mona_kit.sweep import PROFILE_KEYS
+from mona_kit.sweep_profile import PROFILE_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
 HOOKS_DOC = (ROOT / "docs" / "hooks.md").read_text()

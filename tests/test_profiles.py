@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mona_kit.sweep import METHOD_OPTIONS, cells, read_profile
+from mona_kit.sweep_profile import METHOD_OPTIONS, cells, read_profile
 
 PROFILE_DIR = Path(__file__).parents[1] / "benchmarks" / "profiles"
 PROFILES = sorted(PROFILE_DIR.glob("*.yaml"))

@@ -10,7 +10,7 @@ import yaml
 
 from mona_kit.kit import load_kit
 from mona_kit.report import markdown_table, ranks
-from mona_kit.sweep import cells, expand_methods
+from mona_kit.sweep_profile import cells, expand_methods
 
 PROFILE = {
     "name": "t", "output": "OUT", "seeds": [0, 1],
@@ -52,7 +52,7 @@ def test_sweep_runs_skips_reports_and_reproduces(tmp_path):
     assert "Left: 1 cells. The 1 with an estimate" in status.stdout and "1 from same method and task" in status.stdout
     # A folder without the run's config is a cell that died while starting: the next sweep runs it afresh.
     empty = out / "cells" / "finetune" / "gunpoint" / "seed7"
-    from mona_kit.sweep import Cell
+    from mona_kit.sweep_profile import Cell
     from mona_kit.sweep_status import cell_state
     empty.mkdir()
     assert cell_state(out, Cell("finetune", "gunpoint", 7, {})) == "not started"
@@ -130,7 +130,7 @@ def test_bad_wildcards_and_label_collisions_are_errors():
 
 
 def test_task_sections_merge_into_the_base():
-    from mona_kit.sweep import deep_merge
+    from mona_kit.sweep_profile import deep_merge
 
     merged = deep_merge({"train": {"lr": 0.1, "epochs": 3}}, {"train": {"epochs": 9}})
     assert merged == {"train": {"lr": 0.1, "epochs": 9}}
@@ -208,7 +208,7 @@ def test_seeds_select_cells_by_seed_and_reject_seeds_the_profile_lacks():
 
 
 def test_status_estimates_from_the_same_method_else_the_tasks_trained_methods():
-    from mona_kit.sweep import Cell
+    from mona_kit.sweep_profile import Cell
     from mona_kit.sweep_status import estimate
 
     walls = {("ft", "a"): [100.0, 300.0, 200.0], ("mean", "b"): [1.0], ("ft", "b"): [50.0], ("mona", "b"): [150.0]}
@@ -221,7 +221,7 @@ def test_status_estimates_from_the_same_method_else_the_tasks_trained_methods():
 
 
 def test_status_estimates_an_unfinished_reference_cell_from_its_own_method_elsewhere():
-    from mona_kit.sweep import Cell
+    from mona_kit.sweep_profile import Cell
     from mona_kit.sweep_status import estimate
 
     # A new task where only fine-tuning has finished: its mean-predictor cell must not be priced as a

@@ -123,7 +123,8 @@ def run(args, kit) -> int:
     from .. import sweep
     from ..launchers import check_jobs, make_launcher
     from ..report import write_report
-    from ..sweep import apply_cli_overrides, cells, check_existing, check_output, collect, expand_methods, read_profile
+    from ..sweep import check_existing, check_output, collect
+    from ..sweep_profile import apply_cli_overrides, cells, expand_methods, read_profile
     from .run import split_items
 
     path, overrides = split_items(args.items)
