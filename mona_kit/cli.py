@@ -19,7 +19,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 VERBS = ("run", "sweep", "list", "describe", "plugins", "hooks", "data", "gap", "plot")
 
 HELP = {
-    "run": "run a method on a task (no arguments: the embedded default, MoNA beside fine-tuning)",
+    "run": "run a method on a task (no arguments: the embedded default, MoNA beside fine-tuning and the linear reference)",
     "list": "list registered components of a kind, optionally filtered by a glob",
     "describe": "show a component's summary, config fields and providing plugin",
     "plugins": "list loaded plugins and what each contributes",
