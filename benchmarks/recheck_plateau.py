@@ -26,7 +26,7 @@ import yaml
 
 from mona_kit.atomic_io import atomic_write_text
 from mona_kit.kit import load_kit
-from mona_kit.loop import plateau_record, sampling_error
+from mona_kit.plateau import plateau_record, sampling_error
 from mona_kit.runs import RunDir, _jsonable
 from mona_kit.summary import as_number
 

@@ -30,8 +30,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoint import set_rng_state
-from .errors import DataError, MonaError, NumericalError
+from .errors import DataError
 from .model import CrossModalModel
+from .nonfinite import check_gradients, nonfinite_error
+from .plateau import plateau_record, sampling_error
 from .precision import Precision, precision_for
 
 if TYPE_CHECKING:
@@ -370,117 +372,3 @@ def _finish(session: Session, model: nn.Module, stage: LoopStage, setup: Setup, 
         metric = session.spec.metric
         session.log(stage=stage.name, step=step, event="selected", best_step=progress.best_step,
                     **{f"val_{metric}": signed_score(session, progress.best_score)})
-
-
-def sampling_error(metric: Any, n: int | None) -> Callable[[float], float | None] | None:
-    """The metric's standard error as a function of a lower-is-better score (``signed_score``), for
-    :func:`plateau_record`; None where the metric declares none (or is not a ``Metric`` at all) or
-    the split's size is unknown."""
-    standard_error = getattr(metric, "standard_error", None)
-    if standard_error is None or n is None:
-        return None
-    sign = -1.0 if getattr(metric, "higher_is_better", False) else 1.0
-    return lambda score: standard_error(sign * score, n)
-
-
-def plateau_record(history, total_steps: int, window: float, tolerance: float, *, stopped_early: bool,
-                   standard_error: Callable[[float], float | None] | None = None) -> dict[str, Any]:
-    """Whether a stage's validation metric had stopped improving by its end.
-
-    ``history`` holds (step, score) pairs, score lower-is-better. The stage has plateaued when the
-    best score at the end improves on the best score seen before the last ``window`` of the steps
-    by less than ``tolerance`` (relative), or by no more than the metric's sampling standard error
-    at that earlier best (``standard_error(best_before)``, recorded as ``noise``; None for metrics
-    without one), or when early stopping ended it.
-    """
-    record: dict[str, Any] = {"window": window, "tolerance": tolerance, "stopped_early": stopped_early, "noise": None}
-    if not history:
-        return record | {"plateaued": None, "improvement": None}
-    cut = (1.0 - window) * total_steps
-    before = [score for step, score in history if step <= cut]
-    best_end = min(score for _, score in history)
-    if not before:  # every evaluation fell inside the window: nothing to compare against
-        return record | {"plateaued": stopped_early, "improvement": None}
-    best_before = min(before)
-    if not math.isfinite(best_before):
-        return record | {"plateaued": stopped_early, "improvement": math.inf}
-    improvement = (best_before - best_end) / max(abs(best_before), 1e-12)
-    noise = standard_error(best_before) if standard_error is not None else None
-    within_noise = noise is not None and best_before - best_end <= noise
-    return record | {"plateaued": bool(stopped_early or improvement < tolerance or within_noise),
-                     "improvement": improvement, "noise": noise}
-
-
-# The non-finite policy ----------------------------------------------------------------------------
-def first_nonfinite_gradient(named_params) -> tuple[str, float] | None:
-    """``(name, a bad value)`` of the first parameter whose gradient holds NaN or Inf, else None.
-
-    One fused norm decides the common case; only a non-finite norm pays for the per-tensor scan
-    (which also tells a real NaN/Inf apart from a norm that merely overflowed).
-    """
-    grads = [(n, p.grad) for n, p in named_params if p.grad is not None]
-    if not grads:
-        return None
-    if torch.isfinite(torch.nn.utils.get_total_norm([g for _, g in grads])):
-        return None
-    for name, g in grads:
-        bad = ~torch.isfinite(g)
-        if bad.any():
-            return name, float(g[bad].flatten()[0])
-    return None
-
-
-def nonfinite_error(session: Session, stage: str, step: int, what: str, advice: str) -> NumericalError:
-    """The one-line stop message: which stage, step and component, what the run directory really
-    keeps, and the resume command that retries with the lower rate ``advice`` names."""
-    import re
-
-    head = (
-        f"stage {stage!r}: {what} at step {step} (task {session.spec.name}, method {session.method_entry.name}); "
-        f"{advice} or set train.on_nonfinite=skip."
-    )
-    if session.run is None:  # a stage run outside a run directory: nothing was saved
-        return NumericalError(head)
-    kept, restart = stop_summary(session)
-    key = (re.findall(r"\b(?:train|method)\.[a-z_]+", advice) or ["train.lr"])[0]
-    return NumericalError(
-        f"{head} Kept: {kept}. To retry at a lower rate: mona-kit run --resume {session.run.path} {key}=VALUE "
-        f"(restarts stage {stage!r} from {restart})."
-    )
-
-
-def stop_summary(session: Session) -> tuple[str, str]:
-    """After a non-finite stop: (what the run directory keeps, where a resume with a new rate restarts)."""
-    from .run_records import read_progress
-
-    ckpt = session.stage_checkpoint
-    try:
-        done = read_progress(session.run).done
-    except MonaError:
-        done = []
-    step = ckpt.step() if ckpt is not None else None
-    if done and step is not None:
-        kept = f"the checkpoint of finished stage {done[-1]!r} and this stage's checkpoint at step {step}"
-    elif step is not None:
-        kept = f"this stage's checkpoint at step {step} (no stage had finished)"
-    elif done:
-        kept = f"the checkpoint of finished stage {done[-1]!r}; nothing of this stage was saved (no checkpoint was due yet)"
-    else:
-        kept = "nothing - no stage had finished and no checkpoint of this stage was due yet"
-    restart = f"the end of stage {done[-1]!r}" if done else "the start of the run"
-    return kept, restart
-
-
-def check_gradients(session: Session, stage: str, step: int, named_params, advice: str = "lower train.lr") -> bool:
-    """True when every gradient is finite. Otherwise stop with the parameter's name, or (with
-    ``train.on_nonfinite=skip``) log the skip, drop the gradients and return False."""
-    bad = first_nonfinite_gradient(named_params)
-    if bad is None:
-        return True
-    name, value = bad
-    if session.config.train.on_nonfinite != "skip":
-        raise nonfinite_error(session, stage, step, f"gradient of {name!r} is {value}", advice)
-    for _, p in named_params:
-        p.grad = None
-    session.log(stage=stage, step=step, event="skipped-nonfinite-gradient", parameter=name)
-    return False

@@ -26,15 +26,13 @@ from .loop import (  # noqa: F401 - the loop's policies, public here for the sta
     Setup,
     Stage,
     StepOutput,
-    check_gradients,
     cycle,
-    first_nonfinite_gradient,
-    nonfinite_error,
-    plateau_record,
     signed_score,
     train_mode,
 )
 from .model import MODEL_GROUPS, CrossModalModel
+from .nonfinite import check_gradients, first_nonfinite_gradient, nonfinite_error  # noqa: F401 - public here too
+from .plateau import plateau_record  # noqa: F401 - public here for stages that record their own
 
 if TYPE_CHECKING:
     from .engine import Session

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from mona_kit.loop import plateau_record
+from mona_kit.plateau import plateau_record
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import recheck_plateau  # noqa: E402

@@ -97,7 +97,7 @@ def test_a_gain_within_the_metrics_sampling_error_is_not_progress():
 
 
 def test_the_noise_floor_reads_a_higher_is_better_metric_in_its_own_units():
-    from mona_kit.loop import sampling_error
+    from mona_kit.plateau import sampling_error
 
     class Accuracy:
         higher_is_better = True
