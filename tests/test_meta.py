@@ -70,6 +70,16 @@ def test_every_first_party_component_has_a_summary(first_party_kit):
     assert not silent, f"registered without a summary: {silent}"
 
 
+def test_contributing_maps_every_core_module():
+    """CONTRIBUTING's "Where things live" names every module of mona_kit/, and only real ones."""
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    section = text.split("## Where things live", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([a-z_]+\.py)`", section))
+    modules = {p.name for p in (ROOT / "mona_kit").glob("*.py") if p.name != "__init__.py"}
+    assert modules - named == set(), "add these modules to CONTRIBUTING.md's 'Where things live'"
+    assert named - modules == set(), "CONTRIBUTING.md's 'Where things live' names modules that do not exist"
+
+
 @pytest.mark.parametrize("verb", VERBS)
 def test_cli_verb_has_a_command_module(verb):
     module = importlib.import_module(f"mona_kit.commands.{verb.replace('-', '_')}")
