@@ -1,5 +1,6 @@
-"""Reading the JSON records a run writes (progress.json, results, pointers, metrics.jsonl lines):
-a record that is cut, edited or replaced is a one-line CheckpointError, never a traceback."""
+"""Reading the records a run writes (progress.json, results-partial.json, checkpoint pointers,
+config.yaml through read_mapping): a record that is cut, edited or replaced, or a damaged
+metrics.jsonl line, is a one-line CheckpointError, never a traceback."""
 
 from __future__ import annotations
 
@@ -68,8 +69,10 @@ class Progress(NamedTuple):
     elapsed_s: float | None  # the run's wall time then (None: none finished, or recorded before times were kept)
 
 
-class _HasCheckpoints(Protocol):
-    checkpoints: Path
+class _HasCheckpoints(Protocol):  # a RunDir, or anything with its checkpoints folder
+    @property
+    def checkpoints(self) -> Path: ...
+
 
 
 def read_progress(run_dir: _HasCheckpoints) -> Progress:

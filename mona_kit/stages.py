@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, ShapeError
-from .loop import (  # noqa: F401 - the loop's policies, public here for the stages that use them
+from .loop import (  # noqa: F401 - the loop's names, public here for stages
     PATIENCE_MIN_GAIN,
     LoopStage,
     Setup,

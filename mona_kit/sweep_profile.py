@@ -52,7 +52,6 @@ class Cell:
         return f"{self.method}/{self.task}/seed{self.seed}"
 
 
-
 def _load_profile_yaml(text: str, where: str) -> Any:
     """The one place a profile's YAML is parsed: the bounded loader (aliases, depth, size, duplicate
     keys), every failure one line naming the profile."""

@@ -139,7 +139,6 @@ def test_run_clock_starts_from_the_checkpoint_the_resume_continues(tmp_path, poi
     from mona_kit.run_records import read_progress
     from mona_kit.runner import _run_clock
 
-
     checkpoints = tmp_path / "checkpoints"
     checkpoints.mkdir()
     (checkpoints / "progress.json").write_text(json.dumps({"done": ["warmup"], "metrics_bytes": 0, "elapsed_s": 40.0}))
