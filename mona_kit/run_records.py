@@ -74,7 +74,6 @@ class _HasCheckpoints(Protocol):  # a RunDir, or anything with its checkpoints f
     def checkpoints(self) -> Path: ...
 
 
-
 def read_progress(run_dir: _HasCheckpoints) -> Progress:
     """The run's finished stages; a damaged record is a one-line CheckpointError."""
     progress_file = run_dir.checkpoints / "progress.json"

@@ -22,7 +22,8 @@ import yaml
 
 from .atomic_io import atomic_write_text, write_failed
 from .errors import ConfigError, MonaError
-from .run_records import damaged_record
+from .run_records import read_mapping
+
 from .sweep_profile import Cell
 
 # --- cell folders --------------------------------------------------------------------------------
@@ -58,15 +59,9 @@ def _canonical(config: dict[str, Any]) -> str:
 
 
 def _recorded_config(config_file: Path) -> dict[str, Any] | None:
-    if not config_file.is_file():
-        return None
-    try:
-        data = yaml.safe_load(config_file.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise damaged_record(config_file) from exc
-    if not isinstance(data, dict):
-        raise damaged_record(config_file)
-    return data
+    """The config a started cell recorded (None before it started); damaged: a one-line error."""
+    return read_mapping(config_file, yaml.safe_load, (yaml.YAMLError,)) if config_file.is_file() else None
+
 
 
 def read_cell_results(path: Path) -> dict[str, Any]:
