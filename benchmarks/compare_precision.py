@@ -1,12 +1,13 @@
 """bf16 against fp32 at the same settings (issue 15): is the bf16 metric inside fp32's seed spread?
 
 Reads the bf16 cells of ``benchmarks/results/bf16-main-cpu`` and the fp32 cells of the same method
-and task in ``benchmarks/results/main-cpu`` (three seeds), and prints one markdown row per task:
+and task in ``benchmarks/results/main-cpu``, or, for a task whose column left the profile, in its
+archive (``main-cpu-r5``: the 16-token darcy-16 column, which the bf16 profile still runs), and prints one markdown row per task:
 fp32 mean ± std and range, bf16's seeds and their mean ± std, the gap between the two means in units
 of the pooled seed std, and whether bf16's mean and how many of its seeds lie within the fp32 range
 widened by one fp32 standard deviation on each side. Usage::
 
-    python benchmarks/compare_precision.py [BF16_DIR] [FP32_DIR]
+    python benchmarks/compare_precision.py [BF16_DIR] [FP32_DIR ...]   # the first FP32_DIR with a task's cells wins
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from mona_kit.summary import as_number, mean_std
 from mona_kit.sweep import read_cell_results
 
 ROOT = Path(__file__).resolve().parents[1]
+#: fp32 sweeps searched in order: the main table, then the archive that holds its 16-token darcy-16 cells.
+FP32_DEFAULT = ("main-cpu", "main-cpu-r5")
 
 
 def cell_metrics(folder: Path, method: str) -> dict[str, list[float]]:
@@ -34,8 +37,11 @@ def cell_metrics(folder: Path, method: str) -> dict[str, list[float]]:
 
 def main(argv: list[str]) -> int:
     bf16_dir = Path(argv[0]) if argv else ROOT / "benchmarks/results/bf16-main-cpu"
-    fp32_dir = Path(argv[1]) if len(argv) > 1 else ROOT / "benchmarks/results/main-cpu"
-    bf16, fp32 = cell_metrics(bf16_dir, "finetune"), cell_metrics(fp32_dir, "finetune")
+    fp32_dirs = [Path(a) for a in argv[1:]] or [ROOT / "benchmarks/results" / name for name in FP32_DEFAULT]
+    bf16, fp32 = cell_metrics(bf16_dir, "finetune"), {}
+    for folder in fp32_dirs:
+        for task, values in cell_metrics(folder, "finetune").items():
+            fp32.setdefault(task, values)
     if not bf16:
         print(f"no finished bf16 cells under {bf16_dir}; run: mona-kit sweep benchmarks/profiles/bf16-main-cpu.yaml", file=sys.stderr)
         return 2
