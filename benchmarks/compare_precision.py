@@ -8,6 +8,7 @@ of the pooled seed std, and whether bf16's mean and how many of its seeds lie wi
 widened by one fp32 standard deviation on each side. Usage::
 
     python benchmarks/compare_precision.py [BF16_DIR] [FP32_DIR ...]   # the first FP32_DIR with a task's cells wins
+    python benchmarks/compare_precision.py > benchmarks/results/precision/table.md   # the copy the README quotes
 """
 
 from __future__ import annotations
@@ -35,6 +36,14 @@ def cell_metrics(folder: Path, method: str) -> dict[str, list[float]]:
     return out
 
 
+def _shown(folder: Path) -> str:
+    """A folder as the reader would type it: relative to the checkout when it lies inside it."""
+    try:
+        return str(folder.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(folder)
+
+
 def main(argv: list[str]) -> int:
     bf16_dir = Path(argv[0]) if argv else ROOT / "benchmarks/results/bf16-main-cpu"
     fp32_dirs = [Path(a) for a in argv[1:]] or [ROOT / "benchmarks/results" / name for name in FP32_DEFAULT]
@@ -45,6 +54,9 @@ def main(argv: list[str]) -> int:
     if not bf16:
         print(f"no finished bf16 cells under {bf16_dir}; run: mona-kit sweep benchmarks/profiles/bf16-main-cpu.yaml", file=sys.stderr)
         return 2
+    print(f"bf16 cells of `{_shown(bf16_dir)}` against the fp32 cells of "
+          f"{', then '.join(f'`{_shown(d)}`' for d in fp32_dirs)} (fine-tuning; test metric, lower is better); "
+          "made by `python benchmarks/compare_precision.py`.\n")
     print("| task | fp32 mean ± std | fp32 range | bf16 seeds | bf16 mean ± std | bf16 / fp32 mean | "
           "gap / pooled std | bf16 mean within spread (seeds inside) |")
     print("|---|---|---|---|---|---|---|---|")
