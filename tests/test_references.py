@@ -198,6 +198,29 @@ def test_fno_learns_an_operator(ref_kit, tmp_path):
     assert fno["test"]["relative-l2"] < 0.5 * mean["test"]["relative-l2"]
 
 
+@pytest.mark.parametrize("dims", [1, 2])
+def test_fno_spectral_path_runs_in_fp32_under_autocast(dims, monkeypatch):
+    """cuFFT has no bf16 transform and CUDA no half-complex matmul (both failed on an H200 under
+    autocast, though the CPU accepts them): the FFT sees fp32 input with autocast off."""
+    from mona_plugins.methods.references.fno import SpectralConv
+
+    name = "rfft" if dims == 1 else "rfft2"
+    real_fft, seen = getattr(torch.fft, name), []
+
+    def spy(x, *args, **kwargs):
+        seen.append((x.dtype, torch.is_autocast_enabled("cpu")))
+        return real_fft(x, *args, **kwargs)
+
+    monkeypatch.setattr(torch.fft, name, spy)
+    torch.manual_seed(0)
+    conv = SpectralConv(channels=4, modes=3, dims=dims)
+    v = torch.randn(2, 4, *([8] * dims)).to(torch.bfloat16)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        low = conv(v)
+    assert seen == [(torch.float32, False)]
+    assert low.dtype == torch.float32 and torch.isfinite(low).all()
+
+
 def test_cnn_and_minirocket_beat_the_majority(ref_kit, tmp_path):
     for task, method in (("ref-motif", {"name": "cnn", "channels": 16, "blocks": 2, "lr": 3e-3}), ("ref-series", "minirocket")):
         majority = run_ref(ref_kit, tmp_path, task, "mean", name=f"{task}-mean")

@@ -50,6 +50,11 @@ class SpectralConv(nn.Module):
         self.weight = nn.Parameter(scale * torch.rand(blocks, channels, channels, *([modes] * dims), 2))
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
+        # cuFFT has no bf16 transform and CUDA no half-complex matmul: under autocast the spectral path runs in fp32.
+        with torch.autocast(device_type=v.device.type, enabled=False):
+            return self._spectral(v.float())
+
+    def _spectral(self, v: torch.Tensor) -> torch.Tensor:
         w = torch.view_as_complex(self.weight)
         if self.dims == 1:
             length = v.shape[-1]

