@@ -71,7 +71,16 @@ def config_fingerprint(resolved: dict[str, Any]) -> str:
 
 
 def peak_memory_mb() -> float:
+    """The process's peak resident memory (host RAM), in MB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def peak_gpu_memory_mb(device: torch.device) -> float | None:
+    """The most GPU memory torch allocated on ``device`` in this process, in MB; None off CUDA."""
+    if device.type != "cuda" or not torch.cuda.is_initialized():
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
 
 
 def _check_direction(session) -> None:
@@ -435,6 +444,9 @@ def _write_results(session, clock: Callable[[], float]) -> Path:
         "wall_time_s": clock(),  # resumed attempts included (see _run_clock)
         "peak_memory_mb": peak_memory_mb(),
     }
+    gpu_mb = peak_gpu_memory_mb(session.device)
+    if gpu_mb is not None:
+        results["peak_gpu_memory_mb"] = gpu_mb
     if session.dist.is_main:
         session.run.write_json("results.json", results)
     barrier(session.dist)

@@ -92,6 +92,8 @@ def test_run_writes_records_and_refuses_to_overwrite(toy_cli, capsys, tmp_path):
     assert resolved["embedder"]["name"] == "toy-seq-embed" and resolved["task"]["n_train"] == 32
     results = json.loads((run_dir / "results.json").read_text())
     assert set(results) >= {"val", "test", "wall_time_s", "peak_memory_mb", "seed"}
+    assert "peak_gpu_memory_mb" not in results  # a CPU run has no GPU memory to report
+
     env = json.loads((run_dir / "env.json").read_text())
     assert env["seed"] == 0 and env["versions"]["torch"]
     assert "cpu_model" in env  # which CPU's kernels rounded the numbers
