@@ -1,6 +1,7 @@
 """One-command GPU check: ``python -m mona_kit.gpu_check`` (a few minutes on one GPU).
 
-It runs every registered method for a few steps with ``device=cuda`` in bf16 and fp16, the
+It runs every registered method for a few steps with ``device=cuda`` in bf16 and fp16 (on the first
+of ``--tasks`` it accepts, or with ``--each-task`` on every one), the
 performance benchmarks (``benchmarks/``) on the GPU, and a 2-process NCCL ``torchrun`` of
 fine-tuning and MoNA when two GPUs are visible; then writes one JSON summary
 (``gpu_check.json`` unless ``--out``). Without CUDA it stops with one line (exit 2).
@@ -27,10 +28,16 @@ from typing import Any
 import attrs
 
 #: Tried in this order: the first task a method accepts (specialists refuse the other family).
-TASKS: tuple[dict[str, Any], ...] = (
-    {"name": "darcy-16", "max_train": 32, "max_val": 16, "max_test": 16},
-    {"name": "gunpoint"},
-)
+DEFAULT_TASKS = ("darcy-16", "gunpoint")
+#: Small splits: the check is about running on the device (the caps are options every dataset takes).
+TASK_CAPS = {"max_train": 32, "max_val": 16, "max_test": 16}
+
+
+def task_entries(names: Sequence[str]) -> list[dict[str, Any]]:
+    return [{"name": name, **TASK_CAPS} for name in names]
+
+
+TASKS: tuple[dict[str, Any], ...] = tuple(task_entries(DEFAULT_TASKS))
 #: Few steps of every stage: the check is about running on the device, not about accuracy.
 FAST_OPTIONS: dict[str, dict[str, Any]] = {
     "orca": {"align_epochs": 2, "max_source": 64, "target_samples": 32},
@@ -78,13 +85,15 @@ def method_config(method: str, task: dict[str, Any], *, device: str, precision: 
     })
 
 
-def run_method(kit, check: Check, *, device: str, backbone: str, out: str) -> dict[str, Any]:
-    """Run one method on the first task it accepts; record the test metric or the error's first line."""
+def run_method(kit, check: Check, *, device: str, backbone: str, out: str,
+               tasks: Sequence[dict[str, Any]] = TASKS, each_task: bool = False) -> dict[str, Any]:
+    """Run one method on the first of ``tasks`` it accepts (``each_task``: on every one it accepts);
+    record the test metric or the error's first line."""
     from .errors import ConfigError
     from .runner import run
 
-    refusals = []
-    for task in TASKS:
+    refusals, runs = [], []
+    for task in tasks:
         cfg = method_config(check.name, task, device=device, precision=check.precision, backbone=backbone, out=out)
         try:
             run_dir = run(kit, cfg, progress=False)
@@ -93,8 +102,12 @@ def run_method(kit, check: Check, *, device: str, backbone: str, out: str) -> di
             continue
         results = json.loads((Path(run_dir) / "results.json").read_text())
         metric = results["metric"]
-        return {"task": task["name"], "metric": metric, "test": results["test"][metric], "ok": True}
-    return {"ok": False, "error": "; ".join(refusals)}
+        runs.append({"task": task["name"], "metric": metric, "test": results["test"][metric], "ok": True})
+        if not each_task:
+            return runs[0]
+    if not runs:
+        return {"ok": False, "error": "; ".join(refusals)}
+    return {"ok": True, "task": ",".join(r["task"] for r in runs), "runs": runs, "refused": [r.split(":")[0] for r in refusals]}
 
 
 def run_benchmarks(root: Path, out: Path) -> dict[str, Any]:
@@ -115,11 +128,11 @@ def run_benchmarks(root: Path, out: Path) -> dict[str, Any]:
     return info
 
 
-def run_torchrun(check: Check, *, backbone: str, out: str) -> dict[str, Any]:
+def run_torchrun(check: Check, *, backbone: str, out: str, task: dict[str, Any] = TASKS[0]) -> dict[str, Any]:
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
     if torchrun is None:
         return {"ok": False, "error": "torchrun not found next to this Python"}
-    cfg = method_config(check.name, TASKS[0], device="cuda", precision=check.precision, backbone=backbone, out=out)
+    cfg = method_config(check.name, task, device="cuda", precision=check.precision, backbone=backbone, out=out)
     path = Path(out) / f"torchrun-{check.name}.yaml"
     path.write_text(json.dumps({**cfg.to_plain(), "run_name": f"torchrun-{check.name}"}))  # JSON is YAML
     cmd = [torchrun, "--nproc-per-node", "2", "-m", "mona_kit", "run", str(path), "--no-progress", "--no-plots"]
@@ -149,6 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="gpu_check.json", help="the JSON summary to write")
     parser.add_argument("--backbone", default="minilm-l6", help="body of the method checks")
     parser.add_argument("--methods", default="", help="comma-separated methods (default: every registered one)")
+    parser.add_argument("--tasks", default=",".join(DEFAULT_TASKS),
+                        help="comma-separated tasks, tried in order: each method runs on the first it accepts")
+    parser.add_argument("--each-task", action="store_true", help="run each method on every one of --tasks it accepts")
     parser.add_argument("--precisions", default="bf16,fp16", help="comma-separated train.precision values")
     parser.add_argument("--no-benchmarks", action="store_true", help="skip the performance benchmarks")
     parser.add_argument("--dry", action="store_true", help="print the plan as JSON and run nothing")
@@ -170,6 +186,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         unknown = sorted(set(methods) - set(registered))
         if unknown:
             raise MonaError(f"gpu_check: unknown method(s) {unknown}; registered: {', '.join(registered)}.")
+        task_names = [t for t in args.tasks.split(",") if t]
+        unknown_tasks = [t for t in task_names if t not in kit.datasets]
+        if not task_names or unknown_tasks:
+            raise MonaError(f"gpu_check: --tasks takes registered datasets (mona-kit list datasets); got {unknown_tasks or 'none'}.")
+        tasks = task_entries(task_names)
         precisions = [p for p in args.precisions.split(",") if p]
         bad = sorted(set(precisions) - {"fp32", "bf16", "fp16"})
         if bad:
@@ -193,11 +214,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 try:
                     if check.kind == "method":
-                        record |= run_method(kit, check, device=args.device, backbone=args.backbone, out=tmp)
+                        record |= run_method(kit, check, device=args.device, backbone=args.backbone, out=tmp,
+                                             tasks=tasks, each_task=args.each_task)
                     elif check.kind == "benchmarks":
                         record |= run_benchmarks(root, out)
                     else:
-                        record |= run_torchrun(check, backbone=args.backbone, out=tmp)
+                        record |= run_torchrun(check, backbone=args.backbone, out=tmp, task=tasks[0])
                 except Exception as exc:  # one failing check must not hide the others
                     record |= {"ok": False, "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
                                "where": traceback.format_exc().strip().splitlines()[-3:]}

