@@ -75,12 +75,17 @@ def plan_checks(methods: Sequence[str], *, device: str, gpu_count: int,
     return checks
 
 
+#: fp16's loss scaler starts at 2**16 and skips (halving it) every step whose gradients overflow: four
+#: steps can all be skipped (they were on an H200 with random weights), so fp16 gets more.
+MAX_STEPS = {"fp16": 16}
+
+
 def method_config(method: str, task: dict[str, Any], *, device: str, precision: str, backbone: str, out: str):
     from .runconfig import RunConfig
 
     return RunConfig.from_dict({
         "task": task, "backbone": backbone, "method": {"name": method, **FAST_OPTIONS.get(method, {})},
-        "train": {"epochs": 1, "max_steps": 4, "batch_size": 16, "precision": precision},
+        "train": {"epochs": 1, "max_steps": MAX_STEPS.get(precision, 4), "batch_size": 16, "precision": precision},
         "device": device, "output_dir": out, "run_name": f"{method}-{task['name']}-{precision}",
     })
 
@@ -92,22 +97,59 @@ def run_method(kit, check: Check, *, device: str, backbone: str, out: str,
     from .errors import ConfigError
     from .runner import run
 
-    refusals, runs = [], []
+    refusals: list[dict[str, str]] = []
+    runs: list[dict[str, Any]] = []
     for task in tasks:
         cfg = method_config(check.name, task, device=device, precision=check.precision, backbone=backbone, out=out)
         try:
-            run_dir = run(kit, cfg, progress=False)
+            run_dir = Path(run(kit, cfg, progress=False))
         except ConfigError as exc:  # a specialist of the other task family refuses before training
-            refusals.append(f"{task['name']}: {exc}")
+            refusals.append({"task": task["name"], "reason": str(exc)})
             continue
-        results = json.loads((Path(run_dir) / "results.json").read_text())
+        except Exception as exc:  # with each_task, the other tasks still run and this one is named
+            if not each_task:
+                raise
+            runs.append({"task": task["name"], "ok": False, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]})
+            continue
+        results = json.loads((run_dir / "results.json").read_text())
         metric = results["metric"]
-        runs.append({"task": task["name"], "metric": metric, "test": results["test"][metric], "ok": True})
+        record = {"task": task["name"], "metric": metric, "test": results["test"][metric], "ok": True,
+                  **training_steps(run_dir)}
+        if "peak_gpu_memory_mb" in results:
+            record["peak_gpu_memory_mb"] = round(results["peak_gpu_memory_mb"], 1)
+        runs.append(record)
         if not each_task:
-            return runs[0]
+            return record | ({"warning": untrained(record)} if untrained(record) else {})
     if not runs:
-        return {"ok": False, "error": "; ".join(refusals)}
-    return {"ok": True, "task": ",".join(r["task"] for r in runs), "runs": runs, "refused": [r.split(":")[0] for r in refusals]}
+        return {"ok": False, "error": "; ".join(f"{r['task']}: {r['reason']}" for r in refusals)}
+    summary: dict[str, Any] = {"ok": all(r["ok"] for r in runs), "task": ",".join(r["task"] for r in runs), "runs": runs,
+                               "refused": refusals}
+    failed = [f"{r['task']}: {r['error']}" for r in runs if not r["ok"]]
+    if failed:
+        summary["error"] = "; ".join(failed)
+    warnings = [f"{r['task']}: {untrained(r)}" for r in runs if r["ok"] and untrained(r)]
+    if warnings:
+        summary["warning"] = "; ".join(warnings)
+    return summary
+
+
+def training_steps(run_dir: Path) -> dict[str, int]:
+    """The optimiser steps a run logged, and how many of them were skipped (fp16 overflow, non-finite loss)."""
+    steps = skipped = 0
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("event") in ("skipped-fp16-overflow", "skipped-nonfinite-loss"):
+            skipped += 1
+        elif "event" not in rec and "epoch" in rec:
+            steps += 1
+    return {"steps": steps, "skipped_steps": skipped}
+
+
+def untrained(record: dict[str, Any]) -> str | None:
+    """Why a run that took optimiser steps never changed its weights, or None (a reference takes none)."""
+    if record.get("steps") and record["steps"] == record.get("skipped_steps"):
+        return f"all {record['steps']} optimiser steps were skipped (fp16 overflow or non-finite loss): nothing trained"
+    return None
 
 
 def run_benchmarks(root: Path, out: Path) -> dict[str, Any]:
@@ -186,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         unknown = sorted(set(methods) - set(registered))
         if unknown:
             raise MonaError(f"gpu_check: unknown method(s) {unknown}; registered: {', '.join(registered)}.")
-        task_names = [t for t in args.tasks.split(",") if t]
+        task_names = list(dict.fromkeys(t for t in args.tasks.split(",") if t))  # a repeat would reuse a run directory
         unknown_tasks = [t for t in task_names if t not in kit.datasets]
         if not task_names or unknown_tasks:
             raise MonaError(f"gpu_check: --tasks takes registered datasets (mona-kit list datasets); got {unknown_tasks or 'none'}.")
@@ -200,12 +242,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     checks = plan_checks(methods, device=args.device, gpu_count=gpu_count, precisions=precisions,
                          benchmarks=not args.no_benchmarks)
+    settings = {"tasks": task_names, "each_task": args.each_task, "backbone": args.backbone}
     if args.dry:
-        print(json.dumps([attrs.asdict(c) for c in checks], indent=1))
+        print(json.dumps([attrs.asdict(c) | ({"tasks": task_names, "each_task": args.each_task} if c.kind == "method" else {})
+                          for c in checks], indent=1))
         return 0
     out = Path(args.out).expanduser().resolve()
     root = Path(__file__).resolve().parent.parent
-    summary: dict[str, Any] = {"device": args.device, "environment": environment(), "checks": []}
+    summary: dict[str, Any] = {"device": args.device, **settings, "environment": environment(), "checks": []}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mona-gpu-check-") as tmp:
         for check in checks:
@@ -225,15 +269,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                                "where": traceback.format_exc().strip().splitlines()[-3:]}
                 record["wall_s"] = round(time.perf_counter() - t0, 2)
                 status = "ok" if record.get("ok") else f"FAILED ({record.get('error')})"
+                if record.get("ok") and record.get("warning"):
+                    status += f", but {record['warning']}"
             else:
                 status = f"skipped ({check.skip})"
             print(f"{check.kind:10s} {check.name:16s} {check.precision:5s} {status}", flush=True)
             summary["checks"].append(record)
     ran = [c for c in summary["checks"] if c["skip"] is None]
     summary["passed"] = all(c.get("ok") for c in ran)
+    summary["warnings"] = sum(bool(c.get("warning")) for c in ran)  # ran without error, trained nothing
     summary["wall_s"] = round(time.perf_counter() - start, 1)
     out.write_text(json.dumps(summary, indent=1))
-    print(f"gpu_check: {sum(bool(c.get('ok')) for c in ran)}/{len(ran)} checks passed in {summary['wall_s']} s; summary in {out}")
+    warned = f" ({summary['warnings']} of them trained nothing: see 'warning')" if summary["warnings"] else ""
+    print(f"gpu_check: {sum(bool(c.get('ok')) for c in ran)}/{len(ran)} checks passed{warned} in {summary['wall_s']} s; summary in {out}")
     return 0 if summary["passed"] else 1
 
 

@@ -76,7 +76,7 @@ def peak_memory_mb() -> float:
 
 
 def peak_gpu_memory_mb(device: torch.device) -> float | None:
-    """The most GPU memory torch allocated on ``device`` in this process, in MB; None off CUDA."""
+    """The most GPU memory torch allocated on ``device`` since the run began (this rank's GPU), in MB; None off CUDA."""
     if device.type != "cuda" or not torch.cuda.is_initialized():
         return None
     return torch.cuda.max_memory_allocated(device) / 2**20
@@ -335,6 +335,8 @@ def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: P
             RunDir.check_target(path, overwrite=overwrite)
         run_dir, new_overrides, override_keys = None, [], ()
     session = Session(kit, config, run=None, progress=progress)
+    if session.device.type == "cuda" and torch.cuda.is_initialized():
+        torch.cuda.reset_peak_memory_stats(session.device)  # this run's peak, not an earlier run's in the process
     check_loggers(kit, config.loggers)
     resolved, model, stages = _prepare(session, resume is not None, run_dir, override_keys)
     if resume is None:

@@ -62,11 +62,36 @@ def test_each_task_runs_a_method_on_every_task_it_accepts(tmp_path):
     assert mean["ok"] and [r["task"] for r in mean["runs"]] == ["darcy-16", "gunpoint"] and mean["refused"] == []
     fno = gpu_check.run_method(kit, gpu_check.Check("method", "fno"), device="cpu", backbone="tiny-bert",
                                out=str(tmp_path), tasks=tasks, each_task=True)
-    assert fno["ok"] and fno["task"] == "darcy-16" and fno["refused"] == ["gunpoint"]
+    assert fno["ok"] and fno["task"] == "darcy-16" and [r["task"] for r in fno["refused"]] == ["gunpoint"]
     first = gpu_check.run_method(kit, gpu_check.Check("method", "mean"), device="cpu", backbone="tiny-bert",
                                  out=str(tmp_path / "first"), tasks=tasks[::-1])
     assert first["ok"] and first["task"] == "gunpoint" and "runs" not in first
 
+
+def test_main_passes_tasks_through_and_records_them(tmp_path, capsys):
+    out = tmp_path / "summary.json"
+    code = gpu_check.main(["--device", "cpu", "--backbone", "tiny-bert", "--methods", "mean,fno", "--precisions", "fp32",
+                           "--tasks", "gunpoint,darcy-16,gunpoint", "--each-task", "--no-benchmarks", "--out", str(out)])
+    assert code == 0
+    summary = json.loads(out.read_text())
+    assert summary["tasks"] == ["gunpoint", "darcy-16"] and summary["each_task"] is True  # the repeat dropped
+    mean, fno = (c for c in summary["checks"] if c["kind"] == "method")
+    assert [r["task"] for r in mean["runs"]] == ["gunpoint", "darcy-16"] and mean["runs"][0]["steps"] == 0
+    assert [r["task"] for r in fno["runs"]] == ["darcy-16"] and fno["refused"][0]["task"] == "gunpoint"
+    assert fno["runs"][0]["steps"] > 0 and fno["runs"][0]["skipped_steps"] == 0 and "warning" not in fno
+
+
+def test_a_run_whose_every_step_was_skipped_is_flagged(tmp_path):
+    lines = [{"stage": "finetune", "event": "stage-start"}]
+    for step in (1, 2, 3):
+        lines += [{"stage": "finetune", "step": step, "event": "skipped-fp16-overflow", "loss_scale": 2.0 ** (16 - step)},
+                  {"stage": "finetune", "step": step, "epoch": 0, "loss": 1.0}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    steps = gpu_check.training_steps(tmp_path)
+    assert steps == {"steps": 3, "skipped_steps": 3}
+    assert "nothing trained" in gpu_check.untrained(steps)
+    assert gpu_check.untrained({"steps": 3, "skipped_steps": 2}) is None
+    assert gpu_check.untrained({"steps": 0, "skipped_steps": 0}) is None  # a reference takes no steps
 
 
 @pytest.mark.slow

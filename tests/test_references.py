@@ -201,7 +201,8 @@ def test_fno_learns_an_operator(ref_kit, tmp_path):
 @pytest.mark.parametrize("dims", [1, 2])
 def test_fno_spectral_path_runs_in_fp32_under_autocast(dims, monkeypatch):
     """cuFFT has no bf16 transform and CUDA no half-complex matmul (both failed on an H200 under
-    autocast, though the CPU accepts them): the FFT sees fp32 input with autocast off."""
+    autocast; CPU autocast runs FFTs in fp32, so the CPU never showed it): the FFT sees fp32 input
+    with autocast off."""
     from mona_plugins.methods.references.fno import SpectralConv
 
     name = "rfft" if dims == 1 else "rfft2"

@@ -6,7 +6,8 @@ set -euo pipefail
 py=${1:-3.12}                      # the GPU machine's Python (the wheels must match it)
 site_packages=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 version() { .venv/bin/python -c "import importlib.metadata as m; print(m.version('$1'))"; }
-mkdir -p .git/info && { grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude; }
+exclude=$(git rev-parse --git-path info/exclude)  # also right in a worktree, where .git is a file
+mkdir -p "$(dirname "$exclude")" && { grep -qx '/.gpu/' "$exclude" 2>/dev/null || echo '/.gpu/' >> "$exclude"; }
 rm -rf .gpu/site .gpu/assets .gpu/wheels && mkdir -p .gpu/wheels .gpu/site .gpu/assets
 # Packages mona-kit imports that such a machine usually lacks (POT, pyts and pyts's platformdirs, torchdata, mlxtend).
 for pkg in pot pyts torchdata platformdirs mlxtend; do

