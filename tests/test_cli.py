@@ -107,6 +107,20 @@ def test_run_writes_records_and_refuses_to_overwrite(toy_cli, capsys, tmp_path):
     assert (run_dir / "results.json").read_text() == before
 
 
+def test_peak_gpu_memory_is_read_on_cuda_only(monkeypatch):
+    """The CUDA branch, without a GPU: torch's allocator counters stand in for one."""
+    import torch
+
+    from mona_kit.runner import peak_gpu_memory_mb
+
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: 3 * 2**20 + 2**19)
+    assert peak_gpu_memory_mb(torch.device("cuda", 0)) == 3.5
+    assert peak_gpu_memory_mb(torch.device("cpu")) is None
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)  # CUDA never touched: nothing to read
+    assert peak_gpu_memory_mb(torch.device("cuda", 0)) is None
+
+
 def test_resume_of_a_finished_run_keeps_results(toy_cli, capsys, tmp_path):
     path = toy_config(tmp_path)
     assert cli.main(["run", str(path), "--no-progress", "--no-plots"]) == 0

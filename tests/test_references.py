@@ -192,9 +192,12 @@ def test_knn_copies_the_nearest_training_target(ref_kit):
 
 
 # Specialists ------------------------------------------------------------------------------------
-def test_fno_learns_an_operator(ref_kit, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_fno_learns_an_operator(ref_kit, tmp_path, precision):
+    """bf16: the whole model under CPU autocast (its lifting and mixing layers in bf16, the spectral path in fp32)."""
     mean = run_ref(ref_kit, tmp_path, "ref-grid", "mean", name="mean")
-    fno = run_ref(ref_kit, tmp_path, "ref-grid", {"name": "fno", "width": 8, "modes": 6, "layers": 2, "lr": 1e-2}, name="fno", epochs=15)
+    fno = run_ref(ref_kit, tmp_path, "ref-grid", {"name": "fno", "width": 8, "modes": 6, "layers": 2, "lr": 1e-2}, name="fno",
+                  epochs=15, precision=precision)
     assert fno["test"]["relative-l2"] < 0.5 * mean["test"]["relative-l2"]
 
 
