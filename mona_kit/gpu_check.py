@@ -75,17 +75,19 @@ def plan_checks(methods: Sequence[str], *, device: str, gpu_count: int,
     return checks
 
 
-#: fp16's loss scaler starts at 2**16 and skips (halving it) every step whose gradients overflow: four
-#: steps can all be skipped (they were on an H200 with random weights), so fp16 gets more.
+#: fp16's loss scaler starts at 2**16 and skips (halving it) every step whose gradients overflow: a
+#: few steps can all be skipped (both of the two each run took on an H200 with random weights), so
+#: fp16 gets more. A run takes this many steps: one epoch of the capped split is two.
 MAX_STEPS = {"fp16": 16}
 
 
 def method_config(method: str, task: dict[str, Any], *, device: str, precision: str, backbone: str, out: str):
     from .runconfig import RunConfig
 
+    steps = MAX_STEPS.get(precision, 4)  # as many epochs, so the cap and not the capped split ends the run
     return RunConfig.from_dict({
         "task": task, "backbone": backbone, "method": {"name": method, **FAST_OPTIONS.get(method, {})},
-        "train": {"epochs": 1, "max_steps": MAX_STEPS.get(precision, 4), "batch_size": 16, "precision": precision},
+        "train": {"epochs": steps, "max_steps": steps, "batch_size": 16, "precision": precision},
         "device": device, "output_dir": out, "run_name": f"{method}-{task['name']}-{precision}",
     })
 
@@ -133,14 +135,19 @@ def run_method(kit, check: Check, *, device: str, backbone: str, out: str,
     return summary
 
 
+#: Events the training loop logs for a step whose update it did not apply.
+SKIP_EVENTS = ("skipped-fp16-overflow", "skipped-nonfinite-loss", "skipped-nonfinite-gradient")
+
+
 def training_steps(run_dir: Path) -> dict[str, int]:
-    """The optimiser steps a run logged, and how many of them were skipped (fp16 overflow, non-finite loss)."""
+    """The optimiser steps a run logged, and how many of them were skipped (fp16 overflow, non-finite loss
+    or gradient). A step's own line has a step and an epoch; a validation pass's also has a split."""
     steps = skipped = 0
     for line in (run_dir / "metrics.jsonl").read_text().splitlines():
         rec = json.loads(line)
-        if rec.get("event") in ("skipped-fp16-overflow", "skipped-nonfinite-loss"):
+        if rec.get("event") in SKIP_EVENTS:
             skipped += 1
-        elif "event" not in rec and "epoch" in rec:
+        elif "event" not in rec and "split" not in rec and "step" in rec and "epoch" in rec:
             steps += 1
     return {"steps": steps, "skipped_steps": skipped}
 

@@ -78,7 +78,8 @@ def test_main_passes_tasks_through_and_records_them(tmp_path, capsys):
     mean, fno = (c for c in summary["checks"] if c["kind"] == "method")
     assert [r["task"] for r in mean["runs"]] == ["gunpoint", "darcy-16"] and mean["runs"][0]["steps"] == 0
     assert [r["task"] for r in fno["runs"]] == ["darcy-16"] and fno["refused"][0]["task"] == "gunpoint"
-    assert fno["runs"][0]["steps"] > 0 and fno["runs"][0]["skipped_steps"] == 0 and "warning" not in fno
+    # fp32 takes 4 steps (two epochs of 32 samples at batch 16); the validation passes count as none
+    assert fno["runs"][0]["steps"] == 4 and fno["runs"][0]["skipped_steps"] == 0 and "warning" not in fno
 
 
 def test_a_run_whose_every_step_was_skipped_is_flagged(tmp_path):
@@ -86,6 +87,8 @@ def test_a_run_whose_every_step_was_skipped_is_flagged(tmp_path):
     for step in (1, 2, 3):
         lines += [{"stage": "finetune", "step": step, "event": "skipped-fp16-overflow", "loss_scale": 2.0 ** (16 - step)},
                   {"stage": "finetune", "step": step, "epoch": 0, "loss": 1.0}]
+    lines += [{"stage": "finetune", "step": 3, "epoch": 0, "split": "val", "loss": 1.0},  # a validation pass is no step
+              {"stage": "finetune", "step": 3, "event": "plateau", "plateaued": False}]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     steps = gpu_check.training_steps(tmp_path)
     assert steps == {"steps": 3, "skipped_steps": 3}

