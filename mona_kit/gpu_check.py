@@ -128,9 +128,12 @@ def run_method(kit, check: Check, *, device: str, backbone: str, out: str,
                   **training_steps(run_dir)}
         if "peak_gpu_memory_mb" in results:
             record["peak_gpu_memory_mb"] = round(results["peak_gpu_memory_mb"], 1)
+        warning = untrained(record)
+        if warning:
+            record["warning"] = warning
         runs.append(record)
         if not each_task:
-            return record | ({"warning": untrained(record)} if untrained(record) else {})
+            return record
     if not runs:
         return {"ok": False, "error": "; ".join(f"{r['task']}: {r['reason']}" for r in refusals)}
     summary: dict[str, Any] = {"ok": all(r["ok"] for r in runs), "task": ",".join(r["task"] for r in runs), "runs": runs,
@@ -138,7 +141,7 @@ def run_method(kit, check: Check, *, device: str, backbone: str, out: str,
     failed = [f"{r['task']}: {r['error']}" for r in runs if not r["ok"]]
     if failed:
         summary["error"] = "; ".join(failed)
-    warnings = [f"{r['task']}: {untrained(r)}" for r in runs if r["ok"] and untrained(r)]
+    warnings = [f"{r['task']}: {r['warning']}" for r in runs if r.get("warning")]
     if warnings:
         summary["warning"] = "; ".join(warnings)
     return summary
@@ -168,8 +171,8 @@ def training_steps(run_dir: Path) -> dict[str, Any]:
 def untrained(record: dict[str, Any]) -> str | None:
     """Which training stages of a run skipped every optimiser step (so changed nothing), or None;
     a reference takes no steps and is never flagged."""
-    stages = record.get("stages") or {"run": {"steps": record.get("steps", 0), "skipped": record.get("skipped_steps", 0)}}
-    idle = [f"{name} ({c['steps']} of {c['steps']})" for name, c in stages.items() if c["steps"] and c["steps"] == c["skipped"]]
+    idle = [f"{name} ({c['steps']} of {c['steps']})" for name, c in record.get("stages", {}).items()
+            if c["steps"] and c["steps"] == c["skipped"]]
     if not idle:
         return None
     return (f"every optimiser step skipped (fp16 overflow or a non-finite loss or gradient) in stage {', '.join(idle)}: "
