@@ -186,6 +186,8 @@ CASES = [
     ("only-empty", prof(), SWEEP + ["--only", ""], r"sweep --only: unknown method label ''; the profile's are finetune\."),
     ("tasks-unknown-label", prof(tasks={"gp": {"task": "gunpoint"}, "bm": {"task": "basic-motions"}}), SWEEP + ["--tasks", "gunpoint"],
      r"sweep --tasks: unknown task label 'gunpoint'; the profile's are gp, bm\."),
+    ("tasks-separated-by-spaces", prof(tasks={"gp": {"task": "gunpoint"}, "bm": {"task": "basic-motions"}}), SWEEP + ["--tasks", "gp", "bm"],
+     r"sweep takes one config file, got \['[^']*', 'bm'\]; pass the others' settings as key=value \(and separate the items of --only, --tasks and --seeds with commas, not spaces\)\."),
     ("seeds-option-not-in-profile", prof(), SWEEP + ["--seeds", "0,3"], r"sweep --seeds: the profile has no seed 3; its seeds are 0\."),
     ("seeds-option-not-integers", prof(), SWEEP + ["--seeds", "first"], r"sweep --seeds: 'first' is not a comma-separated list of integers; .*"),
     ("status-with-report-only", prof(), SWEEP + ["--status", "--report-only"], r"sweep: --status and --report-only do different things .*; give one\."),

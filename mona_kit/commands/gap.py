@@ -28,7 +28,7 @@ def run(args, kit) -> int:
 
     if args.samples < 1:  # checked before any model is built
         raise ConfigError(f"gap: --samples must be >= 1 (samples per side), got {args.samples}; e.g. --samples 256.")
-    path, overrides = split_items(args.items)
+    path, overrides = split_items(args.items, "gap", "--objectives")
     base = read_config_file(path) if path else default_config()
     config = RunConfig.from_dict(apply_overrides(base, overrides))
     session = Session(kit, config, progress=False)

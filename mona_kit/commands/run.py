@@ -36,10 +36,15 @@ def configure(parser) -> None:
     )
 
 
-def split_items(items: list[str]) -> tuple[str | None, list[str]]:
+def split_items(items: list[str], verb: str = "run", list_flags: str = "--methods") -> tuple[str | None, list[str]]:
+    """The one config file among ``items`` and the key=value overrides. A second word that is not an
+    override is most often a list written with spaces (``--tasks a b``), so the error says both."""
     files = [i for i in items if "=" not in i]
     if len(files) > 1:
-        raise ConfigError(f"run takes one config file, got {files}; pass the others' settings as key=value.")
+        raise ConfigError(
+            f"{verb} takes one config file, got {files}; pass the others' settings as key=value "
+            f"(and separate the items of {list_flags} with commas, not spaces)."
+        )
     return (files[0] if files else None), [i for i in items if "=" in i]
 
 

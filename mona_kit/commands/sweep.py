@@ -127,7 +127,7 @@ def run(args, kit) -> int:
     from ..sweep_profile import apply_cli_overrides, cells, expand_methods, read_profile
     from .run import split_items
 
-    path, overrides = split_items(args.items)
+    path, overrides = split_items(args.items, "sweep", "--only, --tasks and --seeds")
     if path is None:
         raise ConfigError("sweep needs a profile file (e.g. benchmarks/profiles/tiny.yaml) before its key=value overrides.")
     profile = apply_cli_overrides(read_profile(Path(path)), overrides)
