@@ -75,6 +75,13 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def reset_peak_gpu_memory(device: torch.device) -> None:
+    """Start ``device``'s peak-memory counter afresh, so that a run records its own peak and not an
+    earlier run's in the same process (``mona-kit run --methods a,b``, the Python API in a loop)."""
+    if device.type == "cuda" and torch.cuda.is_initialized():
+        torch.cuda.reset_peak_memory_stats(device)
+
+
 def peak_gpu_memory_mb(device: torch.device) -> float | None:
     """The most GPU memory torch allocated on ``device`` since the run began (this rank's GPU), in MB; None off CUDA."""
     if device.type != "cuda" or not torch.cuda.is_initialized():
@@ -335,8 +342,7 @@ def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: P
             RunDir.check_target(path, overwrite=overwrite)
         run_dir, new_overrides, override_keys = None, [], ()
     session = Session(kit, config, run=None, progress=progress)
-    if session.device.type == "cuda" and torch.cuda.is_initialized():
-        torch.cuda.reset_peak_memory_stats(session.device)  # this run's peak, not an earlier run's in the process
+    reset_peak_gpu_memory(session.device)
     check_loggers(kit, config.loggers)
     resolved, model, stages = _prepare(session, resume is not None, run_dir, override_keys)
     if resume is None:

@@ -121,6 +121,41 @@ def test_peak_gpu_memory_is_read_on_cuda_only(monkeypatch):
     assert peak_gpu_memory_mb(torch.device("cuda", 0)) is None
 
 
+def test_each_run_starts_its_own_gpu_peak(monkeypatch):
+    """Two runs in one process: the second's peak must not be the first's. A fake allocator counter
+    stands in for a GPU; the reset happens on CUDA only, and not before CUDA is in use."""
+    import torch
+
+    from mona_kit.runner import peak_gpu_memory_mb, reset_peak_gpu_memory
+
+    counter = {"peak": 0}
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: counter["peak"])
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: counter.update(peak=0))
+    cuda = torch.device("cuda", 0)
+    reset_peak_gpu_memory(cuda)
+    counter["peak"] = 8 * 2**20  # the first run
+    assert peak_gpu_memory_mb(cuda) == 8
+    reset_peak_gpu_memory(torch.device("cpu"))  # a CPU run leaves the counter alone
+    assert peak_gpu_memory_mb(cuda) == 8
+    reset_peak_gpu_memory(cuda)  # the second run begins
+    counter["peak"] = max(counter["peak"], 2 * 2**20)
+    assert peak_gpu_memory_mb(cuda) == 2
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: pytest.fail("reset before CUDA was used"))
+    reset_peak_gpu_memory(cuda)
+
+
+def test_every_run_of_run_methods_resets_the_gpu_peak(toy_cli, capsys, tmp_path, monkeypatch):
+    import mona_kit.runner
+
+    devices = []
+    monkeypatch.setattr(mona_kit.runner, "reset_peak_gpu_memory", devices.append)
+    path = toy_config(tmp_path, run_name=None)
+    assert cli.main(["run", str(path), "--methods", "finetune,scratch", "--no-progress", "--no-plots"]) == 0, capsys.readouterr().err
+    assert [d.type for d in devices] == ["cpu", "cpu"]  # once per run, on the run's own device
+
+
 def test_resume_of_a_finished_run_keeps_results(toy_cli, capsys, tmp_path):
     path = toy_config(tmp_path)
     assert cli.main(["run", str(path), "--no-progress", "--no-plots"]) == 0
