@@ -1,6 +1,7 @@
 """Every committed sweep profile expands to cells whose configs pass the checks ``mona-kit run`` makes,
 so an edit that breaks a profile fails here rather than hours into a sweep."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,35 @@ def test_variants_profile_trains_at_the_main_tables_budgets():
     assert variants["base"] == main["base"]
     assert training(variants) == training(main)
     assert variants["seeds"] == main["seeds"]
+
+
+#: Where the project tells readers which sweep to run: the docs and the profiles' own usage comments.
+DOC_FILES = [Path(__file__).parents[1] / name for name in ("README.md", "CONTRIBUTING.md")] + sorted(
+    (Path(__file__).parents[1] / "docs").glob("*.md")
+) + PROFILES
+SWEEP_LINE = re.compile(r"mona-kit sweep benchmarks/profiles/([\w.-]+\.yaml)((?: +--[\w-]+(?: +[^\s`|#-][^\s`|#]*)?)*)")
+
+
+def documented_sweeps() -> list[tuple[str, str, str]]:
+    found = []
+    for doc in DOC_FILES:
+        for match in SWEEP_LINE.finditer(doc.read_text(encoding="utf-8")):
+            found.append((doc.name, match.group(1), match.group(2)))
+    return found
+
+
+def test_the_docs_name_sweeps_that_exist(kit):
+    """A documented ``mona-kit sweep PROFILE --only/--tasks/--seeds ...`` names a committed profile and
+    only labels and seeds it has: a renamed column (darcy-16 -> darcy-16-p2) must not leave a command
+    that fails with 'unknown task label'."""
+    sweeps = documented_sweeps()
+    assert len(sweeps) >= 20 and any("--tasks" in options for _, _, options in sweeps)
+    for doc, name, options in sweeps:
+        assert (PROFILE_DIR / name).is_file(), f"{doc}: no profile {name}"
+        profile = read_profile(PROFILE_DIR / name)
+        methods = {c.method for c in cells(profile, kit)}
+        words = options.split()
+        for flag, have in (("--only", methods), ("--tasks", set(profile["tasks"])), ("--seeds", {str(s) for s in profile["seeds"]})):
+            if flag in words:
+                listed = words[words.index(flag) + 1].split(",")
+                assert set(listed) <= have, f"{doc}: {name} {flag} {','.join(listed)}: not in the profile ({sorted(have)})"
