@@ -87,12 +87,15 @@ def test_the_docs_name_sweeps_that_exist(kit):
     that fails with 'unknown task label'."""
     sweeps = documented_sweeps()
     assert len(sweeps) >= 20 and any("--tasks" in options for _, _, options in sweeps)
+    labels: dict[str, dict[str, set[str]]] = {}  # profile -> flag -> its labels, expanded once per profile
     for doc, name, options in sweeps:
         assert (PROFILE_DIR / name).is_file(), f"{doc}: no profile {name}"
-        profile = read_profile(PROFILE_DIR / name)
-        methods = {c.method for c in cells(profile, kit)}
+        if name not in labels:
+            profile = read_profile(PROFILE_DIR / name)
+            labels[name] = {"--only": {c.method for c in cells(profile, kit)}, "--tasks": set(profile["tasks"]),
+                            "--seeds": {str(s) for s in profile["seeds"]}}
         words = options.split()
-        for flag, have in (("--only", methods), ("--tasks", set(profile["tasks"])), ("--seeds", {str(s) for s in profile["seeds"]})):
+        for flag, have in labels[name].items():
             if flag in words:
                 listed = words[words.index(flag) + 1].split(",")
                 assert set(listed) <= have, f"{doc}: {name} {flag} {','.join(listed)}: not in the profile ({sorted(have)})"
