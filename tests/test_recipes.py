@@ -223,3 +223,25 @@ def test_the_training_loss_is_taken_in_standardised_units():
     raw = z.detach().clone().requires_grad_()
     mse(raw * stats.std + stats.mean, y).backward()
     assert z.grad.abs().mean() > 1e5 * raw.grad.abs().mean()
+
+
+def test_bf16_autocast_restores_and_scores_in_fp32():
+    """A target far from zero against its spread (diffusion-reaction-1d: 0.73 +- 0.0185) rounded to
+    bf16 in original units moves in steps of 0.0039, a fifth of its standard deviation; the restore
+    and the loss must see the head's small standardised differences."""
+    from mona_kit.normalize import StandardizedLoss
+
+    y = torch.randn(256, 1, 8, generator=torch.Generator().manual_seed(0)) * 0.0185 + 0.73
+    stats = fit(y, "global")
+    head = nn.Linear(1, 1)
+    with torch.no_grad():
+        head.weight.fill_(1.0)
+        head.bias.zero_()
+    attach_output(head, stats)
+    z = torch.full((4, 1, 1), 0.0625)  # exact in bf16: a sixteenth of a standard deviation off the mean
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        pred = head(z)
+        loss = StandardizedLoss(nn.MSELoss(), stats)(pred, stats.mean.expand(4, 1, 1))
+    assert pred.dtype == torch.float32
+    assert torch.allclose(pred, stats.mean + 0.0625 * stats.std, rtol=0, atol=1e-6)  # bf16: 0.73 +- 0.002
+    assert loss.item() == pytest.approx(0.0625**2, rel=1e-4)
