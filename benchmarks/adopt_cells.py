@@ -4,7 +4,7 @@
 
 variants-main-cpu's ``orca-otdd``, ``mona-align-uniform`` and ``recraft-otdd`` rows spell out the
 default objective of main-cpu's ``orca``, ``mona`` and ``recraft`` rows: the same runs, cell for cell
-(54 cells, about a day of this CPU). A TO cell is adopted from the FROM cell of the same task label and
+(63 cells, over a day of this CPU). A TO cell is adopted from the FROM cell of the same task label and
 seed when the FROM cell has finished (``results.json`` and its ``seedN.log``), the TO cell has not
 started (no cell folder, no ``seedN.yaml``), and the two configs are equal once each one's method
 section is written out with every default of the method's config class (output_dir and run_name

@@ -194,7 +194,7 @@ def test_knn_copies_the_nearest_training_target(ref_kit):
 # Specialists ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_fno_learns_an_operator(ref_kit, tmp_path, precision, monkeypatch):
-    """bf16: the whole model under CPU autocast (its lifting and mixing layers in bf16, the spectral path in fp32)."""
+    """bf16: the training step runs under CPU autocast, which the FNO turns off inside its forward."""
     from mona_plugins.methods.references.fno import Fno
 
     forward, autocast_seen = Fno.forward, set()
@@ -210,6 +210,26 @@ def test_fno_learns_an_operator(ref_kit, tmp_path, precision, monkeypatch):
     assert fno["test"]["relative-l2"] < 0.5 * mean["test"]["relative-l2"]
     # training ran under the precision asked for (evaluation may run without autocast)
     assert (torch.bfloat16 in autocast_seen) == (precision == "bf16")
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+def test_fno_computes_in_fp32_under_bf16_autocast(dims):
+    """The specialist is a reference row: a bf16 column must not blunt it. Under autocast its output is
+    the fp32 model's, bit for bit (before, the lifting, mixing and projection layers ran in bf16)."""
+    from types import SimpleNamespace
+
+    from mona_plugins.methods.references.fno import Fno, FnoConfig
+
+    torch.manual_seed(0)
+    grid = [16] * dims
+    spec = SimpleNamespace(input_shape=(2, *grid), output_shape=(1, *grid))
+    model = Fno(spec, FnoConfig(width=8, modes=4, layers=2))
+    x = torch.randn(3, 2, *grid)
+    full = model(x)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        mixed = model(x)
+    assert mixed.dtype == torch.float32
+    assert torch.equal(mixed, full)
 
 
 @pytest.mark.parametrize("dims", [1, 2])
