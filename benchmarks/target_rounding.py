@@ -15,7 +15,7 @@ import sys
 
 import torch
 
-from mona_kit.kit import load_kit
+from mona_kit.kit import Kit, load_kit
 from mona_kit.normalize import fit, stack_column
 
 #: The regression columns of main-cpu, with its options.
@@ -29,21 +29,23 @@ def parse(spec: str) -> tuple[str, dict[str, int]]:
     return name, options
 
 
-def rounding_row(name: str, options: dict[str, int]) -> str:
-    kit = load_kit()
-    y = stack_column(kit.datasets.get(name).build(options).splits()["train"], "y").double()
+def rounding_row(name: str, options: dict[str, int], kit: Kit | None = None) -> str:
+    kit = kit or load_kit()
+    task = kit.datasets.get(name).build(options)
+    y = stack_column(task.splits()["train"], "y").double()
     stats = fit(y.float(), "global")
-    err = y.to(torch.bfloat16).double() - y
-    rms_std = float(err.pow(2).mean().sqrt() / stats.std.double())
-    rel_l2 = float((err.flatten(1).norm(dim=1) / y.flatten(1).norm(dim=1)).mean())
-    return f"| {name} | {float(stats.mean):.4g} | {float(stats.std):.4g} | {rms_std:.3g} | {rel_l2:.3g} |"
+    rounded = y.to(torch.bfloat16).double()
+    rms_std = float((rounded - y).pow(2).mean().sqrt() / stats.std.double())
+    error = kit.metrics.get(task.spec.metric).build()(rounded, y)  # the task's own metric (relative L2 or nRMSE)
+    return f"| {name} | {float(stats.mean):.4g} | {float(stats.std):.4g} | {rms_std:.3g} | {error:.3g} |"
 
 
 def main(argv: list[str]) -> int:
-    print("| task | target mean | target std | bf16 rounding, RMS in std | bf16 rounding, relative L2 |")
+    kit = load_kit()
+    print("| task | target mean | target std | bf16 rounding, RMS in std | bf16 rounding, task metric |")
     print("|---|---|---|---|---|")
     for spec in argv or DEFAULT_TASKS:
-        print(rounding_row(*parse(spec)))
+        print(rounding_row(*parse(spec), kit=kit))
     return 0
 
 
