@@ -194,16 +194,16 @@ def test_knn_copies_the_nearest_training_target(ref_kit):
 # Specialists ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_fno_learns_an_operator(ref_kit, tmp_path, precision, monkeypatch):
-    """bf16: the training step runs under CPU autocast, which the FNO turns off inside its forward."""
-    from mona_plugins.methods.references.fno import Fno
+    """bf16: the training step runs under CPU autocast, which every reference model turns off around its forward."""
+    from mona_plugins.methods.references.common import ReferenceModel
 
-    forward, autocast_seen = Fno.forward, set()
+    call, autocast_seen = ReferenceModel.__call__, set()
 
     def watched(self, x):
         autocast_seen.add(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
-        return forward(self, x)
+        return call(self, x)
 
-    monkeypatch.setattr(Fno, "forward", watched)
+    monkeypatch.setattr(ReferenceModel, "__call__", watched)
     mean = run_ref(ref_kit, tmp_path, "ref-grid", "mean", name="mean")
     fno = run_ref(ref_kit, tmp_path, "ref-grid", {"name": "fno", "width": 8, "modes": 6, "layers": 2, "lr": 1e-2}, name="fno",
                   epochs=15, precision=precision)
@@ -212,19 +212,31 @@ def test_fno_learns_an_operator(ref_kit, tmp_path, precision, monkeypatch):
     assert (torch.bfloat16 in autocast_seen) == (precision == "bf16")
 
 
-@pytest.mark.parametrize("dims", [1, 2])
-def test_fno_computes_in_fp32_under_bf16_autocast(dims):
-    """The specialist is a reference row: a bf16 column must not blunt it. Under autocast its output is
-    the fp32 model's, bit for bit (before, the lifting, mixing and projection layers ran in bf16)."""
+def _trained_references():
     from types import SimpleNamespace
 
+    from mona_plugins.methods.references.cnn import CnnConfig, SequenceCnn
     from mona_plugins.methods.references.fno import Fno, FnoConfig
 
+    def grid(dims):
+        spec = SimpleNamespace(input_shape=(2, *[16] * dims), output_shape=(1, *[16] * dims))
+        return Fno(spec, FnoConfig(width=8, modes=4, layers=2)), (3, *spec.input_shape)
+
+    def sequence(dims):
+        spec = SimpleNamespace(input_shape=(4, *[32] * dims), output_shape=(3,))
+        return SequenceCnn(spec, CnnConfig(channels=8, blocks=2)).eval(), (3, *spec.input_shape)
+
+    return {"fno-1d": lambda: grid(1), "fno-2d": lambda: grid(2), "cnn-1d": lambda: sequence(1), "cnn-2d": lambda: sequence(2)}
+
+
+@pytest.mark.parametrize("which", ["fno-1d", "fno-2d", "cnn-1d", "cnn-2d"])
+def test_trained_references_compute_in_fp32_under_bf16_autocast(which):
+    """A specialist is a reference row: a bf16 column must not blunt it. Under autocast its output is
+    the fp32 model's, bit for bit (before, the FNO's lifting, mixing and projection layers and all of
+    the CNN ran in bf16)."""
     torch.manual_seed(0)
-    grid = [16] * dims
-    spec = SimpleNamespace(input_shape=(2, *grid), output_shape=(1, *grid))
-    model = Fno(spec, FnoConfig(width=8, modes=4, layers=2))
-    x = torch.randn(3, 2, *grid)
+    model, shape = _trained_references()[which]()
+    x = torch.randn(*shape)
     full = model(x)
     with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
         mixed = model(x)

@@ -90,13 +90,6 @@ class Fno(ReferenceModel):
         self.project = nn.Sequential(conv(cfg.width, 4 * cfg.width, 1), nn.GELU(), conv(4 * cfg.width, spec.output_shape[0], 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # This reference runs in fp32 under any train.precision: it is small, so autocast saves little, and
-        # bf16 would blunt the row transfer is judged against (diffusion-reaction-1d's FNO reaches nRMSE
-        # 6.5e-5; rounding its standardised output to bf16 alone costs 1.6e-5).
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            return self._forward(x.float())
-
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         v = self.lift(torch.cat([x, grid_coordinates(x)], dim=1))
         for i, (k, w) in enumerate(zip(self.spectral, self.pointwise)):
             v = k(v) + w(v)
