@@ -6,6 +6,7 @@ moment leaves either the previous checkpoint or the new one, never half of one.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,12 @@ def load_state(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist; {RESTORE}")
     try:
-        # weights_only: a checkpoint can never execute code on load.
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # A damaged file can open with another pickle protocol's header; torch warns about that before
+            # failing, and the one-line error below already says what is wrong.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            # weights_only: a checkpoint can never execute code on load.
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for a payload, EOFError/RuntimeError for a cut file
         raise CheckpointError(
             f"checkpoint {str(path)!r} cannot be loaded safely ({type(exc).__name__}); it is corrupt, truncated or "

@@ -772,3 +772,19 @@ def test_rng_check_leaves_the_generators_as_they_were():
         check_rng_state({"torch": "x"}, "x.pt")
     torch.manual_seed(3)
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_a_damaged_state_file_is_one_error_and_no_torch_warning(tmp_path):
+    """Bytes that open like a protocol-4 pickle made torch warn before the one-line error; the user
+    saw a UserWarning from torch's internals above mona-kit's message."""
+    import warnings
+
+    from mona_kit.checkpoint import load_state
+
+    bad = tmp_path / "stage-0-a.pt"
+    bad.write_bytes(b"\x80\x04garbage that is not a checkpoint")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(CheckpointError, match="cannot be loaded safely"):
+            load_state(bad)
+    assert [str(w.message) for w in seen] == []
