@@ -27,14 +27,17 @@ def plateau_record(history, total_steps: int, window: float, tolerance: float, *
     best score at the end improves on the best score seen before the last ``window`` of the steps
     by less than ``tolerance`` (relative), or by no more than the metric's sampling standard error
     at that earlier best (``standard_error(best_before)``, recorded as ``noise``; None for metrics
-    without one), or when early stopping ended it.
+    without one), or when early stopping ended it. ``best_step`` records where the final best came.
     """
     record: dict[str, Any] = {"window": window, "tolerance": tolerance, "stopped_early": stopped_early, "noise": None}
     if not history:
         return record | {"plateaued": None, "improvement": None}
     cut = (1.0 - window) * total_steps
     before = [score for step, score in history if step <= cut]
-    best_end = min(score for _, score in history)
+    # The step of the final best (the first, on a tie): a run flagged for a gain early in the window that
+    # then stayed flat reads differently from one still falling at its last step.
+    best_step, best_end = min(history, key=lambda pair: pair[1])
+    record["best_step"] = best_step
     if not before:  # every evaluation fell inside the window: nothing to compare against
         return record | {"plateaued": stopped_early, "improvement": None}
     best_before = min(before)

@@ -37,7 +37,11 @@ def _still_improving(runs: list[dict[str, Any]]) -> str:
         record = final_plateau(r) or {}
         if record.get("plateaued") is False:
             gain = as_number(record.get("improvement"))
-            gains.append(f"s{r.get('seed', '?')} " + (_percent(gain) if gain is not None else "?"))
+            text = f"s{r.get('seed', '?')} " + (_percent(gain) if gain is not None else "?")
+            best, steps = as_number(record.get("best_step")), as_number(record.get("steps"))
+            if best is not None and steps:  # recorded by runs since 2026-12-05
+                text += f" (best at {100 * best / steps:.0f} % of its steps)"
+            gains.append(text)
     return ", ".join(gains) or "–"
 
 
@@ -81,7 +85,8 @@ def flags_markdown(rows: list[dict[str, Any]], *, references: set[str] | frozens
              "references' test metric on that task (◇: the cell's mean does not beat the first; ∅k: k seeds do not beat "
              "the second; diverged: no seed finished with a finite metric), and, for each seed whose last training "
              "stage had not plateaued (†k), the relative gain of its best validation metric over the last plateau "
-             "window of its steps (? where the record has none).",
+             "window of its steps (? where the record has none) and, where the run recorded it, how far through its "
+             "steps that best came (near 100 %: still falling at the end; earlier: flat since).",
              "",
              f"| task | method | marks | test metric per seed | `{baseline}` | `{floor}` | still improving at the end |",
              "|---|---|---|---|---|---|---|"]

@@ -74,8 +74,12 @@ def test_plateau_record_flags_a_curve_still_falling():
     falling = _scores([1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1])
     rec = plateau_record(falling, 8, 0.25, 0.02, stopped_early=False)
     assert rec["plateaued"] is False and rec["improvement"] == pytest.approx((0.3 - 0.1) / 0.3)
+    assert rec["best_step"] == 8  # still falling at its last evaluation
     flat = _scores([1.0, 0.5, 0.3, 0.3, 0.3, 0.3, 0.299, 0.2995])
     assert plateau_record(flat, 8, 0.25, 0.02, stopped_early=False)["plateaued"] is True
+    dropped_then_flat = _scores([1.0, 0.5, 0.3, 0.3, 0.3, 0.3, 0.2, 0.2])
+    rec = plateau_record(dropped_then_flat, 8, 0.25, 0.02, stopped_early=False)
+    assert rec["plateaued"] is False and rec["best_step"] == 7  # flagged, but flat since step 7 (the first of the tie)
     # Early stopping means the metric stopped improving: a plateau by definition.
     assert plateau_record(falling, 20, 0.25, 0.02, stopped_early=True)["plateaued"] is True
     assert plateau_record([], 8, 0.25, 0.02, stopped_early=False)["plateaued"] is None

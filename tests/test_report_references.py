@@ -89,6 +89,9 @@ def test_flagged_cells_list_every_marked_cell_seed_by_seed():
     assert probe["marks"] == "◇ ∅1" and probe["improving"] == "–"
     section = flags_markdown(rows, references={"mean", "linear"})
     assert section.startswith("## Flagged cells") and "| t | fpt | ◇ †1 | s0 0.4, s1 0.42 | 0.3 | 1 | s0 18 % |" in section
+    # A record that says where its best came shows it, as a share of the run's steps.
+    rows[5]["plateau"]["finetune"] |= {"best_step": 17640, "steps": 20160}
+    assert flagged_cells(rows, references={"mean", "linear"})[0]["improving"] == "s0 18 % (best at 88 % of its steps)"
 
 
 def test_a_table_without_marks_has_no_flagged_section():
