@@ -79,6 +79,7 @@ _WHERE: dict[str, str] = {
     "check_arrays": "mona_kit.data",
     "cache_key": "mona_kit.data",
     "cached_tensors": "mona_kit.data",
+    "load_torch_file": "mona_kit.data",
     "file_fingerprint": "mona_kit.data",
     "atomic_write": "mona_kit.data",
     "strings_to_tensors": "mona_kit.data",

@@ -6,7 +6,6 @@ moment leaves either the previous checkpoint or the new one, never half of one.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import torch
 
 from .atomic_io import atomic_replace, atomic_write_text
+from .data import load_torch_file
 from .errors import CheckpointError
 from .run_records import read_json_record, record_count, record_seconds
 
@@ -51,12 +51,7 @@ def load_state(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist; {RESTORE}")
     try:
-        with warnings.catch_warnings():
-            # A damaged file can open with another pickle protocol's header; torch warns about that before
-            # failing, and the one-line error below already says what is wrong.
-            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
-            # weights_only: a checkpoint can never execute code on load.
-            return torch.load(path, map_location="cpu", weights_only=True)
+        return load_torch_file(path)  # weights_only: a checkpoint can never execute code on load
     except Exception as exc:  # UnpicklingError for a payload, EOFError/RuntimeError for a cut file
         raise CheckpointError(
             f"checkpoint {str(path)!r} cannot be loaded safely ({type(exc).__name__}); it is corrupt, truncated or "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -169,20 +170,29 @@ def cache_key(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:20]
 
 
+def load_torch_file(path: str | Path) -> Any:
+    """``torch.load(path, weights_only=True)`` onto the CPU: plain data only, so loading never runs code.
+    A damaged file can open with another pickle protocol's header; torch then warns before it fails,
+    which is left out here, since every caller turns the failure into its own one-line error."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def cached_tensors(
     key: str, build: Callable[[], dict[str, torch.Tensor]], *, namespace: str = "tensors", enabled: bool = True
 ) -> dict[str, torch.Tensor]:
     """Return ``build()``'s plain tensors, stored once under the cache dir and reloaded after.
 
     ``build`` validates its input before returning, so a bad file raises and nothing is cached.
-    Files are read back with ``torch.load(weights_only=True)``.
+    Files are read back with :func:`load_torch_file` (``torch.load(weights_only=True)``).
     """
     if not enabled:
         return build()
     path = cache_dir() / namespace / f"{key}.pt"
     if path.is_file():
         try:
-            data = torch.load(path, weights_only=True, map_location="cpu")
+            data = load_torch_file(path)
             if isinstance(data, dict) and all(torch.is_tensor(v) for v in data.values()):
                 return data
         except Exception:  # a corrupt cache entry is rebuilt, never trusted

@@ -157,6 +157,24 @@ def test_truncated_and_missing_files(tmp_path, monkeypatch, kit):
         kit.datasets.get("darcy-16").build({})
 
 
+def test_a_damaged_data_file_is_one_error_and_no_torch_warning(tmp_path, monkeypatch, kit):
+    """Bytes that open like a protocol-4 pickle made torch warn above the one-line DataError (the loader
+    shares load_torch_file with checkpoints and the tensor cache)."""
+    import warnings
+
+    from mona_plugins.datasets import neuralop_tasks
+
+    folder = tmp_path / "neuralop"
+    fake_darcy(folder, {"x": torch.zeros(10, 16, 16, dtype=torch.bool), "y": torch.rand(10, 16, 16)})
+    (folder / "darcy_train_16.pt").write_bytes(b"\x80\x04garbage that is not a torch file")
+    monkeypatch.setattr(neuralop_tasks, "data_dir", lambda: folder)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(DataError, match="truncated or corrupt"):
+            kit.datasets.get("darcy-16").build({})
+    assert [str(w.message) for w in seen if "pickle protocol" in str(w.message)] == []
+
+
 def write_fasta(path: Path, seqs):
     path.write_text("".join(f">r{i}\n{s}\n" for i, s in enumerate(seqs)))
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from mona_kit.api import Backbone, MonaError, ShapeError, SourceEmbedder, did_you_mean
+from mona_kit.api import Backbone, MonaError, ShapeError, SourceEmbedder, did_you_mean, load_torch_file
 
 from . import _hub
 from ._shared import SideParts, freeze, param_groups_by_name
@@ -224,7 +224,7 @@ def _read_state_dict(path: Path, name: str, arch: str) -> dict[str, torch.Tensor
 
             state = load_file(str(path))
         else:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
+            state = load_torch_file(path)
     except Exception as exc:
         raise MonaError(
             f"backbone {name!r}: cannot read weights file {str(path)!r} ({type(exc).__name__}: "

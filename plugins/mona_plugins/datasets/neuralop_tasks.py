@@ -7,7 +7,7 @@ from pathlib import Path
 import attrs
 import torch
 
-from mona_kit.api import DataError, TaskSpec, config, option
+from mona_kit.api import DataError, TaskSpec, config, load_torch_file, option
 
 from .common import SplitOptions, assemble, dataset, package_dir, require_files, validate
 
@@ -23,7 +23,7 @@ def data_dir() -> Path:
 def load_pt(path: Path, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
     """``torch.load(weights_only=True)`` with one-line errors for truncated files and missing keys."""
     try:
-        data = torch.load(path, weights_only=True, map_location="cpu")
+        data = load_torch_file(path)
     except Exception as exc:
         raise DataError(f"{path}: cannot be read as a torch file ({type(exc).__name__}); the file is truncated or corrupt, reinstall it ({GET}).") from exc
     if not isinstance(data, dict) or any(k not in data or not torch.is_tensor(data[k]) for k in keys):
