@@ -22,8 +22,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", ROOT / "docs" / "results.md"]
-# A blank line pads the body on either side, so Markdown renders the table apart from the comments.
-BLOCK = re.compile(r"<!-- sync: (?P<name>[\w:-]+) -->\n\n?(?P<body>.*?)\n?\n<!-- /sync: (?P=name) -->", re.S)
+# A blank line pads the body on either side, so Markdown renders the table apart from the comments. The
+# body may be empty (a new block's markers on adjacent lines), which the pattern once skipped without a word.
+BLOCK = re.compile(r"<!-- sync: (?P<name>[\w:-]+) -->\n(?:\n?(?P<body>.*?)\n)??\n?<!-- /sync: (?P=name) -->", re.S)
+OPENING = re.compile(r"<!-- sync: (?P<name>[\w:-]+) -->")
 
 
 def _lines_from(lines: list[str], start: int) -> list[str]:
@@ -88,10 +90,14 @@ def synced(page_text: str, results: Path) -> tuple[str, list[str]]:
         blocks = reports[table_md]
         if name not in blocks:
             raise SystemExit(f"block {name!r}: {table_md} has no such part (it has {', '.join(blocks)})")
-        if blocks[name] != match["body"]:
+        if blocks[name] != (match["body"] or ""):
             changed.append(name)
         return f"<!-- sync: {name} -->\n\n{blocks[name]}\n\n<!-- /sync: {name} -->"
 
+    closed = {match["name"] for match in BLOCK.finditer(page_text)}
+    unclosed = [m["name"] for m in OPENING.finditer(page_text) if m["name"] not in closed]
+    if unclosed:
+        raise SystemExit(f"block {unclosed[0]!r}: no closing '<!-- /sync: {unclosed[0]} -->' line after it")
     return BLOCK.sub(replace, page_text), changed
 
 

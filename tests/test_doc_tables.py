@@ -118,3 +118,14 @@ def test_a_table_md_that_is_no_sweep_report_is_quoted_whole(tmp_path: Path) -> N
                     "| a | 1× | met |\n\n<!-- /sync: perf:whole -->\n")
     with pytest.raises(SystemExit, match="'perf:table'.*has no such part"):
         sync_doc_tables.synced("<!-- sync: perf:table -->\n\n<!-- /sync: perf:table -->", tmp_path)
+
+
+def test_an_empty_block_is_filled_and_an_unclosed_one_named(tmp_path: Path) -> None:
+    """Markers on adjacent lines (a new block) matched nothing, so sync left the block empty without a word."""
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "table.md").write_text(REPORT)
+    text, stale = sync_doc_tables.synced("a\n<!-- sync: demo:cka -->\n<!-- /sync: demo:cka -->\nb\n", tmp_path)
+    assert stale == ["demo:cka"]
+    assert text.startswith("a\n<!-- sync: demo:cka -->\n\nLinear CKA") and text.endswith("n=1 | — |\n\n<!-- /sync: demo:cka -->\nb\n")
+    with pytest.raises(SystemExit, match="'demo:cka'.*no closing"):
+        sync_doc_tables.synced("<!-- sync: demo:cka -->\n\nold\n", tmp_path)
