@@ -402,3 +402,20 @@ def test_bad_input(case_id, setup, argv, expected, bad_kit, tmp_path, monkeypatc
         else:
             assert after[name] == data, f"{name} was changed"
     assert set(after) == set(before), f"new files: {sorted(set(after) - set(before))}"
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("task=toy-sq", "unknown dataset 'toy-sq'"), ("backbone=toy-bdy", "unknown backbone 'toy-bdy'"),
+    ("task.nope=1", "has no option 'nope'")])
+def test_a_bad_name_or_option_fails_before_the_run_is_announced(override, expected, bad_kit, tmp_path, monkeypatch, capsys):
+    """A typo in the task or body is refused before the run's '== METHOD on TASK' header is printed."""
+    import mona_kit.kit
+
+    ctx = Ctx(tmp_path, monkeypatch, bad_kit)
+    plain_cfg(ctx)
+    monkeypatch.setattr(mona_kit.kit, "load_kit", lambda *a, **k: bad_kit)
+    capsys.readouterr()
+    assert cli.main([a.format(tmp=tmp_path) for a in RUN] + [override]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("mona-kit: error: ") and err.count("\n") == 1, (out, err)
+    assert expected in err, err

@@ -104,7 +104,9 @@ def run(args, kit) -> int:
     for method in methods:
         extra = [f"method={method}"] if method else []
         configs.append(RunConfig.from_dict(apply_overrides(base, overrides + extra)))
-    for config in configs:  # validate every config before the first one trains
+    for config in configs:  # validate every config (names and options) before the first one trains or prints
+        kit.datasets.get(config.task.name).make_config(config.task.options)
+        kit.backbones.get(config.backbone.name).make_config(config.backbone.options)
         kit.methods.get(config.method.name).make_config(config.method.options)
     check_targets(configs, overwrite=args.overwrite)
     paths = []
