@@ -92,6 +92,16 @@ def _unlearned(values: list[float | None], floor: float, sign: float) -> int:
     return sum(1 for v in values if v is not None and math.isfinite(v) and sign * v >= sign * floor)
 
 
+def row_layout(rows: list[dict[str, Any]], references: set[str] | frozenset[str]) -> tuple[list[str], list[str], list[str], list[str]]:
+    """Method labels, the reference ones (their registered method is in ``references``), the others
+    (transfer rows) and task labels, each in first-seen order: how every table and plot lays rows out."""
+    by_label = {r["method_label"]: r.get("method", r["method_label"]) for r in rows}
+    methods = list(dict.fromkeys(r["method_label"] for r in rows))
+    refs = [m for m in methods if by_label[m] in references]
+    transfer = [m for m in methods if m not in refs]
+    return methods, refs, transfer, list(dict.fromkeys(r["task_label"] for r in rows))
+
+
 def table_model(rows: list[dict[str, Any]], *, references: set[str] | frozenset[str] = frozenset(),
                 baseline: str = "linear", floor: str = "mean") -> dict[str, Any]:
     """The table as data, for the Markdown and the HTML report alike: tasks with their metric, blocks
@@ -99,11 +109,8 @@ def table_model(rows: list[dict[str, Any]], *, references: set[str] | frozenset[
     ``baseline``: the reference a transfer cell must beat on average (◇ where it does not);
     ``floor``: the reference below which a seed has learned nothing (∅k: k such seeds)."""
     agg = aggregate(rows)
+    methods, refs, transfer, tasks = row_layout(rows, references)
     by_label = {r["method_label"]: r.get("method", r["method_label"]) for r in rows}
-    methods = list(dict.fromkeys(r["method_label"] for r in rows))
-    refs = [m for m in methods if by_label[m] in references]
-    transfer = [m for m in methods if m not in refs]
-    tasks = list(dict.fromkeys(r["task_label"] for r in rows))
     avg_rank = ranks(agg, transfer, tasks)
     metric_of = {t: next(a["metric"] for (m, tt), a in agg.items() if tt == t) for t in tasks}
     higher = {t: next(a["higher_is_better"] for (m, tt), a in agg.items() if tt == t) for t in tasks}
@@ -261,36 +268,6 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
-def plot_errors(rows: list[dict[str, Any]], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    agg = aggregate(rows)
-    methods = list(dict.fromkeys(r["method_label"] for r in rows))
-    tasks = list(dict.fromkeys(r["task_label"] for r in rows))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks) + 1, 4), squeeze=False)
-    colors = plt.get_cmap("tab10")
-    for ax, t in zip(axes[0], tasks):
-        for i, m in enumerate(methods):
-            a = agg.get((m, t))
-            if a is None or math.isnan(a["mean"]):
-                continue
-            ax.bar(i, a["mean"], yerr=a["std"], color=colors(i % 10), capsize=3)
-            ax.scatter([i] * len([v for v in a["values"] if v is not None]), [v for v in a["values"] if v is not None],
-                       color="k", s=8, zorder=3)
-        metric = next(a["metric"] for (mm, tt), a in agg.items() if tt == t)
-        ax.set_title(t, fontsize=10)
-        better = "higher" if next(a["higher_is_better"] for (mm, tt), a in agg.items() if tt == t) else "lower"
-        ax.set_ylabel(f"test {metric} ({better} is better)", fontsize=8)
-        ax.set_xticks(range(len(methods)))
-        ax.set_xticklabels(methods, rotation=60, ha="right", fontsize=8)
-        ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
 def plot_reuse(rows: list[dict[str, Any]], path: Path) -> Path | None:
     """Knowledge-reuse curves of the final training stage, mean over seeds, one line per method,
     one column per task: Davies–Bouldin index (top), source linear-probe accuracy (middle) and,
@@ -388,6 +365,7 @@ def write_report(output: Path, rows: list[dict[str, Any]], *, title: str, comman
     ``references``: methods shown as reference rows; ``controls``: methods that start from random
     weights (compared with fine-tuning, but not counted as transfer against the specialist)."""
     from .report_compare import anchor_markdown, specialist_markdown
+    from .report_errors_plot import plot_errors
     from .report_flags import flags_markdown
     from .report_html import write_html
 
@@ -400,7 +378,7 @@ def write_report(output: Path, rows: list[dict[str, Any]], *, title: str, comman
     sections = [table, *(part for part in (flags, anchor, gaps, reuse) if part), f"Produced by: `{command}`\n"]
     atomic_write_text(output / "table.md", "\n\n".join(sections))
     write_csv(rows, output / "results.csv")
-    errors = plot_errors(rows, output / "errors.png")
+    errors = plot_errors(rows, output / "errors.png", references=references)
     written = [output / "table.md", output / "results.csv", errors]
     reuse_plot = plot_reuse(rows, output / "knowledge-reuse.png")
     if reuse_plot:
@@ -409,7 +387,7 @@ def write_report(output: Path, rows: list[dict[str, Any]], *, title: str, comman
     if learning:
         written.append(learning)
     written.append(write_html(output, rows, title=title, command=command, references=references, sections=[flags, anchor, gaps], images={
-        "test error per task (mean ± std over seeds, dots: seeds)": errors,
+        "test metric per task: transfer rows as mean ± std over seeds (small dots: seeds), reference rows as lines": errors,
         "learning curves: validation metric of the last training stage, mean over seeds": learning,
         "knowledge reuse: source-class separation during fine-tuning, mean over seeds": reuse_plot,
     }))

@@ -1,0 +1,62 @@
+"""errors.png: transfer rows as points with their seed spread, reference rows as horizontal lines, and a
+log axis where a task's values span more than LOG_SPAN."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+from matplotlib.collections import PathCollection
+
+from mona_kit.report_errors_plot import LOG_SPAN, errors_figure, plot_errors
+
+
+def _row(method, task, seed, value):
+    return {"method_label": method, "method": method, "task_label": task, "seed": seed, "metric": "nrmse",
+            "higher_is_better": False, "test": {"nrmse": value}, "wall_time_s": 1.0, "peak_memory_mb": 1.0}
+
+
+ROWS = [
+    # "wide": the specialist is 100x below the transfer rows, as on the PDE tasks -> log axis
+    *[_row("mean", "wide", s, 1.0) for s in (0, 1)], *[_row("specialist", "wide", s, 0.002) for s in (0, 1)],
+    _row("finetune", "wide", 0, 0.20), _row("finetune", "wide", 1, 0.24), _row("mona", "wide", 0, float("nan")),
+    # "narrow": everything within 3x -> linear axis
+    *[_row("mean", "narrow", s, 0.5) for s in (0, 1)], *[_row("specialist", "narrow", s, 0.2) for s in (0, 1)],
+    _row("finetune", "narrow", 0, 0.30), _row("finetune", "narrow", 1, 0.32), _row("mona", "narrow", 0, 0.28),
+]
+
+
+def _ref_lines(ax):
+    """The reference rows' lines of an axes: labelled by their method (matplotlib's own start with '_')."""
+    return sorted(line.get_ydata()[0] for line in ax.get_lines() if not line.get_label().startswith("_"))
+
+
+def test_references_are_lines_transfer_rows_points_and_wide_spans_log():
+    assert 0.24 / 0.002 > LOG_SPAN > 0.5 / 0.2
+    fig = errors_figure(ROWS, references={"mean", "specialist"})
+    try:
+        wide, narrow = fig.axes[:2]
+        assert [t.get_text() for t in wide.get_xticklabels()] == ["finetune", "mona"]  # references are no column
+        assert wide.get_yscale() == "log" and narrow.get_yscale() == "linear"
+        assert _ref_lines(wide) == [0.002, 1.0] and _ref_lines(narrow) == [0.2, 0.5]
+        # finetune's point is its mean; its two seeds are drawn beside it; mona's NaN seed leaves no point
+        points = [c for c in wide.collections if isinstance(c, PathCollection)]
+        ys = sorted(float(y) for c in points for _, y in c.get_offsets())
+        assert ys == [0.20, 0.24]
+        means = [float(c.lines[0].get_ydata()[0]) for c in wide.containers]  # one errorbar per transfer row
+        assert means == [0.22]  # finetune's mean ± std
+        legend = [t.get_text() for t in fig.legends[0].get_texts()]
+        assert legend == ["mean (reference)", "specialist (reference)"]
+    finally:
+        plt.close(fig)
+
+
+def test_without_references_every_method_is_a_column_and_a_sweep_wraps(tmp_path):
+    rows = [_row(m, f"t{k}", 0, 0.1 * (k + 1)) for k in range(6) for m in ("finetune", "mona")]
+    fig = errors_figure(rows)
+    try:
+        visible = [ax for ax in fig.axes if ax.get_visible()]
+        assert len(visible) == 6 and len(fig.axes) == 8  # four panels a row: two rows, two left empty
+        assert [t.get_text() for t in visible[0].get_xticklabels()] == ["finetune", "mona"] and not fig.legends
+    finally:
+        plt.close(fig)
+    out = plot_errors(rows, tmp_path / "errors.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
