@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic_io import atomic_replace, atomic_write_text
-from .report_reuse import cka_points, last_stage_events, reuse_markdown, reuse_points
+from .report_reuse import reuse_markdown
 from .summary import as_number, mean_std
 
 
@@ -268,95 +268,6 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
-def plot_reuse(rows: list[dict[str, Any]], path: Path) -> Path | None:
-    """Knowledge-reuse curves of the final training stage, mean over seeds, one line per method,
-    one column per task: Davies–Bouldin index (top), source linear-probe accuracy (middle) and,
-    where runs logged it, linear CKA to the pretrained body (bottom)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    # (method, task) -> step -> per-seed values; one mapping per plotted quantity
-    curves: list[dict[tuple[str, str], dict[int, list[float]]]] = [defaultdict(lambda: defaultdict(list)) for _ in range(3)]
-    for r in rows:
-        key = (r["method_label"], r["task_label"])
-        for step, point in reuse_points(r).items():
-            if point is not None:
-                acc, db = point
-                curves[0][key][step].append(db)
-                curves[1][key][step].append(acc)
-        for step, value in cka_points(r).items():
-            if value is not None:
-                curves[2][key][step].append(value)
-    if not curves[0]:
-        return None
-    panels = [(c, label) for c, label in zip(curves, ("source Davies–Bouldin (lower = kept)",
-                                                        "source linear-probe acc. (higher = kept)",
-                                                        "CKA to pretrained body (1 = kept)")) if c]
-    tasks = list(dict.fromkeys(t for _, t in curves[0]))
-    methods = list(dict.fromkeys(m for m, _ in curves[0]))
-    fig, axes = plt.subplots(len(panels), len(tasks), figsize=(3.4 * len(tasks) + 1, 3.25 * len(panels)), squeeze=False)
-    colors = plt.get_cmap("tab10")
-    for j, t in enumerate(tasks):
-        for row, (panel, _) in enumerate(panels):
-            for i, m in enumerate(methods):
-                points = panel.get((m, t))
-                if points:
-                    steps = sorted(points)
-                    axes[row][j].plot(steps, [sum(points[s]) / len(points[s]) for s in steps], marker=".",
-                                      color=colors(i % 10), label=m)
-            axes[row][j].grid(alpha=0.3)
-        axes[0][j].set_title(t, fontsize=10)
-        axes[-1][j].set_xlabel("fine-tuning step")
-    for row, (_, label) in enumerate(panels):
-        axes[row][0].set_ylabel(label)
-    axes[0][-1].legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
-def plot_learning(rows: list[dict[str, Any]], path: Path) -> Path | None:
-    """Validation-metric curves of each run's last training stage, mean over seeds, one line per
-    method, one panel per task (what model selection saw, and whether it had flattened)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    curves: dict[tuple[str, str], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    metric_of: dict[str, str] = {}
-    for r in rows:
-        metric = r["metric"]
-        latest = last_stage_events(
-            r, lambda e, metric=metric: e.get("split") == "val" and "step" in e and as_number(e.get(metric)) is not None)
-        if not latest:
-            continue
-        for step, e in latest.items():
-            curves[(r["method_label"], r["task_label"])][step].append(as_number(e[metric]))
-        metric_of[r["task_label"]] = metric
-    if not curves:
-        return None
-    tasks = list(dict.fromkeys(t for _, t in curves))
-    methods = list(dict.fromkeys(m for m, _ in curves))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(3.4 * len(tasks) + 1, 3.6), squeeze=False)
-    colors = plt.get_cmap("tab10")
-    for j, t in enumerate(tasks):
-        ax = axes[0][j]
-        for i, m in enumerate(methods):
-            points = curves.get((m, t))
-            if points:
-                steps = sorted(points)
-                ax.plot(steps, [sum(points[s]) / len(points[s]) for s in steps], marker=".", color=colors(i % 10), label=m)
-        ax.set_title(t, fontsize=10)
-        ax.set_xlabel("step (last training stage)")
-        ax.set_ylabel(f"validation {metric_of[t]}", fontsize=8)
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
 def write_report(output: Path, rows: list[dict[str, Any]], *, title: str, command: str,
                  references: set[str] | frozenset[str] = frozenset(),
                  controls: set[str] | frozenset[str] = frozenset()) -> list[Path]:
@@ -365,9 +276,9 @@ def write_report(output: Path, rows: list[dict[str, Any]], *, title: str, comman
     ``references``: methods shown as reference rows; ``controls``: methods that start from random
     weights (compared with fine-tuning, but not counted as transfer against the specialist)."""
     from .report_compare import anchor_markdown, specialist_markdown
-    from .report_errors_plot import plot_errors
     from .report_flags import flags_markdown
     from .report_html import write_html
+    from .report_plots import plot_errors, plot_learning, plot_reuse
 
     output = Path(output)
     table = markdown_table(rows, title=title, references=references)
@@ -380,10 +291,10 @@ def write_report(output: Path, rows: list[dict[str, Any]], *, title: str, comman
     write_csv(rows, output / "results.csv")
     errors = plot_errors(rows, output / "errors.png", references=references)
     written = [output / "table.md", output / "results.csv", errors]
-    reuse_plot = plot_reuse(rows, output / "knowledge-reuse.png")
+    reuse_plot = plot_reuse(rows, output / "knowledge-reuse.png", references=references)
     if reuse_plot:
         written.append(reuse_plot)
-    learning = plot_learning(rows, output / "learning-curves.png")
+    learning = plot_learning(rows, output / "learning-curves.png", references=references)
     if learning:
         written.append(learning)
     written.append(write_html(output, rows, title=title, command=command, references=references, sections=[flags, anchor, gaps], images={

@@ -3,10 +3,12 @@ log axis where a task's values span more than LOG_SPAN."""
 
 from __future__ import annotations
 
+import json
+
 import matplotlib.pyplot as plt
 from matplotlib.collections import PathCollection
 
-from mona_kit.report_errors_plot import LOG_SPAN, errors_figure, plot_errors
+from mona_kit.report_plots import LOG_SPAN, errors_figure, plot_errors
 
 
 def _row(method, task, seed, value):
@@ -60,3 +62,51 @@ def test_without_references_every_method_is_a_column_and_a_sweep_wraps(tmp_path)
         plt.close(fig)
     out = plot_errors(rows, tmp_path / "errors.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _curve_row(run_dir, method, task, seed, values):
+    """A run whose last stage logged one validation value per 10 steps in its metrics.jsonl."""
+    run_dir.mkdir(parents=True)
+    events = [{"stage": "finetune", "event": "stage-start", "index": 0, "trains_task": True}]
+    events += [{"stage": "finetune", "step": 10 * (k + 1), "split": "val", "nrmse": v} for k, v in enumerate(values)]
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    return {**_row(method, task, seed, values[-1]), "run_dir": str(run_dir)}
+
+
+def test_learning_curves_go_log_where_a_task_spans_decades(tmp_path, monkeypatch):
+    import mona_kit.report_plots as plots
+
+    rows = [_curve_row(tmp_path / "a", "finetune", "pde", 0, [1.0, 0.1, 0.01]),
+            _curve_row(tmp_path / "b", "finetune", "cls", 0, [0.5, 0.4, 0.3]),
+            _curve_row(tmp_path / "c", "mona", "cls", 0, [0.6, 0.4, 0.35])]
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig) or path)
+    assert plots.plot_learning(rows, tmp_path / "learning-curves.png") == tmp_path / "learning-curves.png"
+    (fig,) = figures
+    try:
+        pde, cls = fig.axes[:2]
+        assert pde.get_yscale() == "log" and cls.get_yscale() == "linear"
+        assert [list(line.get_ydata()) for line in cls.get_lines()] == [[0.5, 0.4, 0.3], [0.6, 0.4, 0.35]]
+        assert [t.get_text() for t in fig.legends[0].get_texts()] == ["finetune", "mona"]  # one legend, above the panels
+    finally:
+        plt.close(fig)
+
+
+def test_a_method_keeps_its_colour_across_figures(tmp_path, monkeypatch):
+    """errors.png and learning-curves.png colour a method alike, though the curves also draw the reference."""
+    import mona_kit.report_plots as plots
+
+    rows = [{**_curve_row(tmp_path / m, m, "pde", 0, [1.0, 0.5]), "method": m} for m in ("specialist", "finetune", "mona")]
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig) or path)
+    plots.plot_learning(rows, tmp_path / "l.png", references={"specialist"})
+    errors = errors_figure(rows, references={"specialist"})
+    try:
+        curve_colour = {line.get_label(): line.get_color() for line in figures[0].axes[0].get_lines()}
+        point_colour = {label.get_text(): c.lines[0].get_color()
+                        for label, c in zip(errors.axes[0].get_xticklabels(), errors.axes[0].containers)}
+        assert point_colour == {m: curve_colour[m] for m in ("finetune", "mona")}
+        assert curve_colour["specialist"] not in point_colour.values()
+    finally:
+        plt.close(figures[0])
+        plt.close(errors)
