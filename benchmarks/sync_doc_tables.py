@@ -25,7 +25,7 @@ PAGES = [ROOT / "README.md", ROOT / "docs" / "results.md"]
 # A blank line pads the body on either side, so Markdown renders the table apart from the comments. The
 # body may be empty (a new block's markers on adjacent lines), which the pattern once skipped without a word.
 BLOCK = re.compile(r"<!-- sync: (?P<name>[\w:-]+) -->\n(?:\n?(?P<body>.*?)\n)??\n?<!-- /sync: (?P=name) -->", re.S)
-OPENING = re.compile(r"<!-- sync: (?P<name>[\w:-]+) -->")
+MARKER = re.compile(r"<!-- /?sync: (?P<name>[\w:-]+) -->")
 
 
 def _lines_from(lines: list[str], start: int) -> list[str]:
@@ -73,6 +73,24 @@ def blocks_from_report(table_md: Path) -> dict[str, str]:
     return blocks
 
 
+def _check_markers(page_text: str) -> None:
+    """Every marker must open or close a block that BLOCK matches, and no block may hold another marker:
+    a stray or repeated opening would otherwise be skipped without a word, or swallow the prose between
+    it and a later closing when the block is rewritten."""
+    ends: set[int] = set()
+    for block in BLOCK.finditer(page_text):
+        ends |= {block.start(), block.end()}
+        inner = MARKER.search(page_text, block.start() + 1, block.end() - 1)
+        if inner:
+            raise SystemExit(f"block {block['name']!r}: another sync marker ({inner.group()}) inside it; "
+                             f"each block needs its own closing line before the next opens")
+    for marker in MARKER.finditer(page_text):
+        if marker.start() not in ends and marker.end() not in ends:
+            kind = "closing" if marker.group().startswith("<!-- /") else "opening"
+            raise SystemExit(f"block {marker['name']!r}: {kind} marker without its pair; "
+                             f"write '<!-- sync: NAME -->' and '<!-- /sync: NAME -->' on lines of their own")
+
+
 def synced(page_text: str, results: Path) -> tuple[str, list[str]]:
     """A page's text with every sync block replaced from ``results/RESULTS/table.md``, and the blocks that changed."""
     changed: list[str] = []
@@ -94,10 +112,7 @@ def synced(page_text: str, results: Path) -> tuple[str, list[str]]:
             changed.append(name)
         return f"<!-- sync: {name} -->\n\n{blocks[name]}\n\n<!-- /sync: {name} -->"
 
-    closed = {match["name"] for match in BLOCK.finditer(page_text)}
-    unclosed = [m["name"] for m in OPENING.finditer(page_text) if m["name"] not in closed]
-    if unclosed:
-        raise SystemExit(f"block {unclosed[0]!r}: no closing '<!-- /sync: {unclosed[0]} -->' line after it")
+    _check_markers(page_text)
     return BLOCK.sub(replace, page_text), changed
 
 

@@ -21,7 +21,8 @@ from .summary import as_number
 PANELS_PER_ROW = 4  # a wide sweep wraps onto more rows instead of one strip too wide to read
 LOG_SPAN = 20.0  # max/min of a panel's positive values above which its axis is logarithmic
 # Line styles for reference rows, in the order they are met; a reference beyond these reuses them.
-REFERENCE_STYLES = [("0.55", "--"), ("black", "-"), ("tab:green", ":"), ("tab:red", "-.")]
+# Greys and black only, told apart by dash: tab10, which colours the transfer rows, has no black.
+REFERENCE_STYLES = [("0.6", "--"), ("black", "-"), ("black", ":"), ("black", "-.")]
 
 
 def _finite(values: list[Any]) -> list[float]:
@@ -51,9 +52,12 @@ def _panels(plt, count: int, width: float, height: float):
 
 
 def _top_legend(fig, handles) -> None:
-    """One legend above every panel (a legend inside one panel hid its curves)."""
-    fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
-    rows = math.ceil(len(handles) / 6)
+    """One legend above every panel (a legend inside one panel hid its curves), in as many columns as
+    the figure's width holds, so a one-panel figure does not cut it off."""
+    widest = max(len(h.get_label()) for h in handles)
+    ncol = max(1, min(len(handles), int(fig.get_size_inches()[0] / (0.6 + 0.075 * widest))))
+    fig.legend(handles=handles, loc="upper center", ncol=ncol, fontsize=8, frameon=False)
+    rows = math.ceil(len(handles) / ncol)
     fig.tight_layout(rect=(0, 0, 1, 1 - (0.12 + 0.2 * rows) / fig.get_size_inches()[1]))
 
 
@@ -97,9 +101,11 @@ def errors_figure(rows: list[dict[str, Any]], *, references: set[str] | frozense
             if a is None:
                 continue
             mean, std = a["mean"], a["std"] if math.isfinite(a["std"]) else 0.0
-            low = min(std, mean * 0.999) if log else std  # a log axis cannot show a bar below zero
-            ax.errorbar([i], [mean], yerr=[[low], [std]], fmt="o", color=styles[m][0], capsize=3, ms=6, zorder=3)
             seeds = _finite(a["values"])
+            # A log axis has no room below zero: where mean - std is not positive the bar ends at the
+            # lowest seed instead of stretching the axis down by decades.
+            low = mean - min(seeds) if log and mean - std <= 0 else std
+            ax.errorbar([i], [mean], yerr=[[low], [std]], fmt="o", color=styles[m][0], capsize=3, ms=6, zorder=3)
             ax.scatter([i + 0.18] * len(seeds), seeds, color="k", s=7, zorder=4)
         for m in refs:
             a = cells.get(m)

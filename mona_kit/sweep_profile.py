@@ -208,15 +208,20 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_cell_config(config: dict[str, Any], kit) -> RunConfig:
-    """What ``mona-kit run`` checks before training: the run config, then every named component's
-    options against its registry (``auto`` components are chosen at build time)."""
+    """What ``mona-kit run`` checks before training: the run config, then :func:`check_components`."""
     run_config = RunConfig.from_dict(config)
+    check_components(run_config, kit)
+    return run_config
+
+
+def check_components(run_config: RunConfig, kit) -> None:
+    """Every named component (task, source, backbone, embedder, head, method) against its registry,
+    with its options (``auto`` components are chosen at build time): a typo fails before anything runs."""
     for key in COMPONENT_KEYS:
         ref = getattr(run_config, key)
         if ref.name == "auto":
             continue
         kit.registry(_KINDS[key]).get(ref.name).make_config(ref.options)
-    return run_config
 
 
 def _check_method_option_labels(profile: dict[str, Any], methods: dict[str, dict[str, Any]], kit) -> None:

@@ -406,9 +406,11 @@ def test_bad_input(case_id, setup, argv, expected, bad_kit, tmp_path, monkeypatc
 
 @pytest.mark.parametrize("override,expected", [
     ("task=toy-sq", "unknown dataset 'toy-sq'"), ("backbone=toy-bdy", "unknown backbone 'toy-bdy'"),
-    ("task.nope=1", "has no option 'nope'")])
+    ("task.nope=1", "has no option 'nope'"), ("embedder=toy-emb-typo", "unknown embedder 'toy-emb-typo'"),
+    ("head=toy-head-typo", "unknown head 'toy-head-typo'"), ("source=toy-src-typo", "unknown dataset 'toy-src-typo'")])
 def test_a_bad_name_or_option_fails_before_the_run_is_announced(override, expected, bad_kit, tmp_path, monkeypatch, capsys):
-    """A typo in the task or body is refused before the run's '== METHOD on TASK' header is printed."""
+    """A typo in any component is refused before the run's '== METHOD on TASK' header is printed (a typo
+    in the source once let the first of several methods train to the end before the second failed)."""
     import mona_kit.kit
 
     ctx = Ctx(tmp_path, monkeypatch, bad_kit)

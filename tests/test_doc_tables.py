@@ -127,5 +127,19 @@ def test_an_empty_block_is_filled_and_an_unclosed_one_named(tmp_path: Path) -> N
     text, stale = sync_doc_tables.synced("a\n<!-- sync: demo:cka -->\n<!-- /sync: demo:cka -->\nb\n", tmp_path)
     assert stale == ["demo:cka"]
     assert text.startswith("a\n<!-- sync: demo:cka -->\n\nLinear CKA") and text.endswith("n=1 | — |\n\n<!-- /sync: demo:cka -->\nb\n")
-    with pytest.raises(SystemExit, match="'demo:cka'.*no closing"):
+    with pytest.raises(SystemExit, match="'demo:cka': opening marker without its pair"):
         sync_doc_tables.synced("<!-- sync: demo:cka -->\n\nold\n", tmp_path)
+
+
+def test_a_stray_or_repeated_marker_is_refused_before_prose_is_lost(tmp_path: Path) -> None:
+    """A name closed elsewhere or opened twice once passed unnoticed, and the rewrite ate the prose between."""
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "table.md").write_text(REPORT)
+    block = "<!-- sync: demo:cka -->\n\nold\n\n<!-- /sync: demo:cka -->\n"
+    with pytest.raises(SystemExit, match="'demo:cka': opening marker without its pair"):
+        sync_doc_tables.synced(block + "prose\n<!-- sync: demo:cka -->\n", tmp_path)
+    with pytest.raises(SystemExit, match="'demo:cka': another sync marker"):
+        sync_doc_tables.synced("<!-- sync: demo:cka -->\n\nold\n\nPROSE\n\n" + block, tmp_path)
+    with pytest.raises(SystemExit, match="'demo:cka': closing marker without its pair"):
+        sync_doc_tables.synced(block + "prose\n<!-- /sync: demo:cka -->\n", tmp_path)
+    assert sync_doc_tables.synced(block + "\n" + block, tmp_path)[1] == ["demo:cka", "demo:cka"]  # two blocks, one name

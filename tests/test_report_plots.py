@@ -110,3 +110,19 @@ def test_a_method_keeps_its_colour_across_figures(tmp_path, monkeypatch):
     finally:
         plt.close(figures[0])
         plt.close(errors)
+
+
+def test_one_panel_keeps_its_legend_and_a_wide_spread_its_axis():
+    """A one-task report once cut its top legend off both sides; a seed spread wider than the mean once
+    pulled a log axis down three decades below every value shown."""
+    rows = [*[_row(m, "t", 0, v) for m, v in (("mean", 1.0), ("linear", 0.3), ("knn", 0.5), ("specialist", 0.001))],
+            _row("finetune", "t", 0, 0.01), _row("finetune", "t", 1, 1.0), _row("mona", "t", 0, 0.1)]
+    fig = errors_figure(rows, references={"mean", "linear", "knn", "specialist"})
+    try:
+        fig.canvas.draw()
+        legend, page = fig.legends[0].get_window_extent(), fig.bbox
+        assert page.x0 <= legend.x0 and legend.x1 <= page.x1 and legend.y1 <= page.y1
+        ax = fig.axes[0]
+        assert ax.get_yscale() == "log" and ax.get_ylim()[0] > 0.0005  # the specialist's 0.001 is the lowest line
+    finally:
+        plt.close(fig)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..runconfig import RunConfig, apply_overrides, read_config_file
+from ..sweep_profile import check_components
 
 DEFAULT_METHODS = ("mona", "finetune", "linear")
 
@@ -104,10 +105,8 @@ def run(args, kit) -> int:
     for method in methods:
         extra = [f"method={method}"] if method else []
         configs.append(RunConfig.from_dict(apply_overrides(base, overrides + extra)))
-    for config in configs:  # validate every config (names and options) before the first one trains or prints
-        kit.datasets.get(config.task.name).make_config(config.task.options)
-        kit.backbones.get(config.backbone.name).make_config(config.backbone.options)
-        kit.methods.get(config.method.name).make_config(config.method.options)
+    for config in configs:  # every component's name and options, before the first run trains or prints
+        check_components(config, kit)
     check_targets(configs, overwrite=args.overwrite)
     paths = []
     for config in configs:
