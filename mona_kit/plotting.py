@@ -7,7 +7,8 @@ from pathlib import Path
 
 from .errors import MonaError
 from .runs import RunDir
-from .summary import read_results
+from .report_plots import log_if_wide
+from .summary import as_number, read_results
 
 
 def _label(path: Path) -> str:
@@ -66,6 +67,7 @@ def plot_runs(paths: Sequence[Path], out_dir: Path) -> list[Path]:
     written = []
 
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
+    drawn: list[float] = []
     for path, events in runs:
         stage = final_stage(events)
         xs, ys = _series([e for e in events if "split" not in e], key="loss", stage=stage)
@@ -75,6 +77,8 @@ def plot_runs(paths: Sequence[Path], out_dir: Path) -> list[Path]:
             xs, ys = _series(events, key=metric, stage=stage, split="val")
             ax_val.plot(xs, ys, marker="o", label=_label(path))
             ax_val.set_ylabel(f"validation {metric}")
+            drawn += [as_number(y) for y in ys]
+    log_if_wide(ax_val, drawn)  # a PDE run's error falls by decades; a linear axis shows only the first drop
     ax_loss.set(title="training loss (final stage)", xlabel="step", ylabel="loss")
     ax_loss.set_yscale("log")
     ax_val.set(title="validation metric (model selection)", xlabel="step")

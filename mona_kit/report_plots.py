@@ -74,6 +74,15 @@ def _uses_log(values: list[float]) -> bool:
     return len(positive) == len(values) and len(values) > 1 and max(positive) / min(positive) > LOG_SPAN
 
 
+def log_if_wide(ax, values: list[Any]) -> bool:
+    """Give ``ax`` a log y axis when the finite ``values`` drawn on it are all positive and span more
+    than LOG_SPAN (a linear one flattens all but the largest); whether it did."""
+    log = _uses_log(_finite(values))
+    if log:
+        _log_axis(ax)
+    return log
+
+
 def plot_errors(rows: list[dict[str, Any]], path: Path, *, references: set[str] | frozenset[str] = frozenset()) -> Path:
     """Write :func:`errors_figure` as a PNG."""
     return save_figure(errors_figure(rows, references=references), path)
@@ -210,9 +219,7 @@ def plot_learning(rows: list[dict[str, Any]], path: Path, *, references: set[str
                 steps = sorted(points)
                 means[m] = [sum(points[s]) / len(points[s]) for s in steps]
                 ax.plot(steps, means[m], marker=".", ms=3, lw=1, color=styles[m][0], linestyle=styles[m][1], label=m)
-        log = _uses_log(_finite([v for values in means.values() for v in values]))
-        if log:
-            _log_axis(ax)
+        log = log_if_wide(ax, [v for values in means.values() for v in values])
         ax.set_title(t, fontsize=10)
         ax.set_xlabel("step (last training stage)")
         ax.set_ylabel(f"validation {metric_of[t]}{' (log scale)' if log else ''}", fontsize=8)

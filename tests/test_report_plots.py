@@ -126,3 +126,31 @@ def test_one_panel_keeps_its_legend_and_a_wide_spread_its_axis():
         assert ax.get_yscale() == "log" and ax.get_ylim()[0] > 0.0005  # the specialist's 0.001 is the lowest line
     finally:
         plt.close(fig)
+
+
+def test_mona_kit_plot_draws_a_falling_pde_error_on_a_log_axis(tmp_path, monkeypatch):
+    import mona_kit.report as report
+    from mona_kit.plotting import plot_runs
+    from mona_kit.report_plots import log_if_wide
+
+    fig, ax = plt.subplots()
+    assert not log_if_wide(ax, [0.3, 0.2, float("nan"), None]) and ax.get_yscale() == "linear"
+    assert not log_if_wide(ax, [0.0, 1.0]) and ax.get_yscale() == "linear"  # zero has no place on a log axis
+    assert log_if_wide(ax, [1.0, 0.01]) and ax.get_yscale() == "log"
+    plt.close(fig)
+
+    run = tmp_path / "run"
+    run.mkdir()
+    events = [{"stage": "finetune", "event": "stage-start", "index": 0, "trains_task": True}]
+    events += [{"stage": "finetune", "step": s, "loss": 1.0 / s} for s in range(1, 5)]
+    events += [{"stage": "finetune", "step": s, "split": "val", "nrmse": 10.0 ** -s} for s in range(1, 5)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    (run / "results.json").write_text(json.dumps({"metric": "nrmse", "method": "finetune", "seed": 0}))
+    figures = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path: figures.append(fig) or path)
+    plot_runs([run], tmp_path / "plots")
+    try:
+        loss, val = figures[0].axes
+        assert loss.get_yscale() == "log" and val.get_yscale() == "log"
+    finally:
+        plt.close(figures[0])
