@@ -71,13 +71,20 @@ def plot_runs(paths: Sequence[Path], out_dir: Path) -> list[Path]:
     for path, events in runs:
         stage = final_stage(events)
         xs, ys = _series([e for e in events if "split" not in e], key="loss", stage=stage)
-        ax_loss.plot(xs, ys, label=_label(path), alpha=0.8)
-        metric = read_results(path).get("metric")
+        if xs:  # a reference method (ridge, 1-NN) takes no steps: no loss curve, no empty legend entry
+            ax_loss.plot(xs, ys, label=_label(path), alpha=0.8)
+        results = read_results(path)
+        metric = results.get("metric")
         if metric:
             xs, ys = _series(events, key=metric, stage=stage, split="val")
-            ax_val.plot(xs, ys, marker="o", label=_label(path))
+            fitted = as_number((results.get("val") or {}).get(metric))
+            if xs:
+                ax_val.plot(xs, ys, marker="o", label=_label(path))
+                drawn += [as_number(y) for y in ys]
+            elif fitted is not None:  # a reference's one validation value: the line the curves must get under
+                ax_val.axhline(fitted, color="black", linestyle="--", linewidth=1.2, label=f"{_label(path)}, fitted")
+                drawn.append(fitted)
             ax_val.set_ylabel(f"validation {metric}")
-            drawn += [as_number(y) for y in ys]
     log_if_wide(ax_val, drawn)  # a PDE run's error falls by decades; a linear axis shows only the first drop
     ax_loss.set(title="training loss (final stage)", xlabel="step", ylabel="loss")
     ax_loss.set_yscale("log")

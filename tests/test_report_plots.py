@@ -154,3 +154,30 @@ def test_mona_kit_plot_draws_a_falling_pde_error_on_a_log_axis(tmp_path, monkeyp
         assert loss.get_yscale() == "log" and val.get_yscale() == "log"
     finally:
         plt.close(figures[0])
+
+
+def test_mona_kit_plot_draws_a_reference_run_as_a_line(tmp_path, monkeypatch):
+    """The default job plots MoNA, fine-tuning and `linear`: ridge takes no steps, so it is a line at its
+    validation value (the level the curves must get under), not an empty legend entry."""
+    import mona_kit.report as report
+    from mona_kit.plotting import plot_runs
+
+    trained, ridge = tmp_path / "finetune", tmp_path / "linear"
+    for run, method in ((trained, "finetune"), (ridge, "linear")):
+        run.mkdir()
+        (run / "results.json").write_text(json.dumps({"metric": "relative-l2", "method": method, "seed": 0,
+                                                      "val": {"relative-l2": 0.244}}))
+    events = [{"stage": "finetune", "event": "stage-start", "index": 0, "trains_task": True}]
+    events += [{"stage": "finetune", "step": s, "loss": 1.0 / s} for s in range(1, 5)]
+    events += [{"stage": "finetune", "step": s, "split": "val", "relative-l2": 0.5 / s} for s in range(1, 5)]
+    (trained / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    figures = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path: figures.append(fig) or path)
+    plot_runs([trained, ridge], tmp_path / "plots")
+    try:
+        loss, val = figures[0].axes
+        assert [line.get_label() for line in loss.get_lines()] == ["finetune (seed 0)"]
+        lines = {line.get_label(): list(line.get_ydata()) for line in val.get_lines()}
+        assert lines["linear (seed 0), fitted"] == [0.244, 0.244] and len(lines["finetune (seed 0)"]) == 4
+    finally:
+        plt.close(figures[0])
