@@ -11,9 +11,8 @@ from .report_plots import log_if_wide
 from .summary import as_number, read_results
 
 
-def _label(path: Path) -> str:
-    r = read_results(path)
-    return f"{r.get('method', '?')} (seed {r.get('seed', '?')})" if r else Path(path).name
+def _label(path: Path, results: dict) -> str:
+    return f"{results.get('method', '?')} (seed {results.get('seed', '?')})" if results else Path(path).name
 
 
 def _series(events, *, key: str, stage: str | None = None, event: str | None = None, split: str | None = None):
@@ -62,27 +61,28 @@ def plot_runs(paths: Sequence[Path], out_dir: Path) -> list[Path]:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise MonaError(f"cannot create plot folder {str(out_dir)!r}: {exc.strerror}; choose a writable --out.") from exc
-    runs = [(Path(p), RunDir(Path(p)).events()) for p in paths]
+    # Each run's events, its results.json (read once: labels and the validation metric come from it) and label.
+    runs = [(Path(p), RunDir(Path(p)).events(), read_results(Path(p))) for p in paths]
+    labels = {path: _label(path, results) for path, _, results in runs}
     prefix = plot_prefix(paths)
     written = []
 
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
     drawn: list[float] = []
-    for path, events in runs:
+    for path, events, results in runs:
         stage = final_stage(events)
         xs, ys = _series([e for e in events if "split" not in e], key="loss", stage=stage)
         if xs:  # a reference method (ridge, 1-NN) takes no steps: no loss curve, no empty legend entry
-            ax_loss.plot(xs, ys, label=_label(path), alpha=0.8)
-        results = read_results(path)
+            ax_loss.plot(xs, ys, label=labels[path], alpha=0.8)
         metric = results.get("metric")
         if metric:
             xs, ys = _series(events, key=metric, stage=stage, split="val")
             fitted = as_number((results.get("val") or {}).get(metric))
             if xs:
-                ax_val.plot(xs, ys, marker="o", label=_label(path))
+                ax_val.plot(xs, ys, marker="o", label=labels[path])
                 drawn += [as_number(y) for y in ys]
             elif fitted is not None:  # a reference's one validation value: the line the curves must get under
-                ax_val.axhline(fitted, color="black", linestyle="--", linewidth=1.2, label=f"{_label(path)}, fitted")
+                ax_val.axhline(fitted, color="black", linestyle="--", linewidth=1.2, label=f"{labels[path]}, fitted")
                 drawn.append(fitted)
             ax_val.set_ylabel(f"validation {metric}")
     log_if_wide(ax_val, drawn)  # a PDE run's error falls by decades; a linear axis shows only the first drop
@@ -91,7 +91,7 @@ def plot_runs(paths: Sequence[Path], out_dir: Path) -> list[Path]:
     ax_val.set(title="validation metric (model selection)", xlabel="step")
     written.append(_save(fig, (ax_loss, ax_val), out_dir / f"{prefix}-learning-curves.png"))
 
-    reuse = [(p, [e for e in ev if e.get("event") == "knowledge-reuse"]) for p, ev in runs]
+    reuse = [(p, [e for e in ev if e.get("event") == "knowledge-reuse"]) for p, ev, _ in runs]
     if any(r for _, r in reuse):
         with_cka = any("cka_to_pretrained" in e for _, r in reuse for e in r)
         fig, axes = plt.subplots(1, 3 if with_cka else 2, figsize=(16.5 if with_cka else 11, 4))
@@ -102,7 +102,7 @@ def plot_runs(paths: Sequence[Path], out_dir: Path) -> list[Path]:
             for ax, key in zip(axes, ("davies_bouldin", "probe_accuracy", "cka_to_pretrained")):
                 xs, ys = _series(events, key=key, stage=stage)
                 if xs:
-                    ax.plot(xs, ys, marker=".", label=_label(path))
+                    ax.plot(xs, ys, marker=".", label=labels[path])
         axes[0].set(title="source classes: Davies–Bouldin (lower = kept)", xlabel="fine-tuning step", ylabel="DB index")
         axes[1].set(title="source linear-probe accuracy (higher = kept)", xlabel="fine-tuning step", ylabel="accuracy")
         if with_cka:

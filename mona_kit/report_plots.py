@@ -103,8 +103,7 @@ def errors_figure(rows: list[dict[str, Any]], *, references: set[str] | frozense
     fig, axes = _panels(plt, len(tasks), width, 4.2)
     for ax, task in zip(axes, tasks):
         cells = {m: agg[(m, task)] for m in methods if (m, task) in agg and not math.isnan(agg[(m, task)]["mean"])}
-        shown = _finite([v for m, a in cells.items() for v in (a["values"] if m in transfer else [a["mean"]])])
-        log = _uses_log(shown)
+        log = log_if_wide(ax, [v for m, a in cells.items() for v in (a["values"] if m in transfer else [a["mean"]])])
         for i, m in enumerate(transfer):
             a = cells.get(m)
             if a is None:
@@ -121,8 +120,6 @@ def errors_figure(rows: list[dict[str, Any]], *, references: set[str] | frozense
             if a is not None and (a["mean"] > 0 or not log):
                 color, style = styles[m]
                 ax.axhline(a["mean"], color=color, linestyle=style, linewidth=1.2, zorder=2, label=m)
-        if log:
-            _log_axis(ax)
         any_cell = next(iter(cells.values()), None)
         if any_cell is not None:
             better = "higher" if any_cell["higher_is_better"] else "lower"

@@ -20,6 +20,9 @@ from .errors import ConfigError, did_you_mean
 from .yamlsafe import YamlSyntaxError, load_yaml_file, load_yaml_text
 
 COMPONENT_KEYS = ("task", "source", "backbone", "embedder", "head", "method")
+#: Registry of each component key of a run config (``source`` is a dataset).
+_KINDS = {"task": "datasets", "source": "datasets", "backbone": "backbones", "embedder": "embedders",
+          "head": "heads", "method": "methods"}
 
 
 @attrs.frozen(kw_only=True)
@@ -246,3 +249,13 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping of key: value.")
     return data
+
+
+def check_components(run_config: RunConfig, kit) -> None:
+    """Every named component (task, source, backbone, embedder, head, method) against its registry,
+    with its options (``auto`` components are chosen at build time): a typo fails before anything runs."""
+    for key in COMPONENT_KEYS:
+        ref = getattr(run_config, key)
+        if ref.name == "auto":
+            continue
+        kit.registry(_KINDS[key]).get(ref.name).make_config(ref.options)

@@ -29,15 +29,12 @@ import attrs
 import yaml
 
 from .errors import ConfigError, MonaError
-from .runconfig import COMPONENT_KEYS, RunConfig, apply_overrides
+from .runconfig import RunConfig, apply_overrides, check_components
 from .yamlsafe import load_yaml_text
 
 PROFILE_KEYS = ("name", "output", "seeds", "tasks", "methods", "base", "description", "keep_checkpoints", "submitit")
 #: numpy seeds the global RNG modulo 2**32 and the engine adds offsets to the seed: keep seeds in 32 bits.
 MAX_SEED = 2**32 - 1
-#: Registry of each component key of a run config (``source`` is a dataset).
-_KINDS = {"task": "datasets", "source": "datasets", "backbone": "backbones", "embedder": "embedders",
-          "head": "heads", "method": "methods"}
 
 
 @attrs.frozen
@@ -212,16 +209,6 @@ def check_cell_config(config: dict[str, Any], kit) -> RunConfig:
     run_config = RunConfig.from_dict(config)
     check_components(run_config, kit)
     return run_config
-
-
-def check_components(run_config: RunConfig, kit) -> None:
-    """Every named component (task, source, backbone, embedder, head, method) against its registry,
-    with its options (``auto`` components are chosen at build time): a typo fails before anything runs."""
-    for key in COMPONENT_KEYS:
-        ref = getattr(run_config, key)
-        if ref.name == "auto":
-            continue
-        kit.registry(_KINDS[key]).get(ref.name).make_config(ref.options)
 
 
 def _check_method_option_labels(profile: dict[str, Any], methods: dict[str, dict[str, Any]], kit) -> None:

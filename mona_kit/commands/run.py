@@ -10,8 +10,7 @@ import importlib.resources
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..runconfig import RunConfig, apply_overrides, read_config_file
-from ..sweep_profile import check_components
+from ..runconfig import RunConfig, apply_overrides, check_components, read_config_file
 
 DEFAULT_METHODS = ("mona", "finetune", "linear")
 
