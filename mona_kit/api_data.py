@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .components import TASK_TYPES, TaskData, TaskSpec
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, did_you_mean
 
 #: Task loss and metric of each task type when the caller names none.
 DEFAULT_LOSS = {"classification": "cross-entropy", "multilabel": "bce", "regression": "mse", "dense1d": "mse", "dense2d": "mse"}
@@ -32,7 +32,7 @@ def is_datasets(task: Any) -> bool:
         return True
     if isinstance(task, Mapping):
         return "name" not in task
-    return isinstance(task, Sequence) and not isinstance(task, str)
+    return isinstance(task, Sequence) and not isinstance(task, (str, bytes, bytearray))
 
 
 def _pair(sample: Any, split: str, index: int) -> tuple[Any, Any]:
@@ -48,6 +48,17 @@ def _pair(sample: Any, split: str, index: int) -> tuple[Any, Any]:
     )
 
 
+def _numeric(value: Any, what: str, split: str, index: int) -> torch.Tensor:
+    """``value`` as a tensor, or a DataError naming the sample (torch's own error names no sample)."""
+    try:
+        return torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise DataError(
+            f"{split} sample {index}: {what} is a {type(value).__name__} that is not numeric; fit's inputs and "
+            f"targets must be numeric arrays or tensors (e.g. torch.tensor, numpy arrays) - encode text or categories first."
+        ) from exc
+
+
 class Samples(Dataset):
     """A user's dataset as mona-kit samples: ``{"x": float32 input, "y": target}``."""
 
@@ -59,8 +70,8 @@ class Samples(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         x, y = _pair(self.dataset[index], self.split, index)
-        x = torch.as_tensor(x).float()
-        y = torch.as_tensor(y)
+        x = _numeric(x, "x", self.split, index).float()
+        y = _numeric(y, "y", self.split, index)
         if self.task_type == "classification":
             y = y.long().reshape(()) if y.numel() == 1 else y.long()
         else:
@@ -105,7 +116,26 @@ def _labels(dataset: Dataset, split: str) -> torch.Tensor:
     tensors = getattr(dataset, "tensors", None)
     if isinstance(tensors, tuple) and len(tensors) >= 2 and torch.is_tensor(tensors[1]):
         return tensors[1].reshape(len(tensors[1]), -1)[:, 0].long()
-    return torch.stack([torch.as_tensor(_pair(dataset[i], split, i)[1]).long().reshape(-1)[0] for i in range(len(dataset))])
+    return torch.stack([_numeric(_pair(dataset[i], split, i)[1], "y", split, i).long().reshape(-1)[0] for i in range(len(dataset))])
+
+
+#: The type each of fit's task facts takes (bool is refused where an int is meant).
+FACT_TYPES: dict[str, tuple[type, str]] = {
+    "name": (str, "a str"), "task_type": (str, "a str"), "metric": (str, "a str"), "loss": (str, "a str"),
+    "num_classes": (int, "an int >= 1"), "higher_is_better": (bool, "True or False"), "modality": (str, "a str"),
+}
+
+
+def _check_facts(facts: Mapping[str, Any]) -> None:
+    for key, value in facts.items():
+        if value is None and key in ("task_type", "metric", "loss", "num_classes"):
+            continue  # None: infer it, or take the task type's default
+        kind, expected = FACT_TYPES[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise ConfigError(f"fit's {key}= takes {expected}, got {type(value).__name__} {value!r}.")
+    if facts.get("num_classes") is not None and facts["num_classes"] < 1:
+        raise ConfigError(f"fit's num_classes must be >= 1 (the number of classes), got {facts['num_classes']}; "
+                          f"or leave it out to count the labels.")
 
 
 def user_task(task: Any, *, name: str = "user-task", task_type: str | None = None, metric: str | None = None,
@@ -114,6 +144,8 @@ def user_task(task: Any, *, name: str = "user-task", task_type: str | None = Non
     """The user's splits as a TaskData; the spec comes from the first training sample and the facts given."""
     if isinstance(task, TaskData):
         return task
+    _check_facts({"name": name, "task_type": task_type, "metric": metric, "loss": loss, "num_classes": num_classes,
+                  "higher_is_better": higher_is_better, "modality": modality})
     splits = _splits(task)
     for split, ds in splits.items():
         if not isinstance(ds, Dataset) and not (hasattr(ds, "__getitem__") and hasattr(ds, "__len__")):
@@ -121,11 +153,11 @@ def user_task(task: Any, *, name: str = "user-task", task_type: str | None = Non
         if len(ds) < 1:
             raise DataError(f"fit's {split} split is empty; every split needs samples.")
     x, y = _pair(splits["train"][0], "train", 0)
-    x, y = torch.as_tensor(x), torch.as_tensor(y)
+    x, y = _numeric(x, "x", "train", 0), _numeric(y, "y", "train", 0)
     if task_type is None:
         task_type = _infer_type(y)
     if task_type not in TASK_TYPES:
-        raise ConfigError(f"task_type {task_type!r} is not one of {', '.join(TASK_TYPES)}.")
+        raise ConfigError(f"task_type {task_type!r} is not one of {', '.join(TASK_TYPES)}.{did_you_mean(task_type, TASK_TYPES)}")
     if task_type == "classification":
         if num_classes is None:
             num_classes = 1 + max(int(_labels(ds, s).max()) for s, ds in splits.items())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 
 from .components import TaskSpec
-from .config import build_config, config, option
+from .config import SEED_MAX, build_config, config, option
 from .errors import ConfigError
 from .kit import Kit
 from .kit import load_kit as _load_kit
@@ -34,12 +35,28 @@ _DEFAULT_KIT: Kit | None = None
 def load_kit(*, entry_points: bool = True, extra: Iterable[object] = ()) -> Kit:
     """A fresh kit: every first-party plugin, installed third-party ones (``entry_points``) and ``extra``
     plugin modules. ``kit.datasets.names()``, ``kit.backbones.get(name)``... list and describe components."""
+    _check_type("load_kit", "entry_points", entry_points, bool, "True or False")
     return _load_kit(entry_points=entry_points, extra=extra)
 
 
-def _kit(kit: Kit | None) -> Kit:
+def _check_type(who: str, key: str, value: Any, types: type | tuple[type, ...], expected: str) -> None:
+    """Refuse a wrongly typed argument up front (``overwrite="no"`` would otherwise read as true)."""
+    if not isinstance(value, types):
+        raise ConfigError(f"{who}'s {key}= takes {expected}, got {type(value).__name__} {value!r}.")
+
+
+def _check_task(who: str, task: Any) -> None:
+    if isinstance(task, (bytes, bytearray, memoryview)):
+        raise ConfigError(f"{who}'s task {task!r} is bytes; a task name is a str (e.g. task='gunpoint').")
+
+
+def _kit(kit: Kit | None, who: str) -> Kit:
     global _DEFAULT_KIT
     if kit is not None:
+        if not isinstance(kit, Kit):
+            raise ConfigError(
+                f"{who}'s kit= takes a Kit from mona_kit.api.load_kit() (or None for the default), got {type(kit).__name__} {kit!r}."
+            )
         return kit
     if _DEFAULT_KIT is None:
         _DEFAULT_KIT = load_kit()
@@ -70,7 +87,7 @@ def seed_scope() -> Iterator[None]:
 class ModelOptions:
     """The keyword options of :func:`create_model`."""
 
-    seed: int = option(0, min=0, help="seed of the new embedder's and head's initial weights")
+    seed: int = option(0, min=0, max=SEED_MAX, help="seed of the new embedder's and head's initial weights")
     pretrained: bool = option(True, help="the backbone's pretrained weights (False: randomly initialised)")
     normalize_inputs: str = option(
         "auto", choices=("auto", "pointwise", "channel", "global", "none"),
@@ -90,7 +107,8 @@ def create_model(backbone: Any, task: str | Mapping | TaskSpec, embedder: Any = 
     from .engine import assemble_model, build_body, build_task
     from .normalize import Normalization
 
-    kit = _kit(kit)
+    kit = _kit(kit, "create_model")
+    _check_task("create_model", task)
     opts = build_config(ModelOptions, options, where="create_model")
     body_ref = ComponentRef.parse(backbone, "backbone")
     refs = {key: ComponentRef.parse(value, key) for key, value in (("embedder", embedder), ("head", head))}
@@ -195,7 +213,21 @@ def fit(method: Any, task: Any, *, run_dir: str | Path | None = None, overwrite:
     from .runner import run
     from .summary import read_results
 
-    kit = _kit(kit)
+    # Argument types first: nothing below may write before a wrong one is refused.
+    kit = _kit(kit, "fit")
+    _check_task("fit", task)
+    _check_type("fit", "overwrite", overwrite, bool, "True or False")
+    _check_type("fit", "progress", progress, bool, "True or False")
+    _check_type("fit", "checkpoints", checkpoints, str, "'final', 'all' or 'none'")
+    if run_dir is not None:
+        _check_type("fit", "run_dir", run_dir, (str, os.PathLike), "a folder path (str or pathlib.Path) or None")
+        path = Path(os.fsdecode(run_dir)).expanduser()
+        # "/", "." and "" have no folder name, which the runner would read as "name the run for me".
+        if path.name in ("", ".", ".."):
+            raise ConfigError(
+                f"run_dir must name a folder for this run (like 'runs/my-run'), got {os.fsdecode(run_dir)!r}; "
+                f"'/', '.', '..' and '' name no folder of their own."
+            )
     facts = {k: config.pop(k) for k in SPEC_FACTS if k in config}
     if is_datasets(task):
         data = user_task(task, **facts)
@@ -208,7 +240,6 @@ def fit(method: Any, task: Any, *, run_dir: str | Path | None = None, overwrite:
     if run_dir is not None:
         if "output_dir" in config or "run_name" in config:
             raise ConfigError("fit takes run_dir= or output_dir=/run_name=, not both.")
-        path = Path(run_dir).expanduser()
         config = {**config, "output_dir": str(path.parent), "run_name": path.name}
     keep = run_dir is not None or "output_dir" in config or "run_name" in config
     run_config = RunConfig.from_dict(_config_dict(method, task, config))

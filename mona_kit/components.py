@@ -6,6 +6,7 @@ Shapes use B = batch, N = tokens, D = the body's width. Samples are
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -14,11 +15,45 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from .errors import ConfigError, did_you_mean
+
 TaskType = Literal["classification", "multilabel", "regression", "dense1d", "dense2d"]
 TASK_TYPES = ("classification", "multilabel", "regression", "dense1d", "dense2d")
 
 #: The parameter groups a body exposes, so methods freeze by group, not by attribute surgery.
 BODY_GROUPS = ("embeddings", "attention", "mlp", "norm", "position", "head", "other")
+
+#: The output rank each task type's heads, losses and metrics assume (None: any rank).
+_OUTPUT_RANK = {"classification": 1, "multilabel": 1, "regression": None, "dense1d": 2, "dense2d": 3}
+_OUTPUT_FORM = {"classification": "(num_classes,)", "multilabel": "(num_classes,)", "dense1d": "(C, L)", "dense2d": "(C, H, W)"}
+
+
+def _shape(value: Any) -> Any:
+    """A list or tuple of integers (numpy's too) as a tuple of ints; anything else is left for the check."""
+    if isinstance(value, (list, tuple)) and all(isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in value):
+        return tuple(int(d) for d in value)
+    return value
+
+
+def _is_shape(value: Any, *, empty: bool = False) -> bool:
+    if not isinstance(value, tuple) or (not value and not empty):
+        return False
+    return all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in value)
+
+
+def _task_type_hint(value: str) -> str:
+    """did_you_mean, plus abbreviations ('cls' -> classification) that difflib finds too far off."""
+    hint = did_you_mean(value, TASK_TYPES)
+    typed = value.lower()
+    if hint or not typed:
+        return hint
+
+    def abbreviates(full: str) -> bool:  # typed's letters appear in full, in order, from the first one
+        letters = iter(full)
+        return typed[0] == full[0] and all(c in letters for c in typed)
+
+    found = [t for t in TASK_TYPES if abbreviates(t)]
+    return f" Did you mean {', '.join(repr(f) for f in found)}?" if found else ""
 
 
 @attrs.frozen(kw_only=True)
@@ -26,12 +61,12 @@ class TaskSpec:
     """What a task is: shapes, kind, loss, metric and where it comes from."""
 
     name: str
-    task_type: TaskType = attrs.field(validator=attrs.validators.in_(TASK_TYPES))
+    task_type: TaskType
     #: One sample's input, channels first: (C, L) for sequences, (C, H, W) for grids, (F,) for tabular.
-    input_shape: tuple[int, ...]
+    input_shape: tuple[int, ...] = attrs.field(converter=_shape)
     #: One sample's target: (num_classes,) for classification/multilabel, (k,) for regression,
     #: (C, L) for dense1d, (C, H, W) for dense2d.
-    output_shape: tuple[int, ...]
+    output_shape: tuple[int, ...] = attrs.field(converter=_shape)
     loss: str  #: a registered objective with role "task-loss"
     metric: str  #: a registered metric
     higher_is_better: bool = False
@@ -40,6 +75,27 @@ class TaskSpec:
     citation: str = ""
     source: str = ""  #: where the files are (a path or a package)
     labelled: bool = True  #: has class labels (classification); others get k-means pseudo-labels
+
+    def __attrs_post_init__(self) -> None:
+        # Checked here, once, so a bad spec fails with a ConfigError instead of deep in a conv or a head.
+        for key in ("name", "loss", "metric"):
+            if not isinstance(getattr(self, key), str):
+                raise ConfigError(f"TaskSpec {key} must be a str, got {type(getattr(self, key)).__name__} {getattr(self, key)!r}.")
+        where = f"TaskSpec {self.name!r}"
+        if self.task_type not in TASK_TYPES:
+            hint = _task_type_hint(self.task_type) if isinstance(self.task_type, str) else ""
+            raise ConfigError(f"{where}: task_type {self.task_type!r} is not one of {', '.join(TASK_TYPES)}.{hint}")
+        # input_shape () is allowed: a text proxy's samples are strings, with no tensor shape.
+        if not _is_shape(self.input_shape, empty=True):
+            raise ConfigError(f"{where}: input_shape must be a tuple of positive ints, like (3, 64); got {self.input_shape!r}.")
+        if not _is_shape(self.output_shape):
+            raise ConfigError(f"{where}: output_shape must be a non-empty tuple of positive ints, like (4,); got {self.output_shape!r}.")
+        rank = _OUTPUT_RANK[self.task_type]
+        if rank is not None and len(self.output_shape) != rank:
+            raise ConfigError(
+                f"{where}: a {self.task_type} task's output_shape is {_OUTPUT_FORM[self.task_type]}, "
+                f"got {self.output_shape!r}."
+            )
 
     @property
     def num_classes(self) -> int | None:

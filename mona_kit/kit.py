@@ -7,6 +7,7 @@ nothing here is a module-global registry.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -298,6 +299,27 @@ class Kit:
         return out
 
 
+_NAMES = (str, bytes, bytearray, os.PathLike)
+
+
+def _extra_plugins(extra: Any) -> list[object]:
+    """``extra`` as a list of plugin objects. Strings are refused: pluggy would register a module *name*
+    (or, for ``extra="os"``, each letter) as a plugin with no hooks, and nothing would say so."""
+    how = "extra= takes a list of imported plugin modules or objects (extra=[my_plugin]), not names"
+    if isinstance(extra, _NAMES):
+        raise ConfigError(f"{how}; got {type(extra).__name__} {extra!r} - import it first (importlib.import_module).")
+    try:
+        plugins = list(extra)
+    except TypeError:
+        raise ConfigError(f"{how}; got a single {type(extra).__name__} - wrap it in a list: extra=[plugin].") from None
+    for plugin in plugins:
+        if isinstance(plugin, _NAMES):
+            raise ConfigError(f"{how}; got {type(plugin).__name__} {plugin!r} - import it first (importlib.import_module).")
+        if plugin is None:
+            raise ConfigError(f"{how}; got None in the list.")
+    return plugins
+
+
 def load_kit(
     builtins: Iterable[str] = BUILTIN_PLUGINS,
     *,
@@ -305,6 +327,6 @@ def load_kit(
     extra: Iterable[object] = (),
 ) -> Kit:
     """Build a fresh kit: first-party plugins, then installed third-party ones, then ``extra``."""
-    pm, infos = make_plugin_manager(builtins, entry_points=entry_points, extra=extra)
+    pm, infos = make_plugin_manager(builtins, entry_points=entry_points, extra=_extra_plugins(extra))
     loaded = {n: i for n, i in infos.items() if i.loaded}
     return Kit(pm, loaded, left_out={n: i for n, i in infos.items() if not i.loaded})
