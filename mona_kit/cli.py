@@ -36,7 +36,9 @@ def _load_verb(name: str):
 
 
 def build_parser(kit=None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mona-kit", description="Cross-modality transfer: MoNA, ORCA, PaRe and baselines.")
+    # allow_abbrev=False everywhere: argparse would take --overwrit for --overwrite, a flag that deletes.
+    parser = argparse.ArgumentParser(prog="mona-kit", description="Cross-modality transfer: MoNA, ORCA, PaRe and baselines.",
+                                     allow_abbrev=False)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for verb in VERBS:
@@ -44,14 +46,14 @@ def build_parser(kit=None) -> argparse.ArgumentParser:
             module = _load_verb(verb)
         except ModuleNotFoundError:
             continue
-        p = sub.add_parser(verb, help=HELP[verb], description=HELP[verb])
+        p = sub.add_parser(verb, help=HELP[verb], description=HELP[verb], allow_abbrev=False)
         module.configure(p)
         p.set_defaults(_handler=module.run)
     if kit is not None:
         for entry in kit.commands:
             if entry.name in VERBS:
                 raise PluginError(f"{entry.provider} registers CLI verb {entry.name!r}, which is built in; rename it.")
-            p = sub.add_parser(entry.name, help=entry.summary, description=entry.summary)
+            p = sub.add_parser(entry.name, help=entry.summary, description=entry.summary, allow_abbrev=False)
             entry.meta["configure"](p)
             p.set_defaults(_handler=entry.factory)
     return parser
@@ -60,6 +62,7 @@ def build_parser(kit=None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("MONA_KIT_DEBUG") == "1"
+    argv = [a for a in argv if a != "--debug"]  # accepted anywhere, not only before the verb
     try:
         from .kit import load_kit
 

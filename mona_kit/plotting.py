@@ -57,12 +57,13 @@ def plot_runs(paths: Sequence[Path], out_dir: Path) -> list[Path]:
 
     out_dir = Path(out_dir)
     check_out_dir(out_dir)
+    # Each run's events and results.json (read once: labels and the validation metric come from it),
+    # before the folder is made, so a damaged run leaves no empty plot folder behind.
+    runs = [(Path(p), RunDir(Path(p)).events(), read_results(Path(p))) for p in paths]
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise MonaError(f"cannot create plot folder {str(out_dir)!r}: {exc.strerror}; choose a writable --out.") from exc
-    # Each run's events, its results.json (read once: labels and the validation metric come from it) and label.
-    runs = [(Path(p), RunDir(Path(p)).events(), read_results(Path(p))) for p in paths]
     labels = {path: _label(path, results) for path, _, results in runs}
     prefix = plot_prefix(paths)
     written = []
@@ -125,7 +126,8 @@ def _save(fig, axes, path: Path) -> Path:
     from .report import save_figure
 
     for ax in axes:
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # a panel of reference runs only has no labelled curve
+            ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, path)

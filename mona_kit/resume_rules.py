@@ -128,7 +128,7 @@ def resume_config(run_dir: RunDir, config: RunConfig, overrides: list[str]) -> t
     new = check_resume_overrides(run_dir, list(overrides))
     every = [o["set"] for o in recorded_overrides(run_dir)] + new
     if every:
-        config = RunConfig.from_dict(apply_overrides(config.to_plain(), every))
+        config = RunConfig.from_dict(apply_overrides(config.to_plain(), every, allow_repeats=True))
     return config, new, tuple(dict.fromkeys(o.partition("=")[0] for o in every))
 
 

@@ -119,7 +119,7 @@ class RunConfig:
     seed: int = option(0, min=0, max=SEED_MAX, help="random seed")
     deterministic: bool = option(True, help="deterministic algorithms (bitwise-repeatable on CPU)")
     device: str = option("auto", help="auto, cpu, cuda or cuda:N")
-    threads: int | None = option(None, min=1, help="torch CPU threads (None = torch's default)")
+    threads: int | None = option(None, min=1, max=1024, help="torch CPU threads (None = torch's default)")
     output_dir: str = option("runs", help="parent folder of run directories (~ is expanded)")
     run_name: str | None = option(None, help="run directory name (None = method-task-seed-timestamp)")
     checkpoint_every: int = option(100, min=1, help="steps between checkpoints inside a stage")
@@ -196,12 +196,20 @@ def _scalar_config() -> type:
 _Scalars = _scalar_config()
 
 
-def parse_overrides(items: Iterable[str]) -> list[tuple[list[str], Any]]:
+def parse_overrides(items: Iterable[str], *, example: str = "train.lr=3e-4",
+                    allow_repeats: bool = False) -> list[tuple[list[str], Any]]:
+    """``key=value`` items as (key path, YAML value). A key given twice is an error unless
+    ``allow_repeats`` (a resume replays every recorded change, so its keys may repeat): on a command
+    line the second one would silently win."""
     out = []
+    seen: dict[str, str] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"override {item!r} is not key=value (e.g. train.lr=3e-4).")
+            raise ConfigError(f"override {item!r} is not key=value (e.g. {example}).")
+        if key in seen and not allow_repeats:
+            raise ConfigError(f"{key} is given twice ({seen[key]}, {item}); keep the one you mean.")
+        seen[key] = item
         try:
             value = load_yaml_text(raw, what=f"override {key!r}") if raw != "" else ""
         except YamlSyntaxError:  # not YAML (e.g. a path with a colon): take the text as it is
@@ -210,16 +218,28 @@ def parse_overrides(items: Iterable[str]) -> list[tuple[list[str], Any]]:
     return out
 
 
-def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+def _component_name(head: str, value: Any) -> str:
+    """The name in ``backbone=NAME``; YAML reads ``timm:`` as a mapping and ``{name: x}`` as one too."""
+    if isinstance(value, str):
+        return value
+    prefix = next(iter(value)) if isinstance(value, dict) and len(value) == 1 else None
+    if isinstance(prefix, str) and ":" not in prefix and value[prefix] is None:  # hf: or timm: with no id
+        raise ConfigError(f"override {head}={prefix}: lacks the id after the colon; write {head}={prefix}:ID.")
+    raise ConfigError(
+        f"override {head}= takes a registered name (list them with 'mona-kit list {_KINDS[head]}'), got {value!r}; "
+        f"set its options one by one as {head}.OPTION=value."
+    )
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str], *, allow_repeats: bool = False) -> dict[str, Any]:
     """``a.b=value`` overrides on a plain config dict. ``method=orca`` replaces a component's name."""
     data = copy.deepcopy(dict(data))
-    for path, value in parse_overrides(overrides):
+    for path, value in parse_overrides(overrides, allow_repeats=allow_repeats):
         head = path[0]
         if head in COMPONENT_KEYS:
             ref = ComponentRef.parse(data.get(head, "auto"), head)
             if len(path) == 1:
-                if not isinstance(value, str):
-                    raise ConfigError(f"override {head}= takes a registered name, got {value!r}.")
+                value = _component_name(head, value)
                 # A new component's options would not fit: start from none.
                 ref = ComponentRef(name=value, options={} if value != ref.name else ref.options)
             elif len(path) == 2:

@@ -113,12 +113,31 @@ def _check_profile(data: Any, where: str) -> dict[str, Any]:
             _check_method_options(value[METHOD_OPTIONS], label)
     if data.get("base") is not None and not isinstance(data["base"], dict):
         raise ConfigError(f"sweep profile {where}: 'base' must be a mapping of config keys, got {data['base']!r}.")
+    check_cell_owned_keys(data.get("base") or {}, f"sweep profile {where}: 'base'")
+    for label, value in data["tasks"].items():
+        check_cell_owned_keys(value or {}, f"sweep task {label!r}")
     from .launchers import check_submitit_section
 
     check_submitit_section(data.get("submitit"), f"sweep profile {where}")
     if not isinstance(data.get("keep_checkpoints", False), bool):
         raise ConfigError(f"sweep profile {where}: 'keep_checkpoints' must be true or false, got {data['keep_checkpoints']!r}.")
     return data
+
+
+#: Run-config keys the sweep sets for every cell, and where to say instead what a profile means by them.
+CELL_OWNED_KEYS = {
+    "seed": "list seeds under 'seeds:' (or pass --seeds)",
+    "method": "list methods (with their options) under 'methods:', and pick some with --only",
+    "run_name": "each cell's folder is named METHOD/TASK/seedN",
+    "output_dir": "set the profile's 'output:' (or pass --output)",
+}
+
+
+def check_cell_owned_keys(config: dict[str, Any], where: str) -> None:
+    """A key the sweep sets for each cell would be dropped without a word: refuse it."""
+    for key, instead in CELL_OWNED_KEYS.items():
+        if key in config:
+            raise ConfigError(f"{where} sets {key!r}, which the sweep sets for every cell; {instead}.")
 
 
 #: A task entry's key for options of some methods on that task only (e.g. a reference whose budget
@@ -256,6 +275,8 @@ def cells(profile: dict[str, Any], kit) -> Iterator[Cell]:
 
 def apply_cli_overrides(profile: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """``key=value`` overrides apply to every cell's base config."""
+    for item in overrides:
+        check_cell_owned_keys({item.partition("=")[0].split(".")[0]: item}, f"sweep override {item!r}")
     profile = dict(profile)
     profile["base"] = apply_overrides(profile.get("base") or {}, overrides) if overrides else profile.get("base") or {}
     return profile

@@ -178,6 +178,21 @@ def test_same_seed_same_metrics(toy_cli, capsys, tmp_path):
 def test_debug_shows_the_traceback(toy_cli):
     with pytest.raises(Exception, match="toy-bodi"):
         cli.main(["--debug", "describe", "toy-bodi"])
+    with pytest.raises(Exception, match="toy-bodi"):  # after the verb too, where users add it on a second try
+        cli.main(["describe", "toy-bodi", "--debug"])
+
+
+def test_an_abbreviated_flag_is_refused_not_guessed(toy_cli, capsys, tmp_path):
+    """argparse would read --overwrit as --overwrite, a flag that replaces a run directory."""
+    path = toy_config(tmp_path)
+    assert cli.main(["run", str(path), "--no-progress"]) == 0
+    before = (tmp_path / "runs" / "r1" / "results.json").read_text()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:  # argparse's own usage error
+        cli.main(["run", str(path), "--overwrit"])
+    assert exit_.value.code == 2
+    assert "unrecognized arguments: --overwrit" in capsys.readouterr().err
+    assert (tmp_path / "runs" / "r1" / "results.json").read_text() == before
 
 
 def test_subprocess_exit_status_and_no_traceback():

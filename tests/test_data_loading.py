@@ -124,3 +124,11 @@ def test_cli_verify_reports_missing_files_in_one_line(tmp_path, capsys):
     assert main(["data", "verify", "pdebench-advection", "--root", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(tmp_path) in err and "1D_Advection_Sols_beta0.4.hdf5" in err and "DaRUS" in err
+
+
+def test_cli_data_says_when_root_is_needed_and_when_not(capsys):
+    assert main(["data", "info", "nb360-ecg"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "mona-kit: error: dataset 'nb360-ecg' reads its files from a folder; pass --root DIR (docs/datasets.md says where to get them)."
+    assert main(["data", "verify", "gunpoint"]) == 0  # shipped data: verifiable without --root
+    assert "gunpoint: ok (train 40, val 10, test 150)" in capsys.readouterr().out

@@ -189,7 +189,7 @@ def test_bad_fasta_is_not_cached(tmp_path, monkeypatch, kit, fresh_cache):
         write_fasta(res / "resources" / name, good)
     write_fasta(res / "resources" / "sample2.fa", good[:3] + ["ACG"])  # a truncated record
     monkeypatch.setattr(dna, "package_dir", lambda module, hint: res)
-    with pytest.raises(DataError, match=r"sample2.fa: record 4 has 3 bases, expected 20"):
+    with pytest.raises(DataError, match=r"sample2.fa: record 4 has 3 bases, expected length=20"):
         kit.datasets.get("dna-oct4-mafk").build({"length": 20})
     assert cached_files(fresh_cache) == []
     write_fasta(res / "resources" / "sample2.fa", good)

@@ -48,12 +48,19 @@ REAL = ["backbone=tiny-bert", "task=gunpoint", "train.epochs=1", "method=finetun
 TAIL = ["--no-progress", "--no-plots", "output_dir={tmp}/runs", "run_name=r"]
 
 
+def _with(base: list[str], extra: tuple[str, ...]) -> list[str]:
+    """``run`` with the base overrides, a case's own override replacing a base one of the same key
+    (the CLI refuses a key given twice)."""
+    keys = {e.partition("=")[0] for e in extra if "=" in e}
+    return ["run", *(b for b in [*base, *TAIL] if b.partition("=")[0] not in keys), *extra]
+
+
 def toy(*extra: str) -> list[str]:
-    return ["run", *TOY, *TAIL, *extra]
+    return _with(TOY, extra)
 
 
 def real(*extra: str) -> list[str]:
-    return ["run", *REAL, *TAIL, *extra]
+    return _with(REAL, extra)
 
 
 CFG = "{tmp}/cfg.yaml"
@@ -168,8 +175,8 @@ CASES = [
     ("seed-2-to-the-70", None, toy(f"seed={2**70}"), must("seed", RC, r">= 0 and <= 2\*\*63 - 1", str(2**70))),
     ("seed-2-to-the-64", None, toy(f"seed={2**64}"), must("seed", RC, r">= 0 and <= 2\*\*63 - 1", str(2**64))),
     ("seed-negative", None, toy("seed=-1"), must("seed", RC, r">= 0 and <= 2\*\*63 - 1", "-1")),
-    ("threads-negative", None, toy("threads=-1"), must("threads", RC, ">= 1", "-1")),
-    ("threads-zero", None, toy("threads=0"), must("threads", RC, ">= 1", "0")),
+    ("threads-negative", None, toy("threads=-1"), must("threads", RC, ">= 1 and <= 1024", "-1")),
+    ("threads-zero", None, toy("threads=0"), must("threads", RC, ">= 1 and <= 1024", "0")),
     ("checkpoint-every-0", None, toy("checkpoint_every=0"), must("checkpoint_every", RC, ">= 1", "0")),
     # method options
     ("specialist-epochs-scale-zero", None, toy("method=specialist", "method.epochs_scale=0"),
@@ -210,7 +217,8 @@ CASES = [
     ("task-max-train-0", None, real("task.max_train=0"), must("max_train", "dataset 'gunpoint'", ">= 1", "0")),
     ("task-val-fraction-1", None, real("task.val_fraction=1"), must("val_fraction", "dataset 'gunpoint'", "> 0 and < 1", "1.0")),
     ("task-split-seed-negative", None, real("task.split_seed=-3"), must("split_seed", "dataset 'gunpoint'", r">= 0 and <= 2\*\*63 - 1", "-3")),
-    ("task-length-1", None, real("task.length=1"), must("length", "dataset 'gunpoint'", ">= 2", "1")),
+    ("task-length-1", None, real("task.length=1"), must("length", "dataset 'gunpoint'", ">= 2 and <= 65536", "1")),
+    ("task-length-beyond-memory", None, real("task.length=100000000"), must("length", "dataset 'gunpoint'", ">= 2 and <= 65536", "100000000")),
     # config files and YAML
     ("config-binary", cfg_bytes(b"\x7fELF\x02\x01\x01\x00\x00\x00" * 20), FROM_FILE, r"config file '[^']*cfg\.yaml' is a binary file, not YAML text; pass the YAML config\."),
     ("config-not-utf8", cfg_bytes(TOY_YAML.encode() + b"run_name: caf\xe9\n"), FROM_FILE, r"config file '[^']*cfg\.yaml' is not UTF-8 text \(byte 0xe9 at offset \d+\); save it as UTF-8\."),
@@ -335,7 +343,7 @@ BASE = {"task": "toy-seq", "backbone": "toy-body", "method": "finetune"}
         ({"train": {"lr": float("nan")}}, r"config section 'train': option 'lr' must be a finite number > 0, got nan"),
         ({"train": {"grad_clip": -1.0}}, r"config section 'train': option 'grad_clip' must be > 0, got -1\.0"),
         ({"seed": 2**70}, r"run config: option 'seed' must be >= 0 and <= 2\*\*63 - 1, got 1180591620717411303424"),
-        ({"threads": -1}, r"run config: option 'threads' must be >= 1, got -1"),
+        ({"threads": -1}, r"run config: option 'threads' must be >= 1 and <= 1024, got -1"),
     ],
 )
 def test_run_config_raises_config_error(changes, match):

@@ -207,6 +207,15 @@ CASES = [
      SWEEP + ["--report-only"], r"'[^']*/cells/old/gunpoint/seed0/results\.json' is damaged .*"),
     ("cell-record-damaged", lambda ctx: (ctx.profile(), (finished_cell(ctx).parent / "seed0.yaml").write_text("a: [1\n")), SWEEP,
      r"'[^']*/seed0\.yaml' is damaged \(not the file a run writes\); .*"),
+    # keys the sweep sets for every cell would be dropped without a word
+    ("override-sets-seed", prof(), SWEEP + ["seed=5"],
+     r"sweep override 'seed=5' sets 'seed', which the sweep sets for every cell; list seeds under 'seeds:' \(or pass --seeds\)\."),
+    ("override-sets-method-option", prof(), SWEEP + ["method.lr=1"], r"sweep override 'method\.lr=1' sets 'method', which the sweep sets for every cell; .*--only\."),
+    ("base-sets-output-dir", prof(base={**GOOD["base"], "output_dir": "x"}), SWEEP,
+     r"sweep profile '[^']*': 'base' sets 'output_dir', which the sweep sets for every cell; set the profile's 'output:' \(or pass --output\)\."),
+    ("task-sets-run-name", prof(tasks={"gunpoint": {"task": "gunpoint", "run_name": "x"}}), SWEEP,
+     r"sweep task 'gunpoint' sets 'run_name', which the sweep sets for every cell; each cell's folder is named METHOD/TASK/seedN\."),
+    ("submitit-item-not-key-value", prof(), SWEEP + ["--submitit", "foo"], r"override 'foo' is not key=value \(e\.g\. time_min=60\)\."),
     # plot
     ("plot-out-is-a-file", lambda ctx: (run_folder(ctx), (ctx.tmp / "plots.png").write_text("x")), ["plot", "{tmp}/runs/r", "--out", "{tmp}/plots.png"],
      r"plot folder '[^']*/plots\.png': '[^']*/plots\.png' is a file, not a folder; choose another --out\."),
@@ -214,12 +223,15 @@ CASES = [
      r"plot folder '[^']*/notes/plots': '[^']*/notes' is a file, not a folder; choose another --out\."),
     ("plot-results-damaged", lambda ctx: run_folder(ctx, results='{"metric": '), ["plot", "{tmp}/runs/r", "--out", "{tmp}/plots"],
      r"'[^']*/runs/r/results\.json' is damaged \(not the file a run writes\); .*"),
+    ("plot-events-damaged", lambda ctx: (run_folder(ctx) / "metrics.jsonl").write_text("{not json\n"), ["plot", "{tmp}/runs/r", "--out", "{tmp}/plots"],
+     r"'[^']*/runs/r/metrics\.jsonl' line 1 is damaged \(not an event a run writes\); delete that line \(or restore the file from a backup\) and retry\."),
     ("plot-not-a-run", None, ["plot", "{tmp}", "--out", "{tmp}/plots"], r"'[^']*' is not a run directory \(no config\.yaml\); pass the folder a run created\."),
 ]
 
 
-def disk_state(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+def disk_state(folder: Path) -> dict[str, bytes | None]:
+    """Every file's bytes and every folder (None): a refused command leaves not even an empty folder."""
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None for p in sorted(folder.rglob("*"))}
 
 
 @pytest.fixture

@@ -144,7 +144,7 @@ def test_run_config_keys_and_profile_format_are_documented():
 @pytest.mark.parametrize("section,expected", [
     ("train", ["max_steps: int | None (>= 1) = None", "embedder_lr"]),
     ("diagnostics", ["reuse_every", "reuse_samples"]),
-    ("run", ["threads: int | None (>= 1) = None", "source: NAME", "see 'mona-kit describe train'"]),
+    ("run", ["threads: int | None (>= 1 and <= 1024) = None", "source: NAME", "see 'mona-kit describe train'"]),
     ("profile", [f"    {k}" for k in PROFILE_KEYS]),
 ])
 def test_describe_answers_for_settings(cli_kit, capsys, section, expected):

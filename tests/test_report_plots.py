@@ -181,3 +181,26 @@ def test_mona_kit_plot_draws_a_reference_run_as_a_line(tmp_path, monkeypatch):
         assert lines["linear (seed 0), fitted"] == [0.244, 0.244] and len(lines["finetune (seed 0)"]) == 4
     finally:
         plt.close(figures[0])
+
+
+def test_mona_kit_plot_of_a_reference_run_alone_warns_nothing(tmp_path, monkeypatch):
+    """A ridge run has no loss curve: its empty panel gets no legend (matplotlib warned on stderr before)."""
+    import warnings
+
+    import mona_kit.report as report
+    from mona_kit.plotting import plot_runs
+
+    ridge = tmp_path / "linear"
+    ridge.mkdir()
+    (ridge / "results.json").write_text(json.dumps({"metric": "relative-l2", "method": "linear", "seed": 0,
+                                                    "val": {"relative-l2": 0.244}}))
+    figures = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path: figures.append(fig) or path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_runs([ridge], tmp_path / "plots")
+    try:
+        loss, val = figures[0].axes
+        assert loss.get_legend() is None and val.get_legend() is not None
+    finally:
+        plt.close(figures[0])

@@ -6,39 +6,51 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import attrs
+
 from ..errors import ConfigError
 
 
 def configure(parser) -> None:
     sub = parser.add_subparsers(dest="data_verb", metavar="SUBVERB")
-    p = sub.add_parser("list", help="registered datasets, with whether they need user files")
+    p = sub.add_parser("list", help="registered datasets, with whether they need user files", allow_abbrev=False)
     p.add_argument("pattern", nargs="?", default="*", help="glob on names, e.g. 'nb360-*'")
     for verb, text in (("info", "load a dataset and print its splits, shapes, licence and files"),
                        ("verify", "load every split from --root and run the dataset contract checks")):
-        p = sub.add_parser(verb, help=text, description=text)
+        p = sub.add_parser(verb, help=text, description=text, allow_abbrev=False)
         p.add_argument("name", help="a registered dataset")
         p.add_argument("options", nargs="*", metavar="KEY=VALUE", help="dataset options, e.g. max_train=100")
-        p.add_argument("--root", required=verb == "verify", help="folder with the dataset's files")
+        p.add_argument("--root", help="folder with the dataset's files (datasets marked 'needs root' in `data list`)")
         if verb == "info":
             p.add_argument("--json", action="store_true", help="machine-readable output")
     text = "convert a dataset's published files (--from) into the files its loader reads (--root)"
-    p = sub.add_parser("convert", help=text, description=text + "; only for datasets that register a converter (see `data list`).")
+    p = sub.add_parser("convert", help=text, description=text + "; only for datasets that register a converter (see `data list`).",
+                       allow_abbrev=False)
     p.add_argument("name", help="a dataset with a converter, e.g. nb360-psicov, nb360-cosmic, nb360-fsd50k")
     p.add_argument("options", nargs="*", metavar="KEY=VALUE", help="converter options, e.g. seed=1")
     p.add_argument("--from", dest="source", required=True, help="folder with the published (unpacked) files")
     p.add_argument("--root", required=True, help="folder to write into; pass the same --root to the loader")
 
 
-def _options(args, root: bool = True) -> dict[str, Any]:
+def _options(args, entry=None) -> dict[str, Any]:
+    """KEY=VALUE options, and ``--root`` checked against ``entry`` (a dataset that ships its data
+    takes none; one that reads files needs one) when given."""
     from ..runconfig import parse_overrides
 
     opts: dict[str, Any] = {}
-    for path, value in parse_overrides(args.options):
+    for path, value in parse_overrides(args.options, example="max_train=100"):
         if len(path) != 1:
             raise ConfigError(f"dataset option {'.'.join(path)!r} does not nest; use KEY=VALUE.")
         opts[path[0]] = value
-    if root and args.root is not None:
+    if entry is None:
+        return opts
+    root = _root_field(entry)
+    if args.root is not None:
+        if root is None:
+            raise ConfigError(f"dataset {entry.name!r} ships its data and reads no files; drop --root.")
         opts["root"] = args.root
+    elif root is not None and root.default is attrs.NOTHING and "root" not in opts:
+        raise ConfigError(f"dataset {entry.name!r} reads its files from a folder; pass --root DIR (docs/datasets.md says where to get them).")
     return opts
 
 
@@ -56,7 +68,7 @@ def convert(args, kit) -> int:
         from ..errors import DataError
 
         raise DataError(f"{args.name}: --from {args.source} is not a folder; point it at the unpacked published files.")
-    written = converter(source, Path(args.root).expanduser(), **_options(args, root=False))
+    written = converter(source, Path(args.root).expanduser(), **_options(args))
     for path in written:
         print(f"wrote {path}")
     print(f"{args.name}: converted; check it with: mona-kit data verify {args.name} --root {args.root}")
@@ -65,8 +77,6 @@ def convert(args, kit) -> int:
 
 def describe(task_data) -> dict[str, Any]:
     """Plain-data summary of a TaskData: spec and, per split, size and sample shapes."""
-    import attrs
-
     spec = attrs.asdict(task_data.spec)
     splits = {}
     for name, ds in task_data.splits().items():
@@ -79,13 +89,16 @@ def describe(task_data) -> dict[str, Any]:
     return {"spec": {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.items()}, "splits": splits}
 
 
+def _root_field(entry):
+    """The dataset config's ``root`` field, or None when it reads no files."""
+    return None if entry.config is None else {f.name: f for f in attrs.fields(entry.config)}.get("root")
+
+
 def is_offline(entry) -> bool:
     """Meta ``offline=True/False`` when the plugin says; else a dataset with no ``root`` option needs no files."""
     if "offline" in entry.meta:
         return bool(entry.meta["offline"])
-    import attrs
-
-    return entry.config is None or "root" not in {f.name for f in attrs.fields(entry.config)}
+    return _root_field(entry) is None
 
 
 def check_samples(task_data, name: str) -> None:
@@ -110,7 +123,7 @@ def run(args, kit) -> int:
     if verb == "convert":
         return convert(args, kit)
     entry = kit.datasets.get(args.name)
-    task_data = entry.build(_options(args))
+    task_data = entry.build(_options(args, entry))
     info = describe(task_data)
     if verb == "verify":
         from ..testing.data import check_task_data
@@ -120,7 +133,7 @@ def run(args, kit) -> int:
         except AssertionError as exc:
             from ..errors import DataError
 
-            raise DataError(f"{args.name} from {args.root}: {exc}") from exc
+            raise DataError(f"{args.name} from {args.root or 'its shipped files'}: {exc}") from exc
         sizes = ", ".join(f"{k} {v['size']}" for k, v in info["splits"].items())
         print(f"{args.name}: ok ({sizes}) from {task_data.spec.source}")
         return 0

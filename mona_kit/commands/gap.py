@@ -28,13 +28,15 @@ def run(args, kit) -> int:
 
     if args.samples < 1:  # checked before any model is built
         raise ConfigError(f"gap: --samples must be >= 1 (samples per side), got {args.samples}; e.g. --samples 256.")
+    objectives = [o.strip() for o in args.objectives.split(",")]
+    if not all(objectives):
+        raise ConfigError(f"gap: --objectives {args.objectives!r} has an empty item; list distances separated by commas (e.g. --objectives otdd,mmd).")
+    for name in objectives:  # fail on a typo before embedding anything
+        kit.objectives.get(name)
     path, overrides = split_items(args.items, "gap", "--objectives")
     base = read_config_file(path) if path else default_config()
     config = RunConfig.from_dict(apply_overrides(base, overrides))
     session = Session(kit, config, progress=False)
-    objectives = [o for o in args.objectives.split(",") if o]
-    for name in objectives:  # fail on a typo before embedding anything
-        kit.objectives.get(name)
     model = session.build_model()
     out = {"task": session.spec.name, "backbone": session.backbone_entry.name,
            "embedder": session.resolved_name("embedder"), "source": session.resolved_name("source")}

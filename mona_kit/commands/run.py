@@ -48,6 +48,16 @@ def split_items(items: list[str], verb: str = "run", list_flags: str = "--method
     return (files[0] if files else None), [i for i in items if "=" in i]
 
 
+def parse_methods(text: str, picked: bool) -> list[str]:
+    """``--methods a,b``: every item a name (a stray comma would add the config's own method)."""
+    methods = [m.strip() for m in text.split(",")]
+    if not all(methods):
+        raise ConfigError(f"--methods {text!r} has an empty item; list method names separated by commas (e.g. --methods mona,finetune).")
+    if picked:
+        raise ConfigError("--methods and method= both choose the method; use --methods for several, method= for one.")
+    return methods
+
+
 def check_targets(configs: list[RunConfig], *, overwrite: bool) -> None:
     """Every run's folder is checked before the first one trains: two methods sharing one run_name,
     or a name that is taken, fail at once instead of after the first method's training."""
@@ -99,7 +109,10 @@ def run(args, kit) -> int:
     base = read_config_file(path) if path else default_config()
     # The embedded default compares methods side by side unless the user picked one (method=...).
     picked = any(o.startswith("method=") for o in overrides)
-    methods = args.methods.split(",") if args.methods else (list(DEFAULT_METHODS) if path is None and not picked else [None])
+    if args.methods is not None:
+        methods = parse_methods(args.methods, picked)
+    else:
+        methods = list(DEFAULT_METHODS) if path is None and not picked else [None]
     configs = []
     for method in methods:
         extra = [f"method={method}"] if method else []

@@ -114,7 +114,7 @@ def submitit_settings(profile: dict, items: list[str]) -> dict:
     from ..runconfig import parse_overrides
 
     settings = dict(profile.get("submitit") or {})
-    for path, value in parse_overrides(items):
+    for path, value in parse_overrides(items, example="time_min=60"):
         settings[".".join(path)] = value
     return check_submitit_section(settings, "sweep --submitit" if items else f"sweep profile {profile['name']!r}")
 

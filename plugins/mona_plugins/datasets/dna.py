@@ -47,10 +47,11 @@ def read_fasta(path: Path) -> list[str]:
 
 def one_hot(seqs: list[str], length: int, where: Path) -> torch.Tensor:
     """[N, 4, length] float one-hot (A, C, G, T); N and other letters are all-zero columns."""
+    for i, s in enumerate(seqs):  # before allocating: a wrong length= would otherwise ask for N x 4 x length floats
+        if len(s) != length:
+            raise DataError(f"{where}: record {i + 1} has {len(s)} bases, expected length={length}; set length to the windows' size, or the file is truncated or not this task's.")
     out = torch.zeros(len(seqs), 4, length)
     for i, s in enumerate(seqs):
-        if len(s) != length:
-            raise DataError(f"{where}: record {i + 1} has {len(s)} bases, expected {length}; the file is truncated or not this task's.")
         codes = _CODE[torch.frombuffer(bytearray(s.encode("ascii", "replace")), dtype=torch.uint8).long()]
         ok = codes >= 0
         out[i, codes[ok], torch.nonzero(ok).squeeze(1)] = 1.0

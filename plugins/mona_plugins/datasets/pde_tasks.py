@@ -24,7 +24,7 @@ CHUNK = 100
 class GeneratedOptions(SplitOptions):
     n_train: int = option(1000, min=2, help="generated training samples (validation is carved from them)")
     n_test: int = option(200, min=1, help="generated test samples")
-    resolution: int = option(128, min=2, help="grid points on the periodic unit interval")
+    resolution: int = option(128, min=2, max=65536, help="grid points on the periodic unit interval")
     t_final: float = option(1.0, min=0, min_exclusive=True, help="time T of the target state")
     seed: int = option(0, min=0, max=SEED_MAX, help="generation seed (train and test use independent streams)")
 

@@ -43,7 +43,7 @@ SERIES = (
 def options_for(series: Series):
     @config
     class SeriesOptions(SplitOptions):
-        length: int = option(series.default_length or series.length, min=2, help=f"resample each series to this length (native {series.length})")
+        length: int = option(series.default_length or series.length, min=2, max=65536, help=f"resample each series to this length (native {series.length})")
         standardize: bool = option(True, help="z-score each channel with the training split's mean and std")
 
     SeriesOptions.__name__ = SeriesOptions.__qualname__ = "".join(p.title() for p in series.name.split("-")) + "Options"
