@@ -78,6 +78,7 @@ _WHERE: dict[str, str] = {
     "seeded_permutation": "mona_kit.data",
     "check_arrays": "mona_kit.data",
     "cache_key": "mona_kit.data",
+    "cache_dir": "mona_kit.data",
     "cached_tensors": "mona_kit.data",
     "load_torch_file": "mona_kit.data",
     "file_fingerprint": "mona_kit.data",

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import os
 import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 from .errors import MonaError, PluginError
 
@@ -59,10 +61,56 @@ def build_parser(kit=None) -> argparse.ArgumentParser:
     return parser
 
 
+class _OutlivesItsReader:
+    """sys.stdout while a verb runs. When the reader of a pipe goes away (``mona-kit run ... | head -1``),
+    the rest of the output is dropped and the work goes on; ending the verb there would stop a run
+    half-way and still exit 0."""
+
+    def __init__(self, inner: TextIO) -> None:
+        self._inner, self._gone = inner, False
+
+    def write(self, text: str) -> int:
+        if not self._gone:
+            try:
+                self._inner.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                self._inner.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self) -> None:
+        self._gone = True
+        try:  # what the buffer still holds would fail again at exit: send the descriptor to /dev/null
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._inner.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass  # not a real descriptor (a test's capture): the output is dropped all the same
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("MONA_KIT_DEBUG") == "1"
     argv = [a for a in argv if a != "--debug"]  # accepted anywhere, not only before the verb
+    stdout = sys.stdout
+    sys.stdout = _OutlivesItsReader(stdout)  # type: ignore[assignment]
+    try:
+        return _main(argv, debug)
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
+
+
+def _main(argv: list[str], debug: bool) -> int:
     try:
         from .kit import load_kit
 
@@ -83,9 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"mona-kit: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except BrokenPipeError:  # e.g. 'mona-kit list datasets | head'
-        sys.stderr.close()
-        return 0
+    except BrokenPipeError:  # a pipe closed under something that bypassed sys.stdout: the work did not finish
+        return 1
     except KeyboardInterrupt:
         print("mona-kit: interrupted; finished stages are checkpointed (resume with run --resume RUN_DIR).", file=sys.stderr)
         return 130

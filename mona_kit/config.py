@@ -194,7 +194,8 @@ def build_config(cls: type | None, options: Mapping[str, Any], *, where: str = "
     """Build config class ``cls`` from plain ``options``, with one-line errors."""
     if cls is None:
         if options:
-            raise ConfigError(f"{where} takes no options, got {sorted(options)}; remove them.")
+            given = sorted(map(str, options)) if isinstance(options, Mapping) else options  # keys of any type
+            raise ConfigError(f"{where} takes no options, got {given!r}; remove them.")
         return None
     if isinstance(options, cls):
         return options
@@ -204,6 +205,11 @@ def build_config(cls: type | None, options: Mapping[str, Any], *, where: str = "
     fields = {f.name: f for f in attrs.fields(cls)}
     kwargs = {}
     for key, value in options.items():
+        if not isinstance(key, str):  # {1: 2} from Python or YAML: an option name is text
+            raise ConfigError(
+                f"{where}: option keys must be str (option names), got {type(key).__name__} {key!r}; "
+                f"valid options: {', '.join(sorted(fields))}."
+            )
         if key not in fields:
             raise ConfigError(
                 f"{where} has no option {key!r}.{did_you_mean(key, fields)} "

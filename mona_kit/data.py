@@ -140,10 +140,28 @@ def check_arrays(
 
 
 # Cache ------------------------------------------------------------------------------------------
+#: A relative MONA_KIT_CACHE -> the absolute folder it named when first used.
+_RESOLVED_CACHE: dict[str, Path] = {}
+
+
 def cache_dir() -> Path:
-    """``$MONA_KIT_CACHE`` or ``~/.cache/mona-kit`` (created on first use)."""
-    root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "mona-kit")
-    root.mkdir(parents=True, exist_ok=True)
+    """``$MONA_KIT_CACHE`` or ``~/.cache/mona-kit``, absolute, created on first use; a folder that cannot
+    be made (a file, /proc, no permission) is a one-line ConfigError naming the variable."""
+    raw = os.environ.get(CACHE_ENV, "")
+    if raw:
+        # Resolved once per value: a later chdir (a plugin, a notebook) must not move the cache away.
+        root = _RESOLVED_CACHE.setdefault(raw, Path(os.path.abspath(os.path.expanduser(raw))))
+        named = f"{CACHE_ENV}={raw!r}"
+    else:
+        root = Path.home() / ".cache" / "mona-kit"
+        named = f"the default cache folder ({CACHE_ENV} is unset)"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = "it is a file, not a folder" if root.exists() and not root.is_dir() else (exc.strerror or type(exc).__name__)
+        raise ConfigError(
+            f"cannot use {named} as the cache folder {str(root)!r}: {why}; set {CACHE_ENV} to a writable folder."
+        ) from exc
     return root
 
 

@@ -83,6 +83,35 @@ def check_global_batch(batch_size: int, world_size: int | None = None, *, option
         )
 
 
+LAUNCH = "launch with torchrun (torchrun --nproc-per-node N -m mona_kit run ...), which sets it"
+
+
+def check_launch_env(world: int, *, joined: bool = False) -> tuple[int, int]:
+    """This process's ``(RANK, LOCAL_RANK)`` when ``WORLD_SIZE`` > 1, checked before any process group is
+    joined: torch would fail on a missing MASTER_ADDR with a traceback, and on a rank outside the world
+    only after a rendezvous timeout, blaming a stopped rank. ``joined``: a group exists already (made by
+    the caller's own code), so the rendezvous variables are not needed."""
+    if "RANK" not in os.environ or not os.environ["RANK"].strip():
+        raise ConfigError(f"WORLD_SIZE={world} is set but RANK is not; {LAUNCH} (or unset WORLD_SIZE for one process).")
+    ranks = {}
+    for name, default in (("RANK", 0), ("LOCAL_RANK", 0)):
+        value = ranks[name] = _env_int(name, default)
+        if not 0 <= value < world:
+            raise ConfigError(
+                f"environment variable {name}={value} is outside 0..{world - 1} (WORLD_SIZE={world}); {LAUNCH}."
+            )
+    if not joined:
+        for name in ("MASTER_ADDR", "MASTER_PORT"):
+            if not os.environ.get(name, "").strip():
+                raise ConfigError(
+                    f"WORLD_SIZE={world} is set but {name} is not; {LAUNCH} (or unset WORLD_SIZE for one process)."
+                )
+        port = _env_int("MASTER_PORT", 0)
+        if not 0 < port < 65536:
+            raise ConfigError(f"environment variable MASTER_PORT={port} is not a TCP port (1..65535); {LAUNCH}.")
+    return ranks["RANK"], ranks["LOCAL_RANK"]
+
+
 def init_from_env(device_name: str) -> DistInfo:
     """Join the process group torchrun describes in the environment (no-op for one process).
 
@@ -92,7 +121,7 @@ def init_from_env(device_name: str) -> DistInfo:
     world = world_size_from_env()
     if world <= 1:
         return DistInfo()
-    rank, local = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
+    rank, local = check_launch_env(world, joined=dist.is_initialized())
     if not dist.is_initialized():
         timeout = datetime.timedelta(seconds=dist_timeout_s())
         use_cuda = device_name != "cpu" and torch.cuda.is_available()

@@ -35,8 +35,19 @@ def resolve_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError as exc:
         raise ConfigError(f"device {name!r} is not a torch device; use auto, cpu, cuda or cuda:N.") from exc
+    # Other torch devices (mps, xpu, meta ...) would fail later, inside a component, blaming its plugin.
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(
+            f"device {name!r}: mona-kit runs on the CPU or NVIDIA GPUs (CUDA) only, not {device.type}; "
+            f"use device=auto, cpu, cuda or cuda:N."
+        )
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} asked for, but no CUDA GPU is visible; use device=cpu.")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ConfigError(
+            f"device {name!r} asked for, but {count} CUDA GPU(s) are visible (cuda:0..cuda:{count - 1}); choose one of them."
+        )
     return device
 
 

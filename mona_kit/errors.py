@@ -52,7 +52,9 @@ class NumericalError(MonaError):
 
 def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     """The registered names a typo most likely meant."""
-    candidates = list(candidates)
+    # Text only: a non-str name or candidate (a YAML key like 1 or null) would make difflib raise TypeError.
+    name = str(name)
+    candidates = [str(c) for c in candidates]
     found = difflib.get_close_matches(name, candidates, n=n, cutoff=0.5)
     if not found:
         found = [c for c in candidates if name and (name in c or c in name)][:n]

@@ -8,6 +8,7 @@ writing ``OUTPUT/cells/METHOD/TASK/seedN``, so results land the same way, a fail
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -126,6 +127,8 @@ def check_submitit_section(section: Any, where: str) -> dict[str, Any]:
             raise ConfigError(f"{where}: submitit.{key} must be a {' or '.join(t.__name__ for t in types)}, got {value!r}.")
         if types == (int,) and value < 1:
             raise ConfigError(f"{where}: submitit.{key} must be >= 1, got {value!r}.")
+        if float in types and not (math.isfinite(value) and value > 0):  # mem_gb=-1, 0, nan, inf
+            raise ConfigError(f"{where}: submitit.{key} must be a number > 0, got {value!r}.")
     if section.get("cluster", "auto") not in ("slurm", "local", "auto"):
         raise ConfigError(f"{where}: submitit.cluster must be slurm, local or auto, got {section['cluster']!r}.")
     if "setup" in section and not all(isinstance(line, str) for line in section["setup"]):

@@ -103,13 +103,26 @@ class Loggers:
 
 
 def open_loggers(kit, refs: Iterable, run_dir: Path) -> Loggers:
-    """Build the loggers a run names (checked by :func:`check_loggers` before the run directory was made)."""
+    """Build the loggers a run names (checked by :func:`check_loggers` before the run directory was made).
+    One that cannot start (a bad tracking_uri or folder) closes those opened before it and is a one-line
+    ConfigError; the runner then removes what the run wrote (``mona_kit.runner._undo_start``)."""
     opened = []
     for ref in refs:
         entry = kit.loggers.get(ref.name)
         try:
             opened.append((ref.name, entry.build(ref.options, run_dir=Path(run_dir))))
-        except MonaError:
+        except Exception as exc:
             Loggers(opened).close("failed")
-            raise
+            if isinstance(exc, MonaError):
+                raise
+            # A bad tracking_uri or dir surfaces as whatever the logger's library raises: one line naming it.
+            raise ConfigError(
+                f"logger {ref.name!r} could not start ({type(exc).__name__}: {_first_line(exc)}); fix its options "
+                f"in the config's 'loggers' list (see 'mona-kit describe {ref.name}') or leave it out."
+            ) from exc
     return Loggers(opened)
+
+
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    line = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "no message")
+    return line if len(line) <= limit else line[: limit - 3] + "..."

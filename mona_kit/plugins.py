@@ -2,7 +2,7 @@
 
 ``MONA_KIT_PLUGINS`` limits third-party loading: unset loads every plugin of the
 ``mona_kit`` entry-point group; ``none`` (or empty) loads none; a comma-separated
-list of entry-point names loads only those.
+list of entry-point names loads only those; ``none`` together with names is an error.
 """
 
 from __future__ import annotations
@@ -55,6 +55,12 @@ def allowed_entry_points(env: str | None) -> set[str] | None:
     if env is None:
         return None
     names = {n.strip() for n in env.split(",") if n.strip()}
+    if "none" in names and len(names) > 1:  # 'none' means no plugin: with names too, one of the two is a mistake
+        others = ",".join(sorted(names - {"none"}))
+        raise PluginError(
+            f"{ENV_VAR}={env!r} mixes 'none' (no third-party plugin) with plugin names; set {ENV_VAR}=none to load "
+            f"none, or {ENV_VAR}={others} to load only those."
+        )
     return set() if names <= {"none"} else names
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 
-from .errors import MonaError, PluginError, UnknownNameError, did_you_mean
+from .errors import ConfigError, MonaError, PluginError, UnknownNameError, did_you_mean
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
@@ -142,6 +142,11 @@ class Registry:
         prefix, sep, rest = name.partition(":")
         if sep:
             if prefix in self._resolvers:
+                if not rest.strip():  # 'hf:' alone would resolve to an entry for the path ''
+                    raise ConfigError(
+                        f"{self.kind[:-1]} {name!r} lacks the id after the colon; write {prefix}:ID "
+                        f"('mona-kit list {self.kind}' shows what {prefix}: takes)."
+                    )
                 return self._resolvers[prefix][0](rest)
         raise UnknownNameError(
             f"unknown {self.kind[:-1]} {name!r}.{did_you_mean(name, self.names() + [p + ':' for p in self._resolvers])} "

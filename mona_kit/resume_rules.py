@@ -12,7 +12,7 @@ from .checkpoint import StageCheckpoint
 from .errors import CheckpointError, ConfigError
 from .kit import Kit
 from .run_records import damaged_record
-from .runconfig import RunConfig, apply_overrides
+from .runconfig import RunConfig, apply_overrides, parse_overrides
 from .runs import RunDir
 
 #: What ``run --resume RUN_DIR key=value`` may change, and only after a non-finite stop: the
@@ -125,6 +125,7 @@ def resume_config(run_dir: RunDir, config: RunConfig, overrides: list[str]) -> t
     """The config a resume runs: the recorded one with every learning-rate change (earlier resumes'
     and this one's) applied; returns it, the new changes and every changed key."""
     check_config_hash(run_dir)
+    parse_overrides(overrides)  # a key given twice: refused, as in a new run
     new = check_resume_overrides(run_dir, list(overrides))
     every = [o["set"] for o in recorded_overrides(run_dir)] + new
     if every:

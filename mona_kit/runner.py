@@ -40,7 +40,7 @@ from .loggers import check_loggers, open_loggers
 from .resume_rules import check_resumable, config_hash, record_overrides, resume_config
 from .run_records import read_progress
 from .runconfig import RunConfig
-from .runs import RunDir, environment_record, run_path, safe_name
+from .runs import LOCK, MARKER, RunDir, RunLock, environment_record, run_path, safe_name
 from .stages import EvaluateStage
 
 
@@ -331,8 +331,12 @@ def prune_checkpoints(folder: Path, keep: str) -> None:
 def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: Path | None, overrides: list[str],
          stack: contextlib.ExitStack, on_finish=None, checkpoints: str = "final") -> Path:
     info = init_from_env(config.device)
+    made: list[Path] = []  # folders this run creates: removed again if a logger refuses to start
     if resume is not None:
-        run_dir = RunDir.open(resume)
+        run_dir = RunDir.open(resume, to_write=True)
+        # Rank 0's answer for all ranks: a process that finishes the run meanwhile must not split them.
+        if broadcast_object(info, is_finished(run_dir) if info.is_main else None):
+            return _report_finished(run_dir, overrides, info.is_main)
         _open_resumed(run_dir, info.is_main, stack)
         # Rank 0 decides (it reads records it is about to change); the other ranks take its answer.
         config, new_overrides, override_keys = broadcast_object(
@@ -351,10 +355,18 @@ def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: P
     check_loggers(kit, config.loggers)
     resolved, model, stages = _prepare(session, resume is not None, run_dir, override_keys)
     if resume is None:
+        made = _folders_to_make(path)
+        kept = set() if made else _entries(path) & {MARKER, LOCK}  # the rest is this run's (or was replaced)
         run_dir = _start_new(kit, session, path, resolved, overwrite, stack)
+    else:
+        kept = _entries(run_dir.path)
     session.run = run_dir
     if config.loggers and info.is_main:
-        _attach_loggers(kit, config, run_dir, resolved, stack)
+        try:
+            _attach_loggers(kit, config, run_dir, resolved, stack)
+        except MonaError:
+            _undo_start(run_dir.path, made, kept)
+            raise
     fingerprint = config_fingerprint(resolved)
     done, partial, done_bytes, done_elapsed_s = read_progress(run_dir)
     clock = _run_clock(session, len(done), resume is not None, bool(new_overrides), done_elapsed_s)
@@ -386,6 +398,64 @@ def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: P
     if on_finish is not None:
         on_finish(session, model)
     return path
+
+
+def is_finished(run_dir: RunDir) -> bool:
+    """results.json is the run's last record (written once every stage is done, atomically): with it the
+    run finished, as the sweep also reads it (``mona_kit.sweep.run_cell`` skips such a cell)."""
+    return (run_dir.path / "results.json").is_file()
+
+
+def _report_finished(run_dir: RunDir, overrides: list[str], main: bool) -> Path:
+    """``run --resume`` of a finished run: nothing to continue, so nothing is written, locked or re-run
+    (a retrained run would replace its metrics, and its record of time and memory, with this process's).
+    Rank 0 only checks that no live process holds the run (a probe of the lock, which writes nothing)."""
+    results = run_dir.path / "results.json"
+    if main:  # a live writer may still be finishing it (pruning checkpoints): refused, as for any run
+        RunLock(run_dir.path).probe()
+    if overrides:
+        raise ConfigError(
+            f"run {str(run_dir.path)!r} already finished (results in {str(results)!r}); there is nothing to resume, "
+            f"so {' '.join(overrides)} changes nothing - start a new run with the new setting."
+        )
+    if main:
+        print(f"run {str(run_dir.path)!r} already finished; its results are in {str(results)!r} (left unchanged).", flush=True)
+    return run_dir.path
+
+
+def _entries(folder: Path) -> set[str]:
+    return {e.name for e in folder.iterdir()} if folder.is_dir() else set()
+
+
+def _folders_to_make(path: Path) -> list[Path]:
+    """The run directory and those of its parents that do not exist yet, innermost first."""
+    made = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        made.append(folder)
+    return made
+
+
+def _undo_start(folder: Path, made: list[Path], kept: set[str]) -> None:
+    """Remove what this run wrote before a logger refused to start, and nothing that was there before:
+    the folders it made (parents only while empty: another run may have started there meanwhile), or,
+    in a folder that existed, every entry but ``kept``. The lock is released as the run's stack unwinds."""
+    if made:
+        shutil.rmtree(made[0], ignore_errors=True)
+        for parent in made[1:]:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+        return
+    for entry in folder.iterdir():
+        if entry.name in kept:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def _attach_loggers(kit: Kit, config: RunConfig, run_dir: RunDir, resolved: dict[str, Any], stack) -> None:

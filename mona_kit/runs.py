@@ -165,6 +165,12 @@ def _write_marker(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
+def _exists(path: Path) -> str:
+    """The refusal of a new run where one exists, for the CLI and the Python API alike."""
+    return (f"run directory {str(path)!r} already exists; pass --overwrite (in Python: fit(..., overwrite=True)) to "
+            f"replace it, continue it with 'mona-kit run --resume {path}', or choose another run_name.")
+
+
 def _foreign(path: Path) -> list[str]:
     """Entries of an existing folder other than mona-kit's own bookkeeping files."""
     return sorted(e.name for e in path.iterdir() if e.name not in _OWN_ENTRIES)
@@ -270,10 +276,7 @@ class RunDir:
             return
         if _foreign(path):
             if not overwrite:
-                raise MonaError(
-                    f"run directory {str(path)!r} already exists; pass --overwrite to replace it, "
-                    f"--resume {path} to continue it, or choose another run_name."
-                )
+                raise MonaError(_exists(path))
             if not is_run_dir(path):
                 raise MonaError(
                     f"--overwrite refused: {str(path)!r} is not a folder mona-kit made (no {MARKER} file), so it "
@@ -305,10 +308,7 @@ class RunDir:
         path = self.path
         foreign = _foreign(path)
         if foreign and not overwrite:
-            raise MonaError(
-                f"run directory {str(path)!r} already exists; pass --overwrite to replace it, "
-                f"--resume {path} to continue it, or choose another run_name."
-            )
+            raise MonaError(_exists(path))
         if foreign and not is_run_dir(path):
             raise MonaError(f"--overwrite refused: {str(path)!r} is not a folder mona-kit made (no {MARKER} file).")
         try:
@@ -323,10 +323,17 @@ class RunDir:
             raise MonaError(f"cannot write run directory {str(path)!r}: {exc.strerror}; choose a writable output_dir.") from exc
 
     @classmethod
-    def open(cls, path: Path) -> "RunDir":
+    def open(cls, path: Path, *, to_write: bool = False) -> "RunDir":
+        """An existing run directory. ``to_write`` (a resume): only a folder mona-kit made, so that a
+        user's folder that happens to hold a config.yaml is never locked, cleaned or written into."""
         path = Path(os.path.expanduser(str(path)))
         if not (path / "config.yaml").is_file():
             raise MonaError(f"{str(path)!r} is not a run directory (no config.yaml); pass the folder a run created.")
+        if to_write and not is_run_dir(path):
+            raise MonaError(
+                f"{str(path)!r} holds a config.yaml but is not a folder mona-kit made (no {MARKER} file); --resume "
+                f"continues only runs mona-kit started - start a new run with that config instead."
+            )
         return cls(path)
 
     def acquire(self) -> None:

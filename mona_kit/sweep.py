@@ -86,15 +86,33 @@ def _damaged_results(path: Path) -> MonaError:
     )
 
 
+def _identity(config: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """(method, task, seed) of a plain or a resolved run config: what a cell's folder must hold."""
+    def name(value: Any) -> Any:
+        return value.get("name") if isinstance(value, dict) else value
+
+    return name(config.get("method")), name(config.get("task")), config.get("seed")
+
+
 def _refuse_changed(cell: Cell, run_dir: Path) -> None:
-    """A cell started before must still get the same config from the profile (its place aside)."""
+    """A cell started before must still get the same config from the profile (its place aside), and
+    its folder must hold a run of this cell (a folder copied or moved in from another cell would be
+    resumed, or reported, under the wrong label)."""
     config_file = run_dir.parent / f"seed{cell.seed}.yaml"
     recorded = _recorded_config(config_file)
+    state = "run" if (run_dir / "results.json").is_file() else "started"
     if recorded is not None and _canonical(recorded) != _canonical(cell.config):
-        state = "run" if (run_dir / "results.json").is_file() else "started"
         raise ConfigError(
             f"cell {cell.key} was {state} with another config ({config_file}); the profile changed. Use a new "
             f"output folder (--output) or delete {run_dir.parent} to rerun it."
+        )
+    run_config = _recorded_config(run_dir / "config.yaml")
+    held = _identity(run_config) if run_config is not None else (None, None, None)
+    if None not in held and held != _identity(cell.config):  # (a config a run writes names all three)
+        method, task, seed = held
+        raise ConfigError(
+            f"cell {cell.key}'s folder {str(run_dir)!r} holds a run of {method} on {task} with seed {seed}, not this "
+            f"cell's; move that folder away (or delete it) to run the cell."
         )
 
 

@@ -294,6 +294,15 @@ def hf_folder_with_pickled_weights(ctx):
     torch.save({"bert.embeddings.word_embeddings.weight": Payload(ctx.tmp / "PWNED")}, folder / "pytorch_model.bin")
 
 
+def foreign_folder_with_a_config(ctx):
+    """A user's folder that happens to hold a run config (copied there to edit), a draft and notes."""
+    folder = ctx.tmp / "mine"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(yaml.safe_dump({**BASE, "output_dir": str(ctx.tmp), "run_name": "mine"}))
+    (folder / ".draft.tmp").write_text("half a paragraph")
+    (folder / "notes.txt").write_text("my notes")
+
+
 R = "{tmp}/runs/r"
 CFG = "{tmp}/cfg.yaml"
 RUN = ["run", CFG, "--no-progress", "--no-plots"]
@@ -365,6 +374,10 @@ CASES = [
     ("stage-weights-truncated", truncated_stage_weights, RESUME, rf"checkpoint {CK}stage-0\.safetensors' is corrupt or truncated \(SafetensorError\); {RESTORE}"),
     ("stage-weights-of-another-model", foreign_stage_weights, RESUME, rf"checkpoint {CK}stage-0\.safetensors' does not fit this config's model \(missing \[.*\], unexpected \['encoder\.weight'\]\); resume with the config the run was started with\."),
     ("run-config-damaged", damaged_run_config, RESUME, r"'[^']*/runs/r/config\.yaml' is damaged \(not the file a run writes\); restore it from a backup or start a new run\."),
+    ("resume-a-folder-mona-kit-did-not-make", foreign_folder_with_a_config, ["run", "--resume", "{tmp}/mine"],
+     r"'[^']*/mine' holds a config\.yaml but is not a folder mona-kit made \(no \.mona-kit-run file\); --resume continues only runs mona-kit started - start a new run with that config instead\."),
+    ("resume-lr-given-twice", killed_run, RESUME + ["train.lr=1e-3", "train.lr=1e-4"],
+     r"train\.lr is given twice \(train\.lr=1e-3, train\.lr=1e-4\); keep the one you mean\."),
     ("run-env-damaged", damaged_env, RESUME, r"'[^']*/runs/r/env\.json' is damaged \(not the file a run writes\); restore it from a backup or start a new run\."),
     ("checkpoint-other-plugin-version", other_plugin_version, RESUME, r"run '[^']*/runs/r' was made with plugin toy_plugin 9\.9\.9, now [^;]+; install that version to resume, or start a new run\."),
 ]

@@ -202,6 +202,20 @@ def test_subprocess_exit_status_and_no_traceback():
     assert "Traceback" not in proc.stderr
 
 
+def test_a_closed_output_pipe_does_not_stop_the_work(tmp_path):
+    """'mona-kit run ... | head -1': the reader leaves after one line; every method still runs and the
+    exit status is 0 because the work was done (it once stopped after the first method, status 0)."""
+    out = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "mona_kit", "run", "--methods", "mean,linear", "task=gunpoint",
+                             "backbone=tiny-bert", f"output_dir={out}", "--no-progress", "--no-plots"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # the reader is gone before the first line
+    err = proc.communicate(timeout=300)[1]
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
+    assert sorted(p.parent.name.split("-")[0] for p in out.glob("*/results.json")) == ["linear", "mean"]
+
+
 def test_hooks_verb_lists_every_hook(capsys):
     from mona_kit.kit import HOOKS
 

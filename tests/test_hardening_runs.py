@@ -331,7 +331,7 @@ CASES = [
     # --overwrite replaces only what mona-kit made (group 1)
     ("overwrite-user-folder", user_folder, RUN + ["run_name=victim2", "--overwrite"], NOT_MINE),
     ("overwrite-run-without-marker", old_run_without_marker, RUN + ["--overwrite"], NOT_MINE),
-    ("existing-run-without-overwrite", lambda ctx: finished(ctx), RUN, rf"run directory {P}/runs/r' already exists; pass --overwrite to replace it, --resume [^ ]*/runs/r to continue it, or choose another run_name\."),
+    ("existing-run-without-overwrite", lambda ctx: finished(ctx), RUN, rf"run directory {P}/runs/r' already exists; pass --overwrite \(in Python: fit\(\.\.\., overwrite=True\)\) to replace it, continue it with 'mona-kit run --resume [^ ]*/runs/r', or choose another run_name\."),
     # one writer per run folder (group 7)
     ("overwrite-a-live-run", hold_lock(killed), RUN + ["--overwrite"], IN_USE),
     ("resume-a-live-run", hold_lock(killed), RESUME, IN_USE),

@@ -82,6 +82,15 @@ def with_cell(**kw):
     return setup
 
 
+def another_cells_run(ctx: Ctx) -> None:
+    """A started MoNA run copied into the fine-tuning cell's folder (no seedN.yaml beside it)."""
+    ctx.profile()
+    seed_dir = finished_cell(ctx)
+    (seed_dir.parent / "seed0.yaml").unlink()
+    (seed_dir / "results.json").unlink()
+    (seed_dir / "config.yaml").write_text(yaml.safe_dump({**GOOD_CELL_CONFIG, "method": {"name": "mona"}}))
+
+
 def a_file_at(name: str, then=None):
     def setup(ctx):
         ctx.profile()
@@ -205,6 +214,9 @@ CASES = [
     ("results-damaged-report-only", with_cell(results="\x00\x01"), SWEEP + ["--report-only"], r"'[^']*/seed0/results\.json' is damaged .*"),
     ("results-damaged-in-a-cell-not-in-the-profile", lambda ctx: (ctx.profile(), finished_cell(ctx), finished_cell(ctx, method="old", results="{")),
      SWEEP + ["--report-only"], r"'[^']*/cells/old/gunpoint/seed0/results\.json' is damaged .*"),
+    ("cell-folder-holds-another-cells-run", another_cells_run, SWEEP,
+     r"cell finetune/gunpoint/seed0's folder '[^']*/cells/finetune/gunpoint/seed0' holds a run of mona on gunpoint with seed 0, "
+     r"not this cell's; move that folder away \(or delete it\) to run the cell\."),
     ("cell-record-damaged", lambda ctx: (ctx.profile(), (finished_cell(ctx).parent / "seed0.yaml").write_text("a: [1\n")), SWEEP,
      r"'[^']*/seed0\.yaml' is damaged \(not the file a run writes\); .*"),
     # keys the sweep sets for every cell would be dropped without a word
@@ -486,6 +498,19 @@ def test_a_profile_edited_during_the_sweep_starts_no_more_cells(in_process_kit, 
     err = capsys.readouterr().err
     assert re.search(r"FAILED finetune/gunpoint/seed1: not started: the profile '[^']*p\.yaml' changed since this sweep read it; "
                      r"re-run the sweep", err), err
+
+
+def test_an_output_under_home_is_one_folder(in_process_kit, tmp_path, monkeypatch, capsys):
+    """'output: ~/x' is expanded by the sweep as by the cells' own runs (it once wrote the cells' records
+    to a literal './~/x' and the runs to $HOME/x, and called every cell failed)."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    ctx = Ctx(tmp_path)
+    finished_cell(ctx, out="home/x")
+    ctx.profile(output="~/x")
+    assert cli.main(["sweep", str(tmp_path / "p.yaml"), "--report-only"]) == 0, capsys.readouterr().err
+    assert (tmp_path / "home" / "x" / "table.md").is_file()
+    assert not (tmp_path / "~").exists()
 
 
 def test_a_diverged_seed_recorded_as_the_string_nan_is_counted(in_process_kit, tmp_path, capsys):

@@ -5,6 +5,7 @@ logger never fails the run; bad logger names are one line before anything is wri
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import types
 
@@ -166,3 +167,117 @@ def test_a_resumed_run_logs_into_the_same_mlflow_run(tmp_path, monkeypatch):
     assert client.get_run(first.run_id).info.status == "FINISHED"
     assert sorted((m.step, m.value) for m in client.get_metric_history(first.run_id, "finetune/train/loss")) == [(1, 0.5), (2, 0.25)]
     assert len(client.search_runs([client.get_experiment_by_name("mona-kit").experiment_id])) == 1
+
+
+# A logger whose start fails the way a library's would (not a MonaError), after writing into the run folder.
+BROKEN = {"on": True}
+
+
+class StartFailingLogger(RecordingLogger):
+    def __init__(self, cfg, run_dir):
+        (run_dir / "half-made").mkdir(exist_ok=True)
+        if BROKEN["on"]:
+            raise OSError(5, "Input/output error", str(run_dir / "half-made"))
+        super().__init__(cfg, run_dir)
+
+
+broken_plugin = types.ModuleType("broken_plugin")
+broken_plugin.register_loggers = hookimpl(
+    lambda register: register("start-fails", lambda cfg, *, run_dir: StartFailingLogger(cfg, run_dir),
+                              config=_config_class(), summary="raises OSError as it starts, for tests")
+)
+
+
+@pytest.fixture
+def broken_kit(logger_kit):
+    import toy_plugin
+
+    from mona_kit.kit import load_kit
+
+    BROKEN["on"] = True
+    return load_kit(builtins=["mona_plugins.methods", "mona_plugins.loggers"], entry_points=False,
+                    extra=[toy_plugin, recording_plugin, broken_plugin])
+
+
+def logger_cases():
+    cases = [("[recording, start-fails]", "logger 'start-fails' could not start (OSError: [Errno 5] Input/output error")]
+    if importlib.util.find_spec("tensorboard"):
+        cases.append(("[{name: tensorboard, dir: AFILE/tb}]", "logger 'tensorboard' could not start"))
+    if importlib.util.find_spec("mlflow"):
+        cases.append(("[{name: mlflow, tracking_uri: 'bogus://x'}]", "logger 'mlflow' could not start (Unsupported"))
+        cases.append(("[{name: mlflow, tracking_uri: 'file:AFILE/mlruns'}]", "logger 'mlflow' could not start"))
+    return cases
+
+
+@pytest.mark.parametrize("value,message", logger_cases())
+@pytest.mark.parametrize("existing", ["none", "output-dir", "empty-run-dir"])
+def test_a_logger_that_cannot_start_is_one_line_and_leaves_nothing(value, message, existing, broken_kit, tmp_path):
+    """What the run wrote before its loggers started (config.yaml, env.json, the lock, logger files) is
+    removed again; folders that existed before stay as they were."""
+    import re
+
+    afile = tmp_path / "afile"
+    afile.write_text("a file where a folder is expected")
+    out = tmp_path / "out"
+    if existing != "none":
+        (out / "other-run").mkdir(parents=True)
+        (out / "other-run" / "results.json").write_text("{}")
+    if existing == "empty-run-dir":
+        (out / "r").mkdir()
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(MonaError, match=re.escape(message)) as err:
+        run(broken_kit, toy(out, "loggers=" + value.replace("AFILE", str(afile))), progress=False)
+    assert "\n" not in str(err.value) and "'loggers' list" in str(err.value)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert afile.read_text() == "a file where a folder is expected"
+
+
+def test_a_logger_that_cannot_start_on_resume_leaves_the_run_as_it_was(broken_kit, tmp_path, monkeypatch):
+    from mona_kit.engine import Session
+
+    BROKEN["on"] = False
+    original_log = Session.log
+
+    def dying_log(self, **event):  # an interrupt mid-stage: a run to resume
+        original_log(self, **event)
+        if event.get("stage") == "finetune" and event.get("step") == 2 and "loss" in event:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Session, "log", dying_log)
+    with pytest.raises(KeyboardInterrupt):
+        run(broken_kit, toy(tmp_path, "loggers=[start-fails]"), progress=False)
+    monkeypatch.setattr(Session, "log", original_log)
+    path = tmp_path / "r"
+    (path / "half-made").rmdir()  # so that the failing start's own folder is new again
+    before = {p.relative_to(path): p.read_bytes() for p in path.rglob("*") if p.is_file()}
+    BROKEN["on"] = True
+    with pytest.raises(MonaError, match="logger 'start-fails' could not start"):
+        run(broken_kit, toy(tmp_path, "loggers=[start-fails]"), progress=False, resume=path)
+    assert {p.relative_to(path): p.read_bytes() for p in path.rglob("*") if p.is_file()} == before
+    assert not (path / "half-made").exists()
+
+
+def test_mlflow_telemetry_is_off(tmp_path):
+    """MLflow 3 writes an installation id to ~/.config/mlflow and sends usage events unless told not to;
+    the logger's promise is that nothing leaves the machine. Fresh process: MLflow checks at import,
+    and only outside CI/pytest (so those variables are left out here)."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("mlflow")
+    code = (
+        "import os, sys\n"
+        "from mona_plugins.loggers.mlflow_logger import MLflowConfig, MLflowLogger\n"
+        "logger = MLflowLogger(MLflowConfig(), sys.argv[1]); logger.close('finished')\n"
+        "from mlflow.telemetry import get_telemetry_client\n"
+        "assert get_telemetry_client() is None, 'telemetry is on'\n"
+    )
+    keep = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TMPDIR")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    env.update(HOME=str(tmp_path / "home"), XDG_CONFIG_HOME=str(tmp_path / "config"), DO_NOT_TRACK="false")
+    (tmp_path / "run").mkdir()
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not (tmp_path / "config" / "mlflow").exists() and not (tmp_path / "home" / ".config").exists()

@@ -67,6 +67,7 @@ def test_resume_refuses_a_hand_edited_config(toy_kit, tmp_path):
     from mona_kit.errors import CheckpointError
 
     path = run(toy_kit, config(tmp_path, "finetune", "r"), progress=False)
+    (path / "results.json").unlink()  # stopped before its last record: a finished run is not resumed at all
     text = (path / "config.yaml").read_text().replace("epochs: 2", "epochs: 3")
     (path / "config.yaml").write_text(text)
     with pytest.raises(CheckpointError, match=r"config\.yaml' was edited after the run started"):
@@ -81,6 +82,7 @@ def test_resume_refuses_a_config_that_resolves_differently(toy_kit, tmp_path):
     from mona_kit.resume_rules import config_hash
 
     path = run(toy_kit, config(tmp_path, "finetune", "r"), progress=False)
+    (path / "results.json").unlink()  # stopped before its last record: a finished run is not resumed at all
     text = (path / "config.yaml").read_text().replace("epochs: 2", "epochs: 3")
     (path / "config.yaml").write_text(text)
     env = json.loads((path / "env.json").read_text())
@@ -189,3 +191,31 @@ def test_resuming_a_finished_run_does_not_count_its_time_twice(toy_kit, tmp_path
     again = json.loads((path / "results.json").read_text())["wall_time_s"]
     # progress.json's time is taken as the last stage ends, a moment before results.json's
     assert first - 0.5 <= again <= first + (time.time() - t0)
+
+
+def files(folder):
+    """Every file under ``folder`` (hidden ones too) -> its bytes."""
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("keep_checkpoints", [True, False])
+def test_resume_of_a_finished_run_changes_nothing(toy_kit, tmp_path, capsys, keep_checkpoints):
+    """A finished run (results.json written) is left byte for byte: no retraining (even with checkpoints/
+    deleted), no new wall time or memory, no lock taken; one line says where its results are."""
+    import shutil
+
+    from mona_kit.errors import ConfigError
+
+    path = run(toy_kit, config(tmp_path, "finetune", "done"), progress=False)
+    if not keep_checkpoints:
+        shutil.rmtree(path / "checkpoints")
+    before = files(path)
+    capsys.readouterr()
+    assert run(toy_kit, config(tmp_path, "finetune", "done"), progress=False, resume=path) == path
+    assert files(path) == before
+    assert capsys.readouterr().out.strip() == (
+        f"run {str(path)!r} already finished; its results are in {str(path / 'results.json')!r} (left unchanged)."
+    )
+    with pytest.raises(ConfigError, match="already finished .* there is nothing to resume, so train.lr=0.1 changes nothing"):
+        run(toy_kit, config(tmp_path, "finetune", "done"), progress=False, resume=path, overrides=["train.lr=0.1"])
+    assert files(path) == before

@@ -92,7 +92,7 @@ def resume(args, kit) -> int:
             f"run --resume takes no config file ({config_file!r}): the run directory holds its config; "
             f"start a new run to use another."
         )
-    config = RunConfig.from_dict(check_config_hash(RunDir.open(args.resume)))
+    config = RunConfig.from_dict(check_config_hash(RunDir.open(args.resume, to_write=True)))
     path = run_one(kit, config, resume=args.resume, overrides=overrides, progress=not args.no_progress,
                    checkpoints=args.checkpoints)
     print(comparison_table([path]))

@@ -132,7 +132,8 @@ def run(args, kit) -> int:
         raise ConfigError("sweep needs a profile file (e.g. benchmarks/profiles/tiny.yaml) before its key=value overrides.")
     profile = apply_cli_overrides(read_profile(Path(path)), overrides)
     profile_bytes = Path(path).read_bytes()  # now, not at launch: the cell checks below take a while
-    output = args.output or Path(profile["output"])
+    # '~' expanded here, once: the cells' own runs expand it, so a literal '~' folder would split the sweep.
+    output = Path(args.output or profile["output"]).expanduser()
     check_output(output)
     method_labels = list(expand_methods(profile["methods"], kit))
     profile_cells = list(cells(profile, kit))  # every cell's config checked before the first one trains

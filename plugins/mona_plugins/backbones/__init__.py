@@ -60,7 +60,7 @@ def resolve_hf(rest: str) -> dict:
 
         return dict(
             factory=hub_factory, config=TextBackboneConfig,
-            summary=f"transformers encoder {rest} from the Hugging Face cache, else the hub (unless HF_HUB_OFFLINE=1)",
+            summary=f"transformers encoder {rest} from the Hugging Face cache, else the hub (unless HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set)",
             modality="text", source_proxy=TEXT_PROXY, weights=f"Hugging Face hub {rest}", license="see the model card", family="transformer",
         )
 

@@ -33,9 +33,23 @@ def cache_dir() -> Path:
     return Path(os.path.expandvars(home)).expanduser() / "hub"
 
 
+def offline_setting() -> str | None:
+    """The variable that asks for no hub requests, as set (``'TRANSFORMERS_OFFLINE=1'``), or None."""
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        value = os.environ.get(name, "").strip()
+        if value.lower() in _TRUE:
+            return f"{name}={value}"
+    return None
+
+
 def offline() -> bool:
     """True when the user asked for no hub requests (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE)."""
-    return any(os.environ.get(v, "").strip().lower() in _TRUE for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return offline_setting() is not None
+
+
+def offline_cause() -> str:
+    """Why no hub request is made, naming the variable the user actually set (not always HF_HUB_OFFLINE)."""
+    return f"the hub is offline ({offline_setting() or 'HF_HUB_OFFLINE=1'})"
 
 
 def is_hub_id(repo_id: str) -> bool:

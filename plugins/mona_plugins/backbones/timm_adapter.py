@@ -317,7 +317,7 @@ def _create_pretrained(arch: str, kwargs: dict, cfg: dict, *, name: str) -> nn.M
     if cached is not None:
         kwargs = {**kwargs, "pretrained_cfg_overlay": {"file": str(cached)}}
     elif _hub.offline():
-        raise _hub.unavailable(name, what, "the hub is offline (HF_HUB_OFFLINE=1)", advice, where=where)
+        raise _hub.unavailable(name, what, _hub.offline_cause(), advice, where=where)
     elif cfg.get("hf_hub_id"):
         kwargs = {**kwargs, "cache_dir": str(_hub.cache_dir())}  # the cache looked in above, read now, not at import
     try:

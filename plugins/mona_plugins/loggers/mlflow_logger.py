@@ -3,7 +3,9 @@
 The default tracking store is a folder in the run directory (``file:RUN_DIR/mlruns``), so nothing
 leaves the machine; point ``tracking_uri`` at a server or database to collect runs centrally. MLflow 3
 refuses file stores unless ``MLFLOW_ALLOW_FILE_STORE`` is set: this logger sets it for the file
-store it is given (the store still works and is what MLflow's own client reads).
+store it is given (the store still works and is what MLflow's own client reads). MLflow 3's usage
+telemetry (an id in ~/.config/mlflow, events sent to MLflow's servers) is switched off for the
+process unless the user set ``MLFLOW_DISABLE_TELEMETRY`` themselves.
 """
 
 from __future__ import annotations
@@ -27,15 +29,28 @@ class MLflowConfig:
     batch: int = option(50, min=1, help="metrics sent per request (flushed at each stage end and at close)")
 
 
+#: MLflow's documented switch (mlflow.environment_variables.MLFLOW_DISABLE_TELEMETRY).
+TELEMETRY_ENV = "MLFLOW_DISABLE_TELEMETRY"
+
+
+def _mlflow_client() -> type:
+    """MlflowClient (heavy: imported only when a run asks for it), with MLflow's telemetry off.
+
+    MLflow reads the variable at import and again before each usage event, so it stays set for the
+    process (as MLFLOW_ALLOW_FILE_STORE does); a user who set it keeps their own value."""
+    os.environ.setdefault(TELEMETRY_ENV, "true")
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient
+
+
 class MLflowLogger:
     def __init__(self, cfg: MLflowConfig, run_dir: Path):
         run_dir = Path(run_dir)
         uri = cfg.tracking_uri or (run_dir / "mlruns").resolve().as_uri()
         if uri.startswith("file:") or "://" not in uri:
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-        from mlflow.tracking import MlflowClient  # heavy: only when a run asks for it
-
-        self.client = MlflowClient(tracking_uri=uri)
+        self.client = _mlflow_client()(tracking_uri=uri)
         self.batch = cfg.batch
         self.pending: list = []
         self.step = 0
