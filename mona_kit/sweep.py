@@ -86,7 +86,7 @@ def _damaged_results(path: Path) -> MonaError:
     )
 
 
-def _identity(config: dict[str, Any]) -> tuple[Any, Any, Any]:
+def cell_identity(config: dict[str, Any]) -> tuple[Any, Any, Any]:
     """(method, task, seed) of a plain or a resolved run config: what a cell's folder must hold."""
     def name(value: Any) -> Any:
         return value.get("name") if isinstance(value, dict) else value
@@ -107,8 +107,8 @@ def _refuse_changed(cell: Cell, run_dir: Path) -> None:
             f"output folder (--output) or delete {run_dir.parent} to rerun it."
         )
     run_config = _recorded_config(run_dir / "config.yaml")
-    held = _identity(run_config) if run_config is not None else (None, None, None)
-    if None not in held and held != _identity(cell.config):  # (a config a run writes names all three)
+    held = cell_identity(run_config) if run_config is not None else (None, None, None)
+    if None not in held and held != cell_identity(cell.config):  # (a config a run writes names all three)
         method, task, seed = held
         raise ConfigError(
             f"cell {cell.key}'s folder {str(run_dir)!r} holds a run of {method} on {task} with seed {seed}, not this "

@@ -12,7 +12,7 @@ import json
 
 from ..errors import ConfigError
 from ..runconfig import RunConfig, apply_overrides, read_config_file
-from .run import default_config, split_items
+from .run import default_config, split_items, split_names
 
 
 def configure(parser) -> None:
@@ -28,9 +28,7 @@ def run(args, kit) -> int:
 
     if args.samples < 1:  # checked before any model is built
         raise ConfigError(f"gap: --samples must be >= 1 (samples per side), got {args.samples}; e.g. --samples 256.")
-    objectives = [o.strip() for o in args.objectives.split(",")]
-    if not all(objectives):
-        raise ConfigError(f"gap: --objectives {args.objectives!r} has an empty item; list distances separated by commas (e.g. --objectives otdd,mmd).")
+    objectives = split_names(args.objectives, "--objectives", "distances", "otdd,mmd", where="gap: ")
     for name in objectives:  # fail on a typo before embedding anything
         kit.objectives.get(name)
     path, overrides = split_items(args.items, "gap", "--objectives")

@@ -48,11 +48,18 @@ def split_items(items: list[str], verb: str = "run", list_flags: str = "--method
     return (files[0] if files else None), [i for i in items if "=" in i]
 
 
+def split_names(text: str, flag: str, what: str, example: str, where: str = "") -> list[str]:
+    """A comma-separated list of names (``--methods``, ``--objectives``), every item a name: a stray
+    comma would otherwise add a default or leave nothing to do."""
+    names = [n.strip() for n in text.split(",")]
+    if not all(names):
+        raise ConfigError(f"{where}{flag} {text!r} has an empty item; list {what} separated by commas (e.g. {flag} {example}).")
+    return names
+
+
 def parse_methods(text: str, picked: bool) -> list[str]:
-    """``--methods a,b``: every item a name (a stray comma would add the config's own method)."""
-    methods = [m.strip() for m in text.split(",")]
-    if not all(methods):
-        raise ConfigError(f"--methods {text!r} has an empty item; list method names separated by commas (e.g. --methods mona,finetune).")
+    """``--methods a,b`` (an empty item would add the config's own method)."""
+    methods = split_names(text, "--methods", "method names", "mona,finetune")
     if picked:
         raise ConfigError("--methods and method= both choose the method; use --methods for several, method= for one.")
     return methods

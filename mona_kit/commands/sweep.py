@@ -66,7 +66,9 @@ def select_seeds(todo: list, seeds: str, profile_seeds: list[int]) -> list:
 
 def reference_labels(cells: list, names: set[str]) -> set[str]:
     """The method labels whose method is one of ``names`` (the reference rows')."""
-    return {c.method for c in cells if (c.config["method"] if isinstance(c.config["method"], str) else c.config["method"]["name"]) in names}
+    from ..sweep import cell_identity
+
+    return {c.method for c in cells if cell_identity(c.config)[0] in names}
 
 
 def _report_cells(finished, bar, failures: list, busy: list) -> None:
