@@ -12,7 +12,7 @@ import copy
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,23 +63,34 @@ def _kit(kit: Kit | None, who: str) -> Kit:
     return _DEFAULT_KIT
 
 
-@contextlib.contextmanager
-def seed_scope() -> Iterator[None]:
+def seed_scope() -> "SeedScope":
     """Put back, on exit, what a run changes process-wide: torch's deterministic-algorithms setting,
-    its CPU thread count and the Python, NumPy, torch (and CUDA) random states."""
-    from .checkpoint import rng_state, set_rng_state
+    its CPU thread count and the Python, NumPy, torch (and CUDA) random states. The object may be
+    entered again (and nested): each entry saves the state it puts back."""
+    return SeedScope()
 
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    threads = torch.get_num_threads()
-    state = rng_state()
-    try:
-        yield
-    finally:
+
+class SeedScope:
+    """The context manager :func:`seed_scope` returns (a class, not a generator: reusable)."""
+
+    def __init__(self) -> None:
+        self._saved: list[tuple[bool, bool, int, dict[str, Any]]] = []
+
+    def __enter__(self) -> None:
+        from .checkpoint import rng_state
+
+        self._saved.append((torch.are_deterministic_algorithms_enabled(),
+                            torch.is_deterministic_algorithms_warn_only_enabled(), torch.get_num_threads(), rng_state()))
+
+    def __exit__(self, *exc: object) -> bool:
+        from .checkpoint import set_rng_state
+
+        deterministic, warn_only, threads, state = self._saved.pop()
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
         set_rng_state(state)
+        return False
 
 
 # create_model ---------------------------------------------------------------------------------

@@ -133,9 +133,26 @@ def _main(argv: list[str], debug: bool) -> int:
         return exc.exit_code
     except BrokenPipeError:  # a pipe closed under something that bypassed sys.stdout: the work did not finish
         return 1
-    except KeyboardInterrupt:
-        print("mona-kit: interrupted; finished stages are checkpointed (resume with run --resume RUN_DIR).", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"mona-kit: {_interrupted(exc, argv)}", file=sys.stderr)
         return 130
+
+
+def _interrupted(exc: KeyboardInterrupt, argv: list[str]) -> str:
+    """What Ctrl-C left: a run to resume (named: the runner tags the interrupt), or nothing to lose."""
+    import shlex
+
+    from .errors import INTERRUPTED_RUN
+
+    folder = getattr(exc, INTERRUPTED_RUN, None)
+    if folder is not None:
+        return f"interrupted; the run is checkpointed: continue it with mona-kit run --resume {shlex.quote(str(folder))}"
+    verb = next((a for a in argv if not a.startswith("-")), "")
+    if verb == "sweep":
+        return "interrupted; finished cells are kept and running ones checkpointed: the same sweep command resumes them."
+    if verb == "run":
+        return "interrupted before the run started: nothing of it was written."
+    return "interrupted."
 
 
 if __name__ == "__main__":  # pragma: no cover

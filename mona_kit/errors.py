@@ -21,6 +21,11 @@ class MonaError(Exception):
         super().__init__(" ".join(str(message).split()))
 
 
+#: The attribute a KeyboardInterrupt carries once it has left a resumable run: that run's folder (set by
+#: the runner, read by the CLI's "continue it with run --resume DIR" line).
+INTERRUPTED_RUN = "mona_kit_run_dir"
+
+
 class UnknownNameError(MonaError, KeyError):
     def __str__(self) -> str:  # KeyError would quote the message
         return self.args[0]

@@ -34,13 +34,22 @@ from .checkpoint import (
 from .config import to_dict
 from .distributed import barrier, broadcast_object, init_from_env
 from .engine import Session
-from .errors import CheckpointError, ConfigError, DataError, MonaError, NumericalError, PluginError, ShapeError
+from .errors import (
+    INTERRUPTED_RUN,
+    CheckpointError,
+    ConfigError,
+    DataError,
+    MonaError,
+    NumericalError,
+    PluginError,
+    ShapeError,
+)
 from .kit import Kit
 from .loggers import check_loggers, open_loggers
 from .resume_rules import check_resumable, config_hash, record_overrides, resume_config
 from .run_records import read_progress
 from .runconfig import RunConfig
-from .runs import LOCK, MARKER, RunDir, RunLock, environment_record, run_path, safe_name
+from .runs import LOCK, MARKER, REPLACED, RunDir, RunLock, environment_record, run_path, safe_name
 from .stages import EvaluateStage
 
 
@@ -364,9 +373,12 @@ def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: P
     if config.loggers and info.is_main:
         try:
             _attach_loggers(kit, config, run_dir, resolved, stack)
-        except MonaError:
-            _undo_start(run_dir.path, made, kept)
+        except BaseException:  # a refused logger, or Ctrl-C while one starts: no run was started
+            _undo_start(run_dir, made, kept, restore=resume is None)
             raise
+    if info.is_main:
+        run_dir.drop_replaced()
+    stack.push(_name_the_run(run_dir.path))
     fingerprint = config_fingerprint(resolved)
     done, partial, done_bytes, done_elapsed_s = read_progress(run_dir)
     clock = _run_clock(session, len(done), resume is not None, bool(new_overrides), done_elapsed_s)
@@ -437,10 +449,22 @@ def _folders_to_make(path: Path) -> list[Path]:
     return made
 
 
-def _undo_start(folder: Path, made: list[Path], kept: set[str]) -> None:
-    """Remove what this run wrote before a logger refused to start, and nothing that was there before:
-    the folders it made (parents only while empty: another run may have started there meanwhile), or,
-    in a folder that existed, every entry but ``kept``. The lock is released as the run's stack unwinds."""
+def _name_the_run(path: Path) -> Callable[..., bool]:
+    """An exit callback: an interrupt from here on leaves a run to resume, so it carries the folder's
+    name for the CLI's line (``mona_kit.cli``)."""
+    def name(exc_type, exc, tb) -> bool:
+        if isinstance(exc, KeyboardInterrupt) and not hasattr(exc, INTERRUPTED_RUN):
+            setattr(exc, INTERRUPTED_RUN, path)
+        return False
+    return name
+
+
+def _undo_start(run_dir: RunDir, made: list[Path], kept: set[str], *, restore: bool) -> None:
+    """Remove what this run wrote before its loggers started, and nothing that was there before: the
+    folders it made (parents only while empty: another run may have started there meanwhile), or, in a
+    folder that existed, every entry but ``kept`` - then (``restore``, a new run) put back the run that
+    --overwrite moved aside. The lock is released as the run's stack unwinds."""
+    folder = run_dir.path
     if made:
         shutil.rmtree(made[0], ignore_errors=True)
         for parent in made[1:]:
@@ -450,12 +474,14 @@ def _undo_start(folder: Path, made: list[Path], kept: set[str]) -> None:
                 break
         return
     for entry in folder.iterdir():
-        if entry.name in kept:
+        if entry.name in kept or entry.name == REPLACED:
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
         else:
             entry.unlink(missing_ok=True)
+    if restore:
+        run_dir.restore_replaced()
 
 
 def _attach_loggers(kit: Kit, config: RunConfig, run_dir: RunDir, resolved: dict[str, Any], stack) -> None:

@@ -99,8 +99,11 @@ def _torch_threads() -> int:
 MARKER = ".mona-kit-run"
 #: Held (flock) by the one process writing a run directory; its text names that process.
 LOCK = ".mona-kit-lock"
+#: With --overwrite, the replaced run's entries wait here until the new run has started (its loggers
+#: included): a start that fails puts them back, so a refused start never costs the old run.
+REPLACED = ".mona-kit-replaced"
 #: Entries mona-kit itself leaves in a run directory that holds nothing else yet.
-_OWN_ENTRIES = {MARKER, LOCK}
+_OWN_ENTRIES = {MARKER, LOCK, REPLACED}
 
 
 def check_run_name(name: Any) -> str:
@@ -169,6 +172,14 @@ def _exists(path: Path) -> str:
     """The refusal of a new run where one exists, for the CLI and the Python API alike."""
     return (f"run directory {str(path)!r} already exists; pass --overwrite (in Python: fit(..., overwrite=True)) to "
             f"replace it, continue it with 'mona-kit run --resume {path}', or choose another run_name.")
+
+
+def _remove(entry: Path) -> None:
+    """Delete a file, link or folder (a link is removed, never followed)."""
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry)
+    elif entry.exists() or entry.is_symlink():
+        entry.unlink()
 
 
 def _foreign(path: Path) -> list[str]:
@@ -312,15 +323,36 @@ class RunDir:
         if foreign and not is_run_dir(path):
             raise MonaError(f"--overwrite refused: {str(path)!r} is not a folder mona-kit made (no {MARKER} file).")
         try:
-            for name in foreign:  # the lock file stays: it is what this process holds
-                entry = path / name
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
+            self._move_aside(foreign)
             _write_marker(path)
         except OSError as exc:
             raise MonaError(f"cannot write run directory {str(path)!r}: {exc.strerror}; choose a writable output_dir.") from exc
+
+    def _move_aside(self, foreign: list[str]) -> None:
+        """Renames within the folder (no copy, nothing lost if the process dies): the replaced run's
+        entries and marker go into REPLACED; one left by an earlier killed start is dropped first."""
+        aside = self.path / REPLACED
+        _remove(aside)
+        if not foreign:
+            return
+        aside.mkdir()
+        for name in [*foreign, MARKER]:  # the lock file stays: it is what this process holds
+            if (self.path / name).exists() or (self.path / name).is_symlink():
+                os.replace(self.path / name, aside / name)
+
+    def drop_replaced(self) -> None:
+        """The new run has started: the run it replaced is gone for good."""
+        _remove(self.path / REPLACED)
+
+    def restore_replaced(self) -> None:
+        """The new run did not start: put the replaced run back (after the caller removed the new run's
+        entries), its marker over the one this run wrote."""
+        aside = self.path / REPLACED
+        if not aside.is_dir():
+            return
+        for entry in aside.iterdir():
+            os.replace(entry, self.path / entry.name)
+        aside.rmdir()
 
     @classmethod
     def open(cls, path: Path, *, to_write: bool = False) -> "RunDir":

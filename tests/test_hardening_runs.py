@@ -463,6 +463,60 @@ def test_sweep_cells_overwrite_through_the_cli(cli_kit, tmp_path, capsys):
     assert (tmp_path / "runs" / "r" / "results.json").is_file()
 
 
+# --- Ctrl-C -------------------------------------------------------------------------------------------
+
+
+def test_ctrl_c_names_the_folder_to_resume(cli_kit, tmp_path, capsys, monkeypatch):
+    """The line after Ctrl-C is the command that continues the run, with its folder (auto-named runs
+    have a timestamp the user cannot guess), and that command finishes it."""
+    from mona_kit.engine import Session
+
+    original_log = Session.log
+
+    def interrupted_log(self, **event):
+        original_log(self, **event)
+        if event.get("step") == 2 and "loss" in event:
+            raise KeyboardInterrupt
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({**plain(tmp_path, train={"epochs": 2, "batch_size": 8}), "run_name": "my run"}))
+    monkeypatch.setattr(Session, "log", interrupted_log)
+    capsys.readouterr()
+    assert cli.main(["run", str(cfg), "--no-progress", "--no-plots"]) == 130
+    err = capsys.readouterr().err
+    folder = tmp_path / "runs" / "my run"
+    assert err == f"mona-kit: interrupted; the run is checkpointed: continue it with mona-kit run --resume '{folder}'\n"
+    monkeypatch.setattr(Session, "log", original_log)
+    assert cli.main(["run", "--resume", str(folder), "--no-progress", "--no-plots"]) == 0
+    assert (folder / "results.json").is_file()
+
+
+def test_ctrl_c_before_the_run_folder_exists_says_nothing_was_written(cli_kit, tmp_path, capsys, monkeypatch):
+    import mona_kit.runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mona_kit.runner, "_prepare", interrupted)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(plain(tmp_path)))
+    capsys.readouterr()
+    assert cli.main(["run", str(cfg), "--no-progress", "--no-plots"]) == 130
+    assert capsys.readouterr().err == "mona-kit: interrupted before the run started: nothing of it was written.\n"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_ctrl_c_in_a_sweep_says_the_sweep_resumes(cli_kit, tmp_path, capsys, monkeypatch):
+    import mona_kit.sweep_profile
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mona_kit.sweep_profile, "read_profile", interrupted)
+    assert cli.main(["sweep", str(tmp_path / "p.yaml")]) == 130
+    assert "the same sweep command resumes them" in capsys.readouterr().err
+
+
 # --- the lock ----------------------------------------------------------------------------------------
 
 

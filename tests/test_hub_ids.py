@@ -151,7 +151,13 @@ def test_local_folders_keep_working_and_win_over_hub_ids(kit, offline, tmp_path,
         assert entry.build({"max_tokens": 16}).width == 384
 
 
-def test_online_download_checks_custom_code_before_fetching_weights(kit, hub_cache, tmp_path, monkeypatch):
+@pytest.fixture
+def resolvable(monkeypatch):
+    """The hub's host name resolves (this machine has no DNS for it): the downloader itself is replaced."""
+    monkeypatch.setattr("mona_plugins.backbones._hub.host_unresolved", lambda url: None)
+
+
+def test_online_download_checks_custom_code_before_fetching_weights(kit, hub_cache, tmp_path, monkeypatch, resolvable):
     """The online path with the downloader replaced (no network): metadata first, then the weights."""
     import huggingface_hub
 
@@ -226,7 +232,7 @@ def test_timm_pretrained_from_the_cache(kit, offline, tmp_path):
 
 
 
-def test_timm_pretrained_online_failure_is_one_line(kit, tmp_path, monkeypatch):
+def test_timm_pretrained_online_failure_is_one_line(kit, tmp_path, monkeypatch, resolvable):
     """Online with timm's downloader replaced (no network): a failed download is one line, with the way out."""
     seen = []
 
@@ -243,3 +249,47 @@ def test_timm_pretrained_online_failure_is_one_line(kit, tmp_path, monkeypatch):
     msg = str(info.value)
     assert "\n" not in msg and "loading them failed (ConnectionError: Could not resolve host" in msg
     assert "backbone.pretrained=false" in msg and seen and seen[0] == str(tmp_path / "empty")
+
+
+@pytest.mark.parametrize("spec", ["hf:acme/bert", "timm:test_resnet"])
+def test_an_unresolvable_hub_fails_at_once_without_asking_the_downloader(spec, kit, tmp_path, monkeypatch):
+    """No DNS (a machine without network): one line at once, instead of huggingface_hub's five retries."""
+    import socket
+
+    import huggingface_hub
+
+    def no_dns(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    def downloader(*args, **kwargs):
+        raise AssertionError("the downloader was asked although the hub's name does not resolve")
+
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.example.org")
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", downloader)
+    monkeypatch.setattr("timm.models._hub.hf_hub_download", downloader)
+    with pytest.raises(MonaError) as info:
+        kit.backbones.get(spec).build({"image_size": 64} if spec.startswith("timm") else {})
+    msg = str(info.value)
+    assert "\n" not in msg and "its host 'hub.example.org' cannot be resolved (Name or service not known" in msg
+    assert "pretrained=false" in msg or "hf:/path/to/folder" in msg
+
+
+def test_behind_a_proxy_the_name_is_not_checked_here(monkeypatch):
+    """A proxy resolves names itself: a local DNS failure must not refuse a download that would work."""
+    import socket
+
+    from mona_plugins.backbones import _hub
+
+    def no_dns(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert "cannot be resolved" in (_hub.host_unresolved("https://huggingface.co") or "")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.local:3128")
+    assert _hub.host_unresolved("https://huggingface.co") is None

@@ -257,6 +257,55 @@ def test_a_logger_that_cannot_start_on_resume_leaves_the_run_as_it_was(broken_ki
     assert not (path / "half-made").exists()
 
 
+def _files(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != ".mona-kit-lock"}
+
+
+@pytest.mark.parametrize("failure", ["refused", "ctrl-c"])
+def test_overwrite_with_a_logger_that_cannot_start_keeps_the_old_run(failure, broken_kit, tmp_path, monkeypatch):
+    """--overwrite moves the old run aside, and drops it only once the new run has started: a logger that
+    refuses (or Ctrl-C while it starts) puts the old run back byte for byte, marker included."""
+    from mona_kit.runs import REPLACED
+
+    BROKEN["on"] = False
+    run(broken_kit, toy(tmp_path), progress=False)
+    path = tmp_path / "r"
+    before = _files(path)
+    assert (path / "results.json").is_file() and (path / "checkpoints").is_dir()
+    BROKEN["on"] = True
+    if failure == "ctrl-c":
+        def interrupted(*args, **kwargs):
+            raise KeyboardInterrupt
+        monkeypatch.setattr(StartFailingLogger, "__init__", interrupted)
+    with pytest.raises(KeyboardInterrupt if failure == "ctrl-c" else MonaError):
+        run(broken_kit, toy(tmp_path, "loggers=[start-fails]", "seed=1"), progress=False, overwrite=True)
+    assert _files(path) == before and not (path / REPLACED).exists() and not (path / "half-made").exists()
+
+
+def test_overwrite_drops_the_old_run_once_the_new_one_started(logger_kit, tmp_path):
+    from mona_kit.runs import REPLACED
+
+    run(logger_kit, toy(tmp_path), progress=False)
+    (tmp_path / "r" / "old-notes.txt").write_text("from the replaced run")
+    run(logger_kit, toy(tmp_path, "seed=1", "loggers=[recording]"), progress=False, overwrite=True)
+    path = tmp_path / "r"
+    assert not (path / REPLACED).exists() and not (path / "old-notes.txt").exists()
+    assert RunDir(path).read_config()["seed"] == 1 and (path / "results.json").is_file()
+
+
+def test_a_replaced_run_left_by_a_killed_start_goes_with_the_next_overwrite(logger_kit, tmp_path):
+    """kill -9 between moving the old run aside and the start: the next --overwrite drops it (the user
+    asked to replace it), and the new run's records are its own."""
+    from mona_kit.runs import REPLACED
+
+    run(logger_kit, toy(tmp_path), progress=False)
+    path = tmp_path / "r"
+    (path / REPLACED).mkdir()
+    (path / REPLACED / "results.json").write_text("{}")
+    run(logger_kit, toy(tmp_path, "seed=2"), progress=False, overwrite=True)
+    assert not (path / REPLACED).exists() and RunDir(path).read_config()["seed"] == 2
+
+
 def test_mlflow_telemetry_is_off(tmp_path):
     """MLflow 3 writes an installation id to ~/.config/mlflow and sends usage events unless told not to;
     the logger's promise is that nothing leaves the machine. Fresh process: MLflow checks at import,

@@ -111,6 +111,23 @@ def test_seeding_and_deterministic_mode_restored(deterministic):
         torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
 
 
+def test_one_seed_scope_can_be_entered_again_and_nested():
+    """A scope kept in a variable works for several blocks, and nested entries each put back their own state."""
+    from mona_kit.api import seed_scope
+
+    scope = seed_scope()
+    torch.manual_seed(1)
+    outer = torch.random.get_rng_state()
+    for _ in range(2):
+        with scope:
+            torch.manual_seed(2)
+            inner = torch.random.get_rng_state()
+            with scope:
+                torch.manual_seed(3)
+            assert torch.equal(torch.random.get_rng_state(), inner)
+        assert torch.equal(torch.random.get_rng_state(), outer)
+
+
 def _spec():
     from mona_kit import TaskSpec
 

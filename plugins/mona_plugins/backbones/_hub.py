@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from mona_kit.api import MonaError
 
@@ -50,6 +52,30 @@ def offline() -> bool:
 def offline_cause() -> str:
     """Why no hub request is made, naming the variable the user actually set (not always HF_HUB_OFFLINE)."""
     return f"the hub is offline ({offline_setting() or 'HF_HUB_OFFLINE=1'})"
+
+
+def endpoint() -> str:
+    """Where huggingface_hub sends its requests (HF_ENDPOINT, else the public hub)."""
+    return os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+
+
+_PROXIES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+def host_unresolved(url: str) -> str | None:
+    """Why a download from ``url`` cannot start, found without a request: its host name does not
+    resolve (no network, no DNS). huggingface_hub would retry that five times, about 25 s per file,
+    before failing. None when the name resolves, or when a proxy resolves names for us."""
+    host = urlsplit(url).hostname
+    if not host or any(os.environ.get(name) for name in _PROXIES):
+        return None
+    try:
+        socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return f"its host {host!r} cannot be resolved ({exc.strerror or exc}: no network?)"
+    except OSError:
+        return None  # anything else: let the download try, and report what it meets
+    return None
 
 
 def is_hub_id(repo_id: str) -> bool:

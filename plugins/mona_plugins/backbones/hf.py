@@ -192,6 +192,9 @@ def _download(repo_id: str, revision: str | None, config, *, name: str) -> Path:
     )
     if _hub.offline():
         raise _hub.unavailable(name, repr(shown), _hub.offline_cause(), advice)
+    unresolved = _hub.host_unresolved(_hub.endpoint())
+    if unresolved:
+        raise _hub.unavailable(name, repr(shown), f"the hub cannot be reached: {unresolved}", advice)
     from huggingface_hub import snapshot_download
 
     def fetch(patterns: list[str]) -> Path:

@@ -318,8 +318,12 @@ def _create_pretrained(arch: str, kwargs: dict, cfg: dict, *, name: str) -> nn.M
         kwargs = {**kwargs, "pretrained_cfg_overlay": {"file": str(cached)}}
     elif _hub.offline():
         raise _hub.unavailable(name, what, _hub.offline_cause(), advice, where=where)
-    elif cfg.get("hf_hub_id"):
-        kwargs = {**kwargs, "cache_dir": str(_hub.cache_dir())}  # the cache looked in above, read now, not at import
+    else:
+        unresolved = _hub.host_unresolved(_hub.endpoint() if cfg.get("hf_hub_id") else cfg["url"])
+        if unresolved:
+            raise _hub.unavailable(name, what, f"the download cannot start: {unresolved}", advice, where=where)
+        if cfg.get("hf_hub_id"):
+            kwargs = {**kwargs, "cache_dir": str(_hub.cache_dir())}  # the cache looked in above, read now, not at import
     try:
         return timm.create_model(arch, pretrained=True, **kwargs)
     except Exception as exc:  # network, missing file, bad checkpoint: one line for the user
