@@ -70,8 +70,8 @@ def seed_scope() -> "SeedScope":
     return SeedScope()
 
 
-class SeedScope:
-    """The context manager :func:`seed_scope` returns (a class, not a generator: reusable)."""
+class SeedScope(contextlib.ContextDecorator):
+    """The context manager :func:`seed_scope` returns (a class, not a generator: reusable; also a decorator)."""
 
     def __init__(self) -> None:
         self._saved: list[tuple[bool, bool, int, dict[str, Any]]] = []

@@ -144,14 +144,13 @@ def _interrupted(exc: KeyboardInterrupt, argv: list[str]) -> str:
 
     from .errors import INTERRUPTED_RUN
 
-    folder = getattr(exc, INTERRUPTED_RUN, None)
-    if folder is not None:
-        return f"interrupted; the run is checkpointed: continue it with mona-kit run --resume {shlex.quote(str(folder))}"
-    verb = next((a for a in argv if not a.startswith("-")), "")
-    if verb == "sweep":
-        return "interrupted; finished cells are kept and running ones checkpointed: the same sweep command resumes them."
-    if verb == "run":
+    if getattr(exc, INTERRUPTED_RUN, None) is not None:
+        folder = shlex.quote(str(getattr(exc, INTERRUPTED_RUN)))
+        return f"interrupted; the run is checkpointed: continue it with mona-kit run --resume {folder}"
+    if hasattr(exc, INTERRUPTED_RUN):
         return "interrupted before the run started: nothing of it was written."
+    if next((a for a in argv if not a.startswith("-")), "") == "sweep":
+        return "interrupted; finished cells are kept and running ones checkpointed: the same sweep command resumes them."
     return "interrupted."
 
 

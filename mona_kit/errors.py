@@ -21,8 +21,8 @@ class MonaError(Exception):
         super().__init__(" ".join(str(message).split()))
 
 
-#: The attribute a KeyboardInterrupt carries once it has left a resumable run: that run's folder (set by
-#: the runner, read by the CLI's "continue it with run --resume DIR" line).
+#: The attribute a KeyboardInterrupt that went through a run carries: the folder of the run it left to
+#: resume, or None when it came before the run started (set by the runner, read by the CLI's line).
 INTERRUPTED_RUN = "mona_kit_run_dir"
 
 

@@ -239,18 +239,36 @@ def _open_resumed(run_dir: RunDir, main: bool, stack: contextlib.ExitStack) -> N
         run_dir.drop_stale_tmp()
 
 
-def _start_new(kit: Kit, session, path: Path, resolved: dict[str, Any], overwrite: bool, stack) -> RunDir:
-    """Create (or replace) the run directory, lock it, and write config.yaml with its hash in env.json."""
+def _start(kit: Kit, session, resolved: dict[str, Any], stack, *, path: Path, overwrite: bool,
+           resumed: RunDir | None) -> RunDir:
+    """Everything before the run's first event: a new run's folder (replacing one with ``overwrite``),
+    config.yaml and env.json with the config's hash, then the loggers (rank 0). A failure or Ctrl-C in
+    between leaves the folder as it was, a replaced run put back; once started, the replaced run is gone."""
     info = session.dist
-    if not info.is_main:
-        barrier(info)
+    if resumed is None and not info.is_main:
+        barrier(info)  # rank 0 makes the folder
         return RunDir(path)
-    run_dir = RunDir.create(path, overwrite=overwrite)
-    stack.callback(run_dir.release)
-    run_dir.write_config(resolved)
-    env = environment_record(kit, session.config.seed, str(session.device))
-    run_dir.write_json("env.json", env | {"world_size": info.world_size, "config_sha256": config_hash(run_dir.read_config())})
-    barrier(info)
+    if resumed is None:
+        made = _folders_to_make(path)
+        kept = set() if made else _entries(path) & {MARKER, LOCK}  # the rest is this run's (or was replaced)
+        run_dir = RunDir.create(path, overwrite=overwrite)  # a refused create changed nothing
+        stack.callback(run_dir.release)
+    else:
+        run_dir, made, kept = resumed, [], _entries(resumed.path)
+    try:
+        if resumed is None:
+            run_dir.write_config(resolved)
+            env = environment_record(kit, session.config.seed, str(session.device))
+            run_dir.write_json("env.json", env | {"world_size": info.world_size, "config_sha256": config_hash(run_dir.read_config())})
+            barrier(info)
+        if session.config.loggers and info.is_main:
+            _attach_loggers(kit, session.config, run_dir, resolved, stack)
+    except (Exception, KeyboardInterrupt):  # a full disk, a refused logger, Ctrl-C: no run was started
+        if info.is_main:
+            _undo_start(run_dir, made, kept, restore=resumed is None)
+        raise
+    if resumed is None and info.is_main:
+        run_dir.drop_replaced()
     return run_dir
 
 
@@ -314,8 +332,13 @@ def run(
     """
     if checkpoints not in CHECKPOINT_RETENTION:
         raise ConfigError(f"checkpoints={checkpoints!r}: choose one of {', '.join(CHECKPOINT_RETENTION)}.")
-    with contextlib.ExitStack() as stack:
-        return _run(kit, config, overwrite, progress, resume, list(overrides), stack, on_finish, checkpoints)
+    try:
+        with contextlib.ExitStack() as stack:
+            return _run(kit, config, overwrite, progress, resume, list(overrides), stack, on_finish, checkpoints)
+    except KeyboardInterrupt as exc:  # untagged by _name_the_run: no run was started (or its start undone)
+        if not hasattr(exc, INTERRUPTED_RUN):
+            setattr(exc, INTERRUPTED_RUN, None)
+        raise
 
 
 #: What a successful run keeps in checkpoints/: ``final`` the evaluated model's weights and progress.json
@@ -340,7 +363,6 @@ def prune_checkpoints(folder: Path, keep: str) -> None:
 def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: Path | None, overrides: list[str],
          stack: contextlib.ExitStack, on_finish=None, checkpoints: str = "final") -> Path:
     info = init_from_env(config.device)
-    made: list[Path] = []  # folders this run creates: removed again if a logger refuses to start
     if resume is not None:
         run_dir = RunDir.open(resume, to_write=True)
         # Rank 0's answer for all ranks: a process that finishes the run meanwhile must not split them.
@@ -363,21 +385,9 @@ def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: P
     reset_peak_gpu_memory(session.device)
     check_loggers(kit, config.loggers)
     resolved, model, stages = _prepare(session, resume is not None, run_dir, override_keys)
-    if resume is None:
-        made = _folders_to_make(path)
-        kept = set() if made else _entries(path) & {MARKER, LOCK}  # the rest is this run's (or was replaced)
-        run_dir = _start_new(kit, session, path, resolved, overwrite, stack)
-    else:
-        kept = _entries(run_dir.path)
+    run_dir = _start(kit, session, resolved, stack, path=path if resume is None else run_dir.path, overwrite=overwrite,
+                     resumed=run_dir)
     session.run = run_dir
-    if config.loggers and info.is_main:
-        try:
-            _attach_loggers(kit, config, run_dir, resolved, stack)
-        except BaseException:  # a refused logger, or Ctrl-C while one starts: no run was started
-            _undo_start(run_dir, made, kept, restore=resume is None)
-            raise
-    if info.is_main:
-        run_dir.drop_replaced()
     stack.push(_name_the_run(run_dir.path))
     fingerprint = config_fingerprint(resolved)
     done, partial, done_bytes, done_elapsed_s = read_progress(run_dir)
@@ -451,7 +461,7 @@ def _folders_to_make(path: Path) -> list[Path]:
 
 def _name_the_run(path: Path) -> Callable[..., bool]:
     """An exit callback: an interrupt from here on leaves a run to resume, so it carries the folder's
-    name for the CLI's line (``mona_kit.cli``)."""
+    name for the CLI's line (``mona_kit.cli``); one before it carries None (:func:`run`)."""
     def name(exc_type, exc, tb) -> bool:
         if isinstance(exc, KeyboardInterrupt) and not hasattr(exc, INTERRUPTED_RUN):
             setattr(exc, INTERRUPTED_RUN, path)

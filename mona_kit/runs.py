@@ -100,10 +100,11 @@ MARKER = ".mona-kit-run"
 #: Held (flock) by the one process writing a run directory; its text names that process.
 LOCK = ".mona-kit-lock"
 #: With --overwrite, the replaced run's entries wait here until the new run has started (its loggers
-#: included): a start that fails puts them back, so a refused start never costs the old run.
+#: included): a start that fails puts them back, so a refused start never costs the old run. Only a kill
+#: in that window leaves it; it counts as content (a run without --overwrite is refused, a resume keeps it).
 REPLACED = ".mona-kit-replaced"
 #: Entries mona-kit itself leaves in a run directory that holds nothing else yet.
-_OWN_ENTRIES = {MARKER, LOCK, REPLACED}
+_OWN_ENTRIES = {MARKER, LOCK}
 
 
 def check_run_name(name: Any) -> str:
@@ -333,12 +334,17 @@ class RunDir:
         entries and marker go into REPLACED; one left by an earlier killed start is dropped first."""
         aside = self.path / REPLACED
         _remove(aside)
+        foreign = [name for name in foreign if name != REPLACED]
         if not foreign:
             return
         aside.mkdir()
-        for name in [*foreign, MARKER]:  # the lock file stays: it is what this process holds
-            if (self.path / name).exists() or (self.path / name).is_symlink():
-                os.replace(self.path / name, aside / name)
+        try:
+            for name in [*foreign, MARKER]:  # the lock file stays: it is what this process holds
+                if (self.path / name).exists() or (self.path / name).is_symlink():
+                    os.replace(self.path / name, aside / name)
+        except OSError:
+            self.restore_replaced()  # a rename refused half-way: the old run whole again, then the error
+            raise
 
     def drop_replaced(self) -> None:
         """The new run has started: the run it replaced is gone for good."""
@@ -350,9 +356,15 @@ class RunDir:
         aside = self.path / REPLACED
         if not aside.is_dir():
             return
-        for entry in aside.iterdir():
-            os.replace(entry, self.path / entry.name)
-        aside.rmdir()
+        try:
+            for entry in aside.iterdir():
+                os.replace(entry, self.path / entry.name)
+            aside.rmdir()
+        except OSError as exc:
+            raise MonaError(
+                f"the run that --overwrite was replacing could not be put back ({exc.strerror}): what is left of it is in "
+                f"{str(aside)!r}; move it back into {str(self.path)!r} yourself."
+            ) from exc
 
     @classmethod
     def open(cls, path: Path, *, to_write: bool = False) -> "RunDir":

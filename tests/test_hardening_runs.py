@@ -506,6 +506,23 @@ def test_ctrl_c_before_the_run_folder_exists_says_nothing_was_written(cli_kit, t
     assert not (tmp_path / "runs").exists()
 
 
+def test_ctrl_c_after_the_run_finished_claims_nothing(cli_kit, tmp_path, capsys, monkeypatch):
+    """Interrupted while the comparison table prints: the run is finished, so neither "resume" nor
+    "nothing was written" is true; the line says only that it was interrupted."""
+    import mona_kit.summary
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mona_kit.summary, "comparison_table", interrupted)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(plain(tmp_path, train={"epochs": 1, "batch_size": 16})))
+    capsys.readouterr()
+    assert cli.main(["run", str(cfg), "--no-progress", "--no-plots"]) == 130
+    assert capsys.readouterr().err == "mona-kit: interrupted.\n"
+    assert (tmp_path / "runs" / "r" / "results.json").is_file()
+
+
 def test_ctrl_c_in_a_sweep_says_the_sweep_resumes(cli_kit, tmp_path, capsys, monkeypatch):
     import mona_kit.sweep_profile
 

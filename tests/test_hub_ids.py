@@ -293,3 +293,14 @@ def test_behind_a_proxy_the_name_is_not_checked_here(monkeypatch):
     assert "cannot be resolved" in (_hub.host_unresolved("https://huggingface.co") or "")
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.local:3128")
     assert _hub.host_unresolved("https://huggingface.co") is None
+    monkeypatch.delenv("HTTPS_PROXY")
+    monkeypatch.setenv("http_proxy", "http://proxy.local:3128")  # an http:// mirror behind an http proxy
+    assert _hub.host_unresolved("http://hub-mirror.corp") is None
+    assert "cannot be resolved" in (_hub.host_unresolved("https://huggingface.co") or "")
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "https://" + "a" * 64 + ".com", "https://hub:port", "file:///tmp/x"])
+def test_urls_the_check_does_not_understand_are_left_to_the_download(url):
+    from mona_plugins.backbones import _hub
+
+    assert _hub.host_unresolved(url) is None

@@ -306,6 +306,72 @@ def test_a_replaced_run_left_by_a_killed_start_goes_with_the_next_overwrite(logg
     assert not (path / REPLACED).exists() and RunDir(path).read_config()["seed"] == 2
 
 
+def test_overwrite_that_cannot_move_the_old_run_aside_leaves_it_whole(logger_kit, tmp_path, monkeypatch):
+    """A rename refused half-way (a busy mount, a permission): one line, and the old run as it was."""
+    import os
+
+    from mona_kit.runs import REPLACED
+
+    run(logger_kit, toy(tmp_path), progress=False)
+    path = tmp_path / "r"
+    before = _files(path)
+    real_replace = os.replace
+
+    def refuse_results(src, dst):
+        if str(src).endswith("results.json"):
+            raise PermissionError(13, "Permission denied", str(src))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", refuse_results)
+    with pytest.raises(MonaError, match="cannot write run directory .*Permission denied"):
+        run(logger_kit, toy(tmp_path, "seed=1"), progress=False, overwrite=True)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert _files(path) == before and not (path / REPLACED).exists()
+
+
+@pytest.mark.parametrize("failure", ["disk-full", "ctrl-c"])
+def test_overwrite_that_fails_writing_the_new_config_keeps_the_old_run(failure, logger_kit, tmp_path, monkeypatch):
+    """Not only the loggers: anything between moving the old run aside and the start (config.yaml and
+    env.json on a full disk, Ctrl-C) puts it back."""
+    from mona_kit.runs import REPLACED
+
+    run(logger_kit, toy(tmp_path), progress=False)
+    path = tmp_path / "r"
+    before = _files(path)
+
+    def fails(self, plain):
+        (self.path / "config.yaml").write_text("half")
+        if failure == "ctrl-c":
+            raise KeyboardInterrupt
+        raise MonaError(f"cannot write {str(self.path / 'config.yaml')!r}: No space left on device")
+
+    monkeypatch.setattr(RunDir, "write_config", fails)
+    with pytest.raises(KeyboardInterrupt if failure == "ctrl-c" else MonaError):
+        run(logger_kit, toy(tmp_path, "seed=1"), progress=False, overwrite=True)
+    assert _files(path) == before and not (path / REPLACED).exists()
+
+
+def test_a_run_left_aside_by_a_kill_is_never_dropped_without_overwrite(logger_kit, tmp_path):
+    """A kill -9 while an --overwrite run started leaves the old run in REPLACED: a run without
+    --overwrite is refused (the folder has content), and a resume keeps it."""
+    from mona_kit.runs import MARKER, REPLACED
+
+    path = tmp_path / "r"
+    path.mkdir()
+    (path / MARKER).write_text('{"made_by": "mona-kit"}\n')
+    (path / REPLACED).mkdir()
+    (path / REPLACED / "results.json").write_text("{}")
+    with pytest.raises(MonaError, match="already exists; pass --overwrite"):
+        run(logger_kit, toy(tmp_path), progress=False)
+    assert (path / REPLACED / "results.json").is_file()
+    run(logger_kit, toy(tmp_path, "seed=3"), progress=False, overwrite=True)
+    (path / "results.json").unlink()  # a run to resume (results.json is its last record) that holds a REPLACED
+    (path / REPLACED).mkdir()
+    (path / REPLACED / "notes.txt").write_text("old")
+    run(logger_kit, toy(tmp_path, "seed=3"), progress=False, resume=path)
+    assert (path / REPLACED / "notes.txt").read_text() == "old" and (path / "results.json").is_file()
+
+
 def test_mlflow_telemetry_is_off(tmp_path):
     """MLflow 3 writes an installation id to ~/.config/mlflow and sends usage events unless told not to;
     the logger's promise is that nothing leaves the machine. Fresh process: MLflow checks at import,

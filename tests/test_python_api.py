@@ -127,6 +127,14 @@ def test_one_seed_scope_can_be_entered_again_and_nested():
             assert torch.equal(torch.random.get_rng_state(), inner)
         assert torch.equal(torch.random.get_rng_state(), outer)
 
+    @seed_scope()
+    def reseeds():
+        torch.manual_seed(4)
+
+    reseeds()
+    reseeds()  # as a decorator too, as the generator-based version was
+    assert torch.equal(torch.random.get_rng_state(), outer)
+
 
 def _spec():
     from mona_kit import TaskSpec

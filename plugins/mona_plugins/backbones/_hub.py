@@ -59,22 +59,25 @@ def endpoint() -> str:
     return os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
 
 
-_PROXIES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
-
-
 def host_unresolved(url: str) -> str | None:
     """Why a download from ``url`` cannot start, found without a request: its host name does not
     resolve (no network, no DNS). huggingface_hub would retry that five times, about 25 s per file,
-    before failing. None when the name resolves, or when a proxy resolves names for us."""
-    host = urlsplit(url).hostname
-    if not host or any(os.environ.get(name) for name in _PROXIES):
-        return None
+    before failing. None when the name resolves, when a proxy would resolve it for us (the proxies
+    urllib finds: environment variables, or the system's on macOS and Windows), or when the URL is
+    not one this check understands (the download then reports what it meets)."""
+    from urllib.request import getproxies
+
     try:
-        socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)
+        parts = urlsplit(url)
+        host = parts.hostname
+        proxies = getproxies()
+        if not host or proxies.get(parts.scheme) or proxies.get("all"):
+            return None
+        socket.getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         return f"its host {host!r} cannot be resolved ({exc.strerror or exc}: no network?)"
-    except OSError:
-        return None  # anything else: let the download try, and report what it meets
+    except (OSError, ValueError, UnicodeError):
+        return None
     return None
 
 
