@@ -369,6 +369,7 @@ def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: P
         if broadcast_object(info, is_finished(run_dir) if info.is_main else None):
             return _report_finished(run_dir, overrides, info.is_main)
         _open_resumed(run_dir, info.is_main, stack)
+        stack.push(_name_the_run(run_dir.path))  # interrupted anywhere from here, it is as resumable as before
         # Rank 0 decides (it reads records it is about to change); the other ranks take its answer.
         config, new_overrides, override_keys = broadcast_object(
             info, resume_config(run_dir, config, overrides) if info.is_main else None
@@ -388,7 +389,8 @@ def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: P
     run_dir = _start(kit, session, resolved, stack, path=path if resume is None else run_dir.path, overwrite=overwrite,
                      resumed=run_dir)
     session.run = run_dir
-    stack.push(_name_the_run(run_dir.path))
+    if resume is None:
+        stack.push(_name_the_run(run_dir.path))
     fingerprint = config_fingerprint(resolved)
     done, partial, done_bytes, done_elapsed_s = read_progress(run_dir)
     clock = _run_clock(session, len(done), resume is not None, bool(new_overrides), done_elapsed_s)

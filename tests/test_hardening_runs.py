@@ -486,6 +486,17 @@ def test_ctrl_c_names_the_folder_to_resume(cli_kit, tmp_path, capsys, monkeypatc
     err = capsys.readouterr().err
     folder = tmp_path / "runs" / "my run"
     assert err == f"mona-kit: interrupted; the run is checkpointed: continue it with mona-kit run --resume '{folder}'\n"
+    # Interrupted again before the resumed run gets going: still the same run to continue.
+    import mona_kit.runner
+
+    def interrupted_prepare(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    real_prepare = mona_kit.runner._prepare
+    monkeypatch.setattr(mona_kit.runner, "_prepare", interrupted_prepare)
+    assert cli.main(["run", "--resume", str(folder), "--no-progress", "--no-plots"]) == 130
+    assert capsys.readouterr().err == err
+    monkeypatch.setattr(mona_kit.runner, "_prepare", real_prepare)
     monkeypatch.setattr(Session, "log", original_log)
     assert cli.main(["run", "--resume", str(folder), "--no-progress", "--no-plots"]) == 0
     assert (folder / "results.json").is_file()
