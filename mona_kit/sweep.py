@@ -64,18 +64,28 @@ def _recorded_config(config_file: Path) -> dict[str, Any] | None:
 
 
 
-def read_cell_results(path: Path) -> dict[str, Any]:
+def read_cell_results(path: Path, cell: Cell | None = None) -> dict[str, Any]:
     """A cell's ``results.json`` (read like every run's, :func:`mona_kit.summary.read_results`); a
-    damaged or incomplete one is a one-line error naming the file and the cell to rerun."""
-    from .summary import read_results
+    damaged or incomplete one is a one-line error naming the file and the cell to rerun. With ``cell``,
+    the file must be that cell's: a table must never average in another run's numbers."""
+    from .summary import as_number, read_results
 
     try:
         data = read_results(Path(path).parent)
     except MonaError as exc:
         raise _damaged_results(path) from exc
-    metric = data.get("metric")
-    if not isinstance(metric, str) or not isinstance(data.get("test"), dict) or not isinstance(data.get("seed"), int):
+    metric, test = data.get("metric"), data.get("test")
+    if not isinstance(metric, str) or not isinstance(test, dict) or not isinstance(data.get("seed"), int):
         raise _damaged_results(path)
+    if not isinstance(data.get("val"), dict) or as_number(test.get(metric)) is None:  # 'nan'/'inf' strings are numbers
+        raise _damaged_results(path)
+    held = (data.get("method"), data.get("task"), data.get("seed"))
+    if cell is not None and held != cell_identity(cell.config):
+        method, task, seed = held
+        raise ConfigError(
+            f"{str(path)!r} holds the results of {method} on {task} with seed {seed}, not those of cell {cell.key}; "
+            f"delete its cell folder {str(Path(path).parent)!r} to rerun the cell, or put the right file back."
+        )
     return data
 
 
@@ -99,6 +109,11 @@ def _refuse_changed(cell: Cell, run_dir: Path) -> None:
     its folder must hold a run of this cell (a folder copied or moved in from another cell would be
     resumed, or reported, under the wrong label)."""
     config_file = run_dir.parent / f"seed{cell.seed}.yaml"
+    for folder in (run_dir.parent.parent, run_dir.parent, run_dir):
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(
+                f"cell {cell.key}: {str(folder)!r} is a file where the sweep keeps a folder; move it away to run the cell."
+            )
     recorded = _recorded_config(config_file)
     state = "run" if (run_dir / "results.json").is_file() else "started"
     if recorded is not None and _canonical(recorded) != _canonical(cell.config):
@@ -123,7 +138,7 @@ def check_existing(output: Path, todo: list[Cell]) -> None:
         run_dir = cell_dir(output, cell)
         _refuse_changed(cell, run_dir)
         if (run_dir / "results.json").is_file():
-            read_cell_results(run_dir / "results.json")
+            read_cell_results(run_dir / "results.json", cell)
 
 
 # --- running a cell ------------------------------------------------------------------------------
@@ -215,7 +230,7 @@ def run_cell(output: Path, cell: Cell, *, python: str = sys.executable, keep_che
     config_file = run_dir.parent / f"seed{cell.seed}.yaml"
     _refuse_changed(cell, run_dir)
     if (run_dir / "results.json").is_file():
-        return {"status": "done", **read_cell_results(run_dir / "results.json")}
+        return {"status": "done", **read_cell_results(run_dir / "results.json", cell)}
     holder = locked_elsewhere(run_dir)
     if holder:  # another sweep (or a user's run) is writing this cell: leave it alone
         return {"status": "running elsewhere", "error": holder}
@@ -247,16 +262,36 @@ def run_cell(output: Path, cell: Cell, *, python: str = sys.executable, keep_che
         return {"status": "failed", "error": tail[0], "log": str(log), "seconds": time.time() - started}
     if not keep_checkpoints:  # a finished cell's weights (~90 MB per stage for MiniLM) are not needed to re-run it
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    return {"status": "ran", **read_cell_results(run_dir / "results.json")}
+    return {"status": "ran", **read_cell_results(run_dir / "results.json", cell)}
 
 
-def collect(output: Path) -> list[dict[str, Any]]:
-    """Every finished cell's results, labelled by its place in the sweep. A damaged ``results.json``
-    stops the report with a one-line error naming the file (a table silently missing a cell would lie)."""
+def collect(output: Path, cells: list[Cell]) -> list[dict[str, Any]]:
+    """The results of every finished cell of ``cells`` (the profile's), labelled by its place in the
+    sweep. A damaged ``results.json``, one that is another cell's, or a task whose cells report different
+    metrics stops the report with a one-line error naming the file (a table silently missing a cell, or
+    averaging in another run's numbers, would lie). Folders that are no cell of the profile are not
+    read: :func:`stray_cells` names them."""
     rows = []
-    for results in sorted(Path(output).glob("cells/*/*/seed*/results.json")):
-        r = read_cell_results(results)
-        seed_dir = results.parent
-        r.update(method_label=seed_dir.parent.parent.name, task_label=seed_dir.parent.name, run_dir=str(seed_dir))
+    metric_of: dict[str, tuple[str, Path]] = {}
+    for cell in cells:
+        results = cell_dir(output, cell) / "results.json"
+        if not results.is_file():
+            continue
+        r = read_cell_results(results, cell)
+        first = metric_of.setdefault(cell.task, (r["metric"], results))
+        if r["metric"] != first[0]:
+            raise ConfigError(
+                f"{str(results)!r} reports {r['metric']!r} where {str(first[1])!r} (the same task) reports "
+                f"{first[0]!r}: one of them is damaged; delete its cell folder to rerun the cell."
+            )
+        r.update(method_label=cell.method, task_label=cell.task, run_dir=str(results.parent))
         rows.append(r)
     return rows
+
+
+def stray_cells(output: Path, cells: list[Cell]) -> list[str]:
+    """Finished runs under ``OUTPUT/cells`` that are no cell of the profile (a copied seed folder, a
+    method the profile no longer has): left out of the report, and named so that nobody wonders why."""
+    known = {cell_dir(output, cell) for cell in cells}
+    root = Path(output) / "cells"
+    return [str(r.parent.relative_to(root)) for r in sorted(root.glob("*/*/*/results.json")) if r.parent not in known]

@@ -96,10 +96,9 @@ def status_report(profile: dict[str, Any], output: Path, cells: list[Cell], *, p
     for m in methods:
         lines.append(f"| {m} | " + " | ".join(_mark(grid[(m, t)]) if grid[(m, t)] else "" for t in tasks) + " |")
     lines += ["", "finished/cells; ▶ running, ◐ started, · nothing yet."]
-    keys = {(c.method, c.task, c.seed) for c in (profile_cells or cells)}
     walls: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for row in collect(output):  # the profile's finished cells, also those outside a subset
-        if (row["method_label"], row["task_label"], row["seed"]) in keys and row.get("wall_time_s"):
+    for row in collect(output, profile_cells or cells):  # the profile's finished cells, also those outside a subset
+        if row.get("wall_time_s"):
             walls[(row["method_label"], row["task_label"])].append(float(row["wall_time_s"]))
     left = [c for c in cells if states[c.key] != "finished"]
     if left:

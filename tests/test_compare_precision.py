@@ -16,7 +16,7 @@ def _cells(root: Path, task: str, values: list[float]) -> Path:
     for seed, value in enumerate(values):
         cell = root / "cells" / "finetune" / task / f"seed{seed}"
         cell.mkdir(parents=True)
-        (cell / "results.json").write_text(json.dumps({"metric": "nrmse", "seed": seed, "test": {"nrmse": value}}))
+        (cell / "results.json").write_text(json.dumps({"metric": "nrmse", "seed": seed, "val": {"nrmse": value}, "test": {"nrmse": value}}))
     return root
 
 

@@ -212,8 +212,24 @@ CASES = [
     ("results-a-list", with_cell(results="[1, 2]"), SWEEP, r"'[^']*/seed0/results\.json' is damaged .*"),
     ("results-without-metric", with_cell(results=json.dumps({"seed": 0, "test": {}})), SWEEP, r"'[^']*/seed0/results\.json' is damaged .*"),
     ("results-damaged-report-only", with_cell(results="\x00\x01"), SWEEP + ["--report-only"], r"'[^']*/seed0/results\.json' is damaged .*"),
-    ("results-damaged-in-a-cell-not-in-the-profile", lambda ctx: (ctx.profile(), finished_cell(ctx), finished_cell(ctx, method="old", results="{")),
-     SWEEP + ["--report-only"], r"'[^']*/cells/old/gunpoint/seed0/results\.json' is damaged .*"),
+    ("results-test-metric-missing", with_cell(results=json.dumps({**RESULTS, "test": {"loss": 0.3}})), SWEEP + ["--report-only"],
+     r"'[^']*/seed0/results\.json' is damaged .*"),
+    ("results-test-metric-not-a-number", with_cell(results=json.dumps({**RESULTS, "test": {"zero-one-error": "abc"}})),
+     SWEEP + ["--report-only"], r"'[^']*/seed0/results\.json' is damaged .*"),
+    ("results-of-another-seed", with_cell(results=json.dumps({**RESULTS, "seed": 2})), SWEEP + ["--report-only"],
+     r"'[^']*/cells/finetune/gunpoint/seed0/results\.json' holds the results of finetune on gunpoint with seed 2, not those "
+     r"of cell finetune/gunpoint/seed0; delete its cell folder .*"),
+    ("results-of-another-method", with_cell(results=json.dumps({**RESULTS, "method": "mona"})), SWEEP,
+     r"'[^']*/seed0/results\.json' holds the results of mona on gunpoint with seed 0, not those of cell finetune/gunpoint/seed0; .*"),
+    ("results-metric-differs-within-a-task", lambda ctx: (
+        ctx.profile(seeds=[0, 1]), finished_cell(ctx),
+        finished_cell(ctx, seed=1, config={**GOOD_CELL_CONFIG, "seed": 1},
+                      results={**RESULTS, "seed": 1, "metric": "loss", "test": {"loss": 0.6}})),
+     SWEEP + ["--report-only"], r"'[^']*/seed1/results\.json' reports 'loss' where '[^']*/seed0/results\.json' \(the same task\) "
+     r"reports 'zero-one-error': one of them is damaged; .*"),
+    ("cell-folder-is-a-file", lambda ctx: (ctx.profile(), (ctx.tmp / "out/cells/finetune/gunpoint").mkdir(parents=True),
+                                           (ctx.tmp / "out/cells/finetune/gunpoint/seed0").write_text("x")),
+     SWEEP + ["--status"], r"cell finetune/gunpoint/seed0: '[^']*/seed0' is a file where the sweep keeps a folder; move it away to run the cell\."),
     ("cell-folder-holds-another-cells-run", another_cells_run, SWEEP,
      r"cell finetune/gunpoint/seed0's folder '[^']*/cells/finetune/gunpoint/seed0' holds a run of mona on gunpoint with seed 0, "
      r"not this cell's; move that folder away \(or delete it\) to run the cell\."),
@@ -523,6 +539,26 @@ def test_a_diverged_seed_recorded_as_the_string_nan_is_counted(in_process_kit, t
     assert cli.main(["sweep", str(tmp_path / "p.yaml"), "--report-only"]) == 0, capsys.readouterr().err
     assert "0.6 ± 0.14 (n=2 of 3)" in (tmp_path / "out" / "table.md").read_text()
     assert "nan" in (tmp_path / "out" / "results.csv").read_text()
+
+
+def test_folders_that_are_no_cell_of_the_profile_are_named_not_averaged_in(in_process_kit, tmp_path, capsys):
+    """A copied seed folder or a method the profile does not have would be a fourth seed or a row of
+    its own: the report reads only the profile's cells and names the others."""
+    import shutil
+
+    ctx = Ctx(tmp_path)
+    ctx.profile()
+    seed_dir = finished_cell(ctx)
+    shutil.copytree(seed_dir, seed_dir.parent / "seed0.bak")
+    finished_cell(ctx, method="zzz", results={**RESULTS, "method": "zzz", "test": {"zero-one-error": 0.9}})
+    (tmp_path / "out" / "cells" / "old" / "gunpoint" / "seed0").mkdir(parents=True)
+    (tmp_path / "out" / "cells" / "old" / "gunpoint" / "seed0" / "results.json").write_text("{")  # damaged, and not read
+    capsys.readouterr()
+    assert cli.main(["sweep", str(tmp_path / "p.yaml"), "--report-only"]) == 0
+    err = capsys.readouterr().err
+    assert "left out of the report, not cells of this profile: finetune/gunpoint/seed0.bak, old/gunpoint/seed0, zzz/gunpoint/seed0" in err
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "### t: 1 cells" in table and "| finetune | **0.5 ± 0** |" in table and "zzz" not in table
 
 
 def test_the_sweep_report_leaves_random_weight_controls_out_of_the_specialist_comparison(in_process_kit, tmp_path, capsys):

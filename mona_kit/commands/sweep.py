@@ -125,7 +125,7 @@ def run(args, kit) -> int:
     from .. import sweep
     from ..launchers import check_jobs, make_launcher
     from ..report import write_report
-    from ..sweep import check_existing, check_output, collect
+    from ..sweep import check_existing, check_output, collect, stray_cells
     from ..sweep_profile import apply_cli_overrides, cells, expand_methods, read_profile
     from .run import split_items
 
@@ -163,7 +163,7 @@ def run(args, kit) -> int:
         return 0
     failures = []
     if args.report_only:
-        if not collect(output):
+        if not collect(output, profile_cells):
             raise ConfigError(f"sweep {profile['name']}: no finished cell in {str(output)!r} yet; run the sweep without --report-only first.")
     else:
         busy = []
@@ -194,7 +194,12 @@ def run(args, kit) -> int:
         if busy:
             print(f"sweep {profile['name']}: {len(busy)} cell(s) running elsewhere, not run here: {', '.join(busy)}; "
                   f"re-run the sweep when they finish.", file=sys.stderr)
-    rows = collect(output)
+    rows = collect(output, profile_cells)
+    strays = stray_cells(output, profile_cells)
+    if strays:
+        print(f"sweep {profile['name']}: left out of the report, not cells of this profile: {', '.join(strays[:5])}"
+              f"{f' and {len(strays) - 5} more' if len(strays) > 5 else ''} (under {str(output / 'cells')!r}).",
+              file=sys.stderr)
     if rows:
         # Tables and plots list methods and tasks in the profile's order.
         method_order = {label: i for i, label in enumerate(method_labels)}
