@@ -56,9 +56,41 @@ def build_parser(kit=None) -> argparse.ArgumentParser:
             if entry.name in VERBS:
                 raise PluginError(f"{entry.provider} registers CLI verb {entry.name!r}, which is built in; rename it.")
             p = sub.add_parser(entry.name, help=entry.summary, description=entry.summary, allow_abbrev=False)
-            entry.meta["configure"](p)
+            try:
+                entry.meta["configure"](p)
+            except Exception as exc:  # only this verb is broken: the others keep working, this one says why
+                sub.choices[entry.name] = _broken_verb(p.prog, PluginError(
+                    f"plugin {entry.provider}: configure(parser) of its command {entry.name!r} raised "
+                    f"{type(exc).__name__}: {exc}; fix the plugin's configure (other verbs still work)."
+                ))
+                continue
             p.set_defaults(_handler=entry.factory)
     return parser
+
+
+def _broken_verb(prog: str, error: PluginError) -> argparse.ArgumentParser:
+    """A stand-in for a plugin verb whose ``configure`` raised (its half-built parser could refuse the
+    arguments first): whatever follows it, :func:`_main` raises ``error``."""
+    p = argparse.ArgumentParser(prog=prog, description=str(error), allow_abbrev=False, add_help=False)
+    p.set_defaults(_plugin_error=error)
+    return p
+
+
+def _key_value_dest(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
+    """The attribute of the KEY=VALUE list (``run``'s ``items``, ``data``'s ``options``) of the (sub-)verb
+    that parsed ``args``, or None: the sub-parsers are followed down as ``args`` chose them."""
+    found: str | None = None
+    current: argparse.ArgumentParser | None = parser
+    while current is not None:
+        chosen = None
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                chosen = action.choices.get(getattr(args, action.dest, None) or "")
+            elif not action.option_strings and action.nargs in ("*", "+") and (
+                    action.dest == "items" or "=" in str(action.metavar or "")):
+                found = action.dest
+        current = chosen
+    return found
 
 
 class _OutlivesItsReader:
@@ -117,15 +149,18 @@ def _main(argv: list[str], debug: bool) -> int:
         kit = load_kit()
         parser = build_parser(kit)
         args, extra = parser.parse_known_args(argv)
-        # key=value overrides may follow options (run CONFIG --no-progress seed=1).
-        if extra and hasattr(args, "items") and not any(e.startswith("-") for e in extra):
-            args.items = list(args.items) + extra
+        if getattr(args, "_plugin_error", None) is not None:  # a plugin verb whose configure raised
+            raise args._plugin_error
+        # key=value overrides may follow options (run CONFIG --no-progress seed=1, data verify NAME --root R seed=1).
+        dest = _key_value_dest(parser, args) if extra else None
+        if extra and dest is not None and not any(e.startswith("-") for e in extra):
+            setattr(args, dest, list(getattr(args, dest) or []) + extra)
         elif extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         if not getattr(args, "_handler", None):
             parser.print_help()
             return 0
-        return int(args._handler(args, kit) or 0)
+        return _exit_status(args._handler(args, kit), args.verb, kit)
     except MonaError as exc:
         if debug:
             raise
@@ -136,6 +171,20 @@ def _main(argv: list[str], debug: bool) -> int:
     except KeyboardInterrupt as exc:
         print(f"mona-kit: {_interrupted(exc, argv)}", file=sys.stderr)
         return 130
+
+
+def _exit_status(status: object, verb: str, kit) -> int:
+    """A verb's return value as the exit status: None is 0, an int is itself. Anything else (a plugin handler
+    returning its message, or True for success) is the plugin's mistake, named, not a ValueError from int()."""
+    if status is None:
+        return 0
+    if isinstance(status, int) and not isinstance(status, bool):
+        return status
+    who = f"plugin {kit.commands.get(verb).provider}: its command" if verb in kit.commands else "command"
+    raise PluginError(
+        f"{who} {verb!r} returned {type(status).__name__} {status!r}; a handler returns an int exit status "
+        f"(0 for success) or None - print the text instead."
+    )
 
 
 def _interrupted(exc: KeyboardInterrupt, argv: list[str]) -> str:

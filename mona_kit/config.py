@@ -239,7 +239,51 @@ def build_config(cls: type | None, options: Mapping[str, Any], *, where: str = "
     except ConfigError as exc:  # a validator of the class itself: name the section
         raise ConfigError(f"{where}: {exc}") from exc
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
+        raise ConfigError(f"{where}: {_validator_text(exc)}") from exc
+
+
+def _validator_text(exc: Exception) -> str:
+    """One line for an attrs validator's error, whose str() is its whole args tuple (the Attribute's repr
+    included): ``(msg, attribute, expected, value)``."""
+    args = exc.args
+    if len(args) == 4 and isinstance(args[0], str) and isinstance(args[1], attrs.Attribute):
+        name, expected, value = args[1].name, args[2], args[3]
+        if isinstance(exc, ValueError) and isinstance(expected, (tuple, list, set, frozenset)):  # validators.in_
+            return f"option {name!r} must be one of {', '.join(map(repr, expected))}, got {value!r}; fix the value."
+        return f"{args[0].rstrip('.')}; fix the value."
+    return str(exc)
+
+
+def default_problem(cls: type) -> str | None:
+    """Why a default of config class ``cls`` fails the checks :func:`build_config` applies to a user's value
+    (type, choices, range), or None. Checked when a plugin registers the class: there a bad default is the
+    plugin's mistake, where at build time it would read as the user's."""
+    try:
+        attrs.resolve_types(cls)
+    except Exception as exc:  # NameError: an annotation names something the module does not define
+        return f"its annotations do not resolve ({type(exc).__name__}: {exc}); import what they name"
+    for f in attrs.fields(cls):
+        default = f.default
+        if default is _MISSING:
+            continue
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            if default.takes_self:  # needs the instance: nothing to check before one exists
+                continue
+            try:
+                default = default.factory()
+            except Exception as exc:
+                return f"option {f.name!r}'s default factory raised {type(exc).__name__}: {exc}; fix the factory"
+        ok, value = _type_ok(default, f.type)
+        if not ok:
+            return f"option {f.name!r} defaults to {default!r}, which is not {_type_name(f.type)}; fix the default"
+        choices = f.metadata.get("choices")
+        if choices is not None and value not in choices:
+            return (f"option {f.name!r} defaults to {default!r}, which is not one of {', '.join(map(repr, choices))}; "
+                    f"fix the default or the choices")
+        problem = value_problem(value, f.metadata)
+        if problem:
+            return f"option {f.name!r} defaults to {default!r}, but it {problem}; fix the default or the range"
+    return None
 
 
 def to_dict(obj: Any) -> Any:

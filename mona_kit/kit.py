@@ -68,6 +68,26 @@ def factory_problem(factory: Callable[..., Any], config: type | None, context: t
     return None
 
 
+def config_problem(config: Any) -> str | None:
+    """Why ``config=`` is not a usable config class (an attrs class, as ``@config`` makes; its defaults
+    passing their own checks), or None. Checked at registration: ``describe`` and every build would crash on it."""
+    import attrs
+
+    from .config import default_problem
+
+    if config is None:
+        return None
+    if not isinstance(config, type):
+        if attrs.has(type(config)):
+            return f"config= is an instance of {type(config).__name__}, not the class; pass config={type(config).__name__}."
+        return f"config= must be a class decorated with @config (mona_kit.api), got {type(config).__name__} {config!r}."
+    if not attrs.has(config):
+        return (f"config={config.__name__} is a plain class; decorate it with @config (from mona_kit.api) and "
+                f"declare its fields with option(...).")
+    problem = default_problem(config)
+    return f"config class {config.__name__}: {problem}." if problem else None
+
+
 class _PluginCallback:
     """A callback bound to one plugin's hook call: the kit it fills and the provider it records."""
 
@@ -112,7 +132,7 @@ class PluginRegistrar(_PluginCallback):
                 f"({type(factory).__name__}); pass a function or class."
             )
         kind = self._target(role)
-        problem = factory_problem(factory, config, BUILD_CONTEXT.get(kind, ()))
+        problem = config_problem(config) or factory_problem(factory, config, BUILD_CONTEXT.get(kind, ()))
         if problem:
             raise PluginError(f"{self._provider.plugin} registers {kind[:-1]} {name!r}: {problem}")
         if role is not None:
@@ -131,12 +151,16 @@ class PluginRegistrar(_PluginCallback):
         def resolver(rest: str) -> Entry:
             spec = dict(resolve(rest))
             factory = spec.pop("factory")
+            config = spec.pop("config", None)
+            problem = config_problem(config)
+            if problem:
+                raise PluginError(f"{provider} resolves {kind[:-1]} '{prefix}:{rest}': {problem}")
             return Entry(
                 name=f"{prefix}:{rest}",
                 kind=kind,
                 factory=factory,
                 provider=provider,
-                config=spec.pop("config", None),
+                config=config,
                 summary=spec.pop("summary", summary),
                 meta=spec,
             )
