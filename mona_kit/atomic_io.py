@@ -21,13 +21,16 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()
 
 
-def write_failed(path: Path, exc: BaseException) -> MonaError:
+#: What to do after freeing space, for a run's records and checkpoints (the default) ...
+RESUME_ADVICE = "(or choose another output_dir). The previous version of the file is intact; resume with run --resume RUN_DIR."
+#: ... and for what a command makes again from scratch (reports, plots).
+RERUN_ADVICE = "and run the command again; the previous version of the file is intact."
+
+
+def write_failed(path: Path, exc: BaseException, advice: str = RESUME_ADVICE) -> MonaError:
     """The one-line error for a record or checkpoint that could not be written (full disk, read-only)."""
     reason = io_failure_reason(exc) or type(exc).__name__
-    return MonaError(
-        f"cannot write {str(path)!r}: {reason}; free disk space or make the folder writable (or choose another "
-        f"output_dir). The previous version of the file is intact; resume with run --resume RUN_DIR."
-    )
+    return MonaError(f"cannot write {str(path)!r}: {reason}; free disk space or make the folder writable {advice}")
 
 
 #: How writer libraries report an OS error they met: safetensors (Rust) and torch.save (C++) wrap
@@ -51,9 +54,10 @@ def io_failure_reason(exc: BaseException) -> str | None:
     return f"the write failed ({type(exc).__name__}: {first})"
 
 
-def atomic_replace(path: Path, write) -> None:
+def atomic_replace(path: Path, write, *, advice: str = RESUME_ADVICE) -> None:
     """Write ``path`` through ``write(tmp_path)`` to a temporary file, fsync it, rename it over ``path``
-    and fsync the folder: a crash or a full disk leaves the previous file whole, never half a file."""
+    and fsync the folder: a crash or a full disk leaves the previous file whole, never half a file.
+    ``advice`` ends the error's line (:data:`RESUME_ADVICE` for a run's records)."""
     path = Path(path)
     tmp = None
     try:
@@ -71,7 +75,7 @@ def atomic_replace(path: Path, write) -> None:
     except Exception as exc:  # OSError, or a writer library's wrapper of one (SafetensorError, RuntimeError)
         if io_failure_reason(exc) is None:
             raise
-        raise write_failed(path, exc) from exc
+        raise write_failed(path, exc, advice) from exc
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
@@ -91,6 +95,6 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str, *, advice: str = RESUME_ADVICE) -> None:
     """Write via a temporary file, fsync and rename, so a crash never leaves half a file."""
-    atomic_replace(path, lambda tmp: Path(tmp).write_text(text))
+    atomic_replace(path, lambda tmp: Path(tmp).write_text(text), advice=advice)

@@ -82,7 +82,7 @@ def plot_runs(paths: Sequence[Path], out_dir: Path) -> list[Path]:
             if xs:
                 ax_val.plot(xs, ys, marker="o", label=labels[path])
                 drawn += [as_number(y) for y in ys]
-            elif fitted is not None:  # a reference's one validation value: the line the curves must get under
+            elif fitted is not None and results.get("reference"):  # a reference's one value: the line to get under
                 ax_val.axhline(fitted, color="black", linestyle="--", linewidth=1.2, label=f"{labels[path]}, fitted")
                 drawn.append(fitted)
             ax_val.set_ylabel(f"validation {metric}")

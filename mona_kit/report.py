@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .atomic_io import atomic_replace, atomic_write_text
+from .atomic_io import RERUN_ADVICE, atomic_replace, atomic_write_text
 from .report_reuse import reuse_markdown
 from .summary import as_number, mean_std
 
@@ -254,7 +254,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
             writer.writeheader()
             writer.writerows(lines)
 
-    atomic_replace(path, write)  # a full disk is one line and leaves the previous table whole
+    atomic_replace(path, write, advice=RERUN_ADVICE)  # a full disk is one line and leaves the previous table whole
 
 
 def save_figure(fig, path: Path) -> Path:
@@ -262,7 +262,7 @@ def save_figure(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     try:
-        atomic_replace(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+        atomic_replace(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), advice=RERUN_ADVICE)
     finally:
         plt.close(fig)
     return path
@@ -287,7 +287,7 @@ def write_report(output: Path, rows: list[dict[str, Any]], *, title: str, comman
     gaps = specialist_markdown(rows, references=references, controls=controls)
     reuse = reuse_markdown(rows, skip=set(references))  # reference rows have no body to probe
     sections = [table, *(part for part in (flags, anchor, gaps, reuse) if part), f"Produced by: `{command}`\n"]
-    atomic_write_text(output / "table.md", "\n\n".join(sections))
+    atomic_write_text(output / "table.md", "\n\n".join(sections), advice=RERUN_ADVICE)
     write_csv(rows, output / "results.csv")
     errors = plot_errors(rows, output / "errors.png", references=references)
     written = [output / "table.md", output / "results.csv", errors]
@@ -303,5 +303,6 @@ def write_report(output: Path, rows: list[dict[str, Any]], *, title: str, comman
         "knowledge reuse: source-class separation during fine-tuning, mean over seeds": reuse_plot,
     }))
     atomic_write_text(output / "summary.json", json.dumps(
-        {f"{m}|{t}": {k: v for k, v in a.items() if k != "values"} for (m, t), a in aggregate(rows).items()}, indent=1))
+        {f"{m}|{t}": {k: v for k, v in a.items() if k != "values"} for (m, t), a in aggregate(rows).items()}, indent=1),
+        advice=RERUN_ADVICE)
     return written

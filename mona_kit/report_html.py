@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .atomic_io import atomic_write_text
+from .atomic_io import RERUN_ADVICE, atomic_write_text
 from .report import cell_marks, final_plateau, table_model
 from .summary import as_number
 
@@ -204,5 +204,5 @@ def write_html(output: Path, rows: list[dict[str, Any]], *, title: str, command:
             f"<title>{_e(title)}</title>"
             f"<style>{STYLE}</style><script>{SCRIPT}</script></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
     path = output / "report.html"
-    atomic_write_text(path, page)
+    atomic_write_text(path, page, advice=RERUN_ADVICE)
     return path

@@ -10,10 +10,16 @@ from typing import Any
 
 
 def read_results(path: Path) -> dict:
-    """A run's ``results.json`` ({} when absent); a damaged one is a one-line error naming the file."""
-    from .run_records import read_json_record
+    """A run's ``results.json`` ({} when absent); a damaged one (not JSON, or val/test/metric not what a
+    run writes) is a one-line error naming the file."""
+    from .run_records import check_split_results, damaged_record, read_json_record
 
-    return read_json_record(Path(path) / "results.json") or {}
+    file = Path(path) / "results.json"
+    data = read_json_record(file) or {}
+    check_split_results(file, data)
+    if "metric" in data and not isinstance(data["metric"], str):
+        raise damaged_record(file)
+    return data
 
 
 def as_number(x: Any) -> float | None:

@@ -253,6 +253,12 @@ CASES = [
      r"'[^']*/runs/r/results\.json' is damaged \(not the file a run writes\); .*"),
     ("plot-events-damaged", lambda ctx: (run_folder(ctx) / "metrics.jsonl").write_text("{not json\n"), ["plot", "{tmp}/runs/r", "--out", "{tmp}/plots"],
      r"'[^']*/runs/r/metrics\.jsonl' line 1 is damaged \(not an event a run writes\); delete that line \(or restore the file from a backup\) and retry\."),
+    ("plot-results-metric-a-list", lambda ctx: run_folder(ctx, results=json.dumps({**RESULTS, "metric": ["a"]})),
+     ["plot", "{tmp}/runs/r", "--out", "{tmp}/plots"], r"'[^']*/runs/r/results\.json' is damaged \(not the file a run writes\); .*"),
+    ("plot-results-val-a-list", lambda ctx: run_folder(ctx, results=json.dumps({**RESULTS, "val": [1]})),
+     ["plot", "{tmp}/runs/r", "--out", "{tmp}/plots"], r"'[^']*/runs/r/results\.json' is damaged \(not the file a run writes\); .*"),
+    ("report-results-val-a-list", with_cell(results=json.dumps({**RESULTS, "val": [1]})), SWEEP + ["--report-only"],
+     r"'[^']*/seed0/results\.json' is damaged .*"),
     ("plot-not-a-run", None, ["plot", "{tmp}", "--out", "{tmp}/plots"], r"'[^']*' is not a run directory \(no config\.yaml\); pass the folder a run created\."),
 ]
 
@@ -574,6 +580,53 @@ def test_the_sweep_report_leaves_random_weight_controls_out_of_the_specialist_co
     table = (tmp_path / "out" / "table.md").read_text()
     section = table.split("## Against the specialist")[1].split("\n## ")[0]
     assert "| gunpoint | finetune | 0.3 " in section and "scratch" not in section.split("|---|")[-1]
+
+
+def test_plot_expands_the_home_folder_in_runs_and_out(in_process_kit, tmp_path, monkeypatch, capsys):
+    run_folder(Ctx(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["plot", "~/runs/r", "--out", "~/plots"]) == 0, capsys.readouterr().err
+    assert list((tmp_path / "plots").glob("*.png")) and not (tmp_path / "~").exists()
+
+
+def test_a_trained_run_without_validation_events_draws_no_reference_line(in_process_kit, tmp_path, monkeypatch, capsys):
+    """Only a reference method's single validation value is drawn as the line the curves must get under;
+    a trained run whose metrics.jsonl is empty is not a reference."""
+    import matplotlib.axes
+
+    lines = []
+    monkeypatch.setattr(matplotlib.axes.Axes, "axhline", lambda self, y, **kw: lines.append(kw.get("label")))
+    ctx = Ctx(tmp_path)
+    run = run_folder(ctx)
+    (run / "metrics.jsonl").write_text("")
+    assert cli.main(["plot", str(run), "--out", str(tmp_path / "a")]) == 0, capsys.readouterr().err
+    assert lines == []
+    (run / "results.json").write_text(json.dumps({**RESULTS, "method": "linear", "reference": {"model": "linear"}}))
+    assert cli.main(["plot", str(run), "--out", str(tmp_path / "b")]) == 0, capsys.readouterr().err
+    assert len(lines) == 1 and lines[0].endswith(", fitted")
+
+
+def test_a_report_that_cannot_be_written_says_to_run_the_command_again(in_process_kit, tmp_path, monkeypatch, capsys):
+    """A report is made again from the cells, not resumed: its write failure says so, not 'run --resume'."""
+    import mona_kit.atomic_io
+
+    ctx = Ctx(tmp_path)
+    ctx.profile()
+    finished_cell(ctx)
+    real = mona_kit.atomic_io.os.replace
+
+    def full_disk(src, dst):
+        if str(dst).endswith("table.md"):
+            raise OSError(28, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(mona_kit.atomic_io.os, "replace", full_disk)
+    capsys.readouterr()
+    assert cli.main(["sweep", str(tmp_path / "p.yaml"), "--report-only"]) == 2
+    err = capsys.readouterr().err
+    assert "table.md': No space left on device; free disk space or make the folder writable and run the command again" in err
+    assert "--resume" not in err
 
 
 def test_plot_draws_a_run_into_a_new_folder(in_process_kit, tmp_path, capsys):

@@ -16,11 +16,12 @@ def run(args, kit) -> int:
     from ..plotting import check_out_dir, plot_runs
     from ..summary import read_results
 
-    for path in args.runs:
+    runs = [Path(path).expanduser() for path in args.runs]  # '~' once, for the runs and --out alike
+    for path in runs:
         RunDir.open(path)  # a clear error for a folder that is not a run
         read_results(path)  # and for a damaged results.json, before any file is written
-    out = args.out or args.runs[0].parent / "plots"
+    out = args.out.expanduser() if args.out else runs[0].parent / "plots"
     check_out_dir(out)
-    for png in plot_runs(args.runs, out):
+    for png in plot_runs(runs, out):
         print(png)
     return 0

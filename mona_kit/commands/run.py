@@ -54,6 +54,9 @@ def split_names(text: str, flag: str, what: str, example: str, where: str = "") 
     names = [n.strip() for n in text.split(",")]
     if not all(names):
         raise ConfigError(f"{where}{flag} {text!r} has an empty item; list {what} separated by commas (e.g. {flag} {example}).")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # the same run (or table row) twice would only repeat, or overwrite, the first
+        raise ConfigError(f"{where}{flag} {text!r} names {', '.join(twice)} twice; list each of the {what} once.")
     return names
 
 
