@@ -48,27 +48,37 @@ def _options(args, entry=None) -> dict[str, Any]:
     if args.root is not None:
         if root is None:
             raise ConfigError(f"dataset {entry.name!r} ships its data and reads no files; drop --root.")
+        if "root" in opts:  # never pick one silently
+            raise ConfigError(f"the folder is given twice (root={opts['root']} and --root {args.root}); keep only --root DIR.")
         opts["root"] = args.root
     elif root is not None and root.default is attrs.NOTHING and "root" not in opts:
         raise ConfigError(f"dataset {entry.name!r} reads its files from a folder; pass --root DIR (docs/datasets.md says where to get them).")
     return opts
 
 
-def convert(args, kit) -> int:
-    """Run the converter a dataset entry registers (meta ``convert``) from --from into --root."""
+def _folder(value: str, flag: str):
+    """``value`` as a Path with ``~`` expanded; ``~nouser`` is a one-line error, not pathlib's RuntimeError."""
     from pathlib import Path
 
+    try:
+        return Path(value).expanduser()
+    except RuntimeError as exc:
+        raise ConfigError(f"{flag} {value} starts with ~ but that home folder is unknown here; give the folder's full path.") from exc
+
+
+def convert(args, kit) -> int:
+    """Run the converter a dataset entry registers (meta ``convert``) from --from into --root."""
     entry = kit.datasets.get(args.name)
     converter = entry.meta.get("convert")
     if not callable(converter):
         have = [e.name for e in kit.datasets.list() if callable(e.meta.get("convert"))]
         raise ConfigError(f"dataset {args.name!r} has no converter; `mona-kit data convert` works for: {', '.join(have) or 'none'}.")
-    source = Path(args.source).expanduser()
+    source, root = _folder(args.source, "--from"), _folder(args.root, "--root")
     if not source.is_dir():
         from ..errors import DataError
 
         raise DataError(f"{args.name}: --from {args.source} is not a folder; point it at the unpacked published files.")
-    written = converter(source, Path(args.root).expanduser(), **_options(args))
+    written = converter(source, root, **_options(args))
     for path in written:
         print(f"wrote {path}")
     print(f"{args.name}: converted; check it with: mona-kit data verify {args.name} --root {args.root}")

@@ -20,6 +20,14 @@ def package_dir(module: str, hint: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+def root_folder(root: str, what: str) -> Path:
+    """``root`` with ``~`` expanded, or a one-line error when it names an unknown user (``~nouser/x``)."""
+    try:
+        return Path(root).expanduser()
+    except RuntimeError as exc:  # pathlib cannot find that user's home
+        raise DataError(f"{what}: root {root!r} starts with ~ but that home folder is unknown here; give the folder's full path.") from exc
+
+
 def require_files(folder: Path, names: list[str], *, what: str, get: str) -> list[Path]:
     """Every ``names`` file under ``folder``, or a one-line error listing what is missing and where to get it."""
     paths = [folder / n for n in names]

@@ -19,7 +19,7 @@ import torch
 
 from mona_kit.api import DataError, TaskSpec, TensorDictDataset, config, option
 
-from .common import SplitOptions, assemble, dataset, require_files, validate
+from .common import SplitOptions, assemble, dataset, require_files, root_folder, validate
 from .safe_pickle import safe_npy_load, safe_pickle_load
 
 GET = "NAS-Bench-360 (https://nb360.ml.cmu.edu, files on https://pde-xd.s3.amazonaws.com)"
@@ -64,10 +64,21 @@ class EcgOptions(Nb360Options):
 
 
 # Readers -----------------------------------------------------------------------------------------
+def _numbers(a, where, key) -> np.ndarray:
+    """``a`` as an array of real numbers (bool, int, float), or a one-line error naming ``where`` and ``key``."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":  # text and objects fail deep inside numpy/torch; complex would lose its imaginary part
+        raise DataError(f"{where}: {key!r} holds {a.dtype} values, expected real numbers; the file is not in the published format.")
+    return a
+
+
 def _array(obj, key, where: Path) -> np.ndarray:
     for k in (key, key.encode() if isinstance(key, str) else key):
         if isinstance(obj, dict) and k in obj:
-            return np.asarray(obj[k])
+            try:
+                return _numbers(obj[k], where, key)
+            except ValueError as exc:  # ragged nested lists
+                raise DataError(f"{where}: {key!r} is not an array of numbers ({exc}).") from exc
     found = sorted(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__
     raise DataError(f"{where}: expected an entry {key!r}, found {found}.")
 
@@ -169,7 +180,12 @@ def read_npz_pairs(y_dtype):
         out = []
         for p in paths:
             z = _npz(p)
-            out.append(_checked(p, _array(z, "x", p), _array(z, "y", p), spec, y_dtype))
+            y = _array(z, "y", p)
+            # binary cross-entropy needs 0/1 targets (multilabel ones are checked by validate as well)
+            if spec.loss == "bce" and not np.all((y == 0) | (y == 1)):
+                raise DataError(f"{p}: 'y' holds values other than 0 and 1, but {spec.name} is trained with binary cross-entropy; "
+                                f"reconvert it with `mona-kit data convert {spec.name}`.")
+            out.append(_checked(p, _array(z, "x", p), y, spec, y_dtype))
         return out[0], (out[1] if len(out) == 3 else None), out[-1]
 
     return read
@@ -183,8 +199,9 @@ def read_ninapro(paths, opts, spec):
         y = safe_npy_load(yp)
         if not isinstance(x, np.ndarray) or x.ndim != 3:
             raise DataError(f"{xp}: expected an array [N, 52, 16] of EMG windows, got {getattr(x, 'shape', type(x).__name__)}.")
-        x = np.asarray(x, dtype=np.float32).transpose(0, 2, 1)[:, None]  # [N, 1, 16, 52]
-        out.append(_checked(f"{xp} / {yp}", x, np.asarray(y).astype(np.int64), spec))
+        x = _numbers(x, xp, "EMG windows").astype(np.float32).transpose(0, 2, 1)[:, None]  # [N, 1, 16, 52]
+        # labels as stored: _checked refuses fractions instead of truncating them
+        out.append(_checked(f"{xp} / {yp}", x, _numbers(y, yp, "labels"), spec))
     return out[0], out[1], out[2]
 
 
@@ -228,7 +245,9 @@ def read_satellite(paths, opts, spec):
         if not isinstance(d, dict):
             raise DataError(f"{p}: expected a saved dict with 'data' and 'label'.")
         x = _array(d, "data", p).astype(np.float32)[:, None]
-        y = _array(d, "label", p).astype(np.int64) - 1  # labels are 1-based in the files
+        y = _array(d, "label", p)
+        # labels are 1-based in the files; int64 first (uint8 0 - 1 would wrap), floats kept so _checked refuses fractions
+        y = y.astype(np.int64 if y.dtype.kind in "biu" else np.float64) - 1
         out.append(_checked(p, x, y, spec))
     return out[0], None, out[1]
 
@@ -290,7 +309,7 @@ OPTIONS = {"nb360-darcy": DarcyOptions, "nb360-ecg": EcgOptions}
 
 def make_loader(task: Nb360Task):
     def load(opts):
-        root = Path(opts.root).expanduser()
+        root = root_folder(opts.root, task.name)
         get = GET if task.name not in CONVERSION else f"{GET}: download {CONVERSION[task.name].format(root=root)}"
         paths = require_files(root, list(task.files), what=task.name, get=get)
         input_shape = task.input_shape

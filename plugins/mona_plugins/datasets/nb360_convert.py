@@ -27,6 +27,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -34,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from mona_kit.api import ConfigError, DataError, atomic_write
+from mona_kit.api import ConfigError, DataError
 
 from .safe_pickle import safe_npy_load, safe_pickle_load
 
@@ -48,11 +50,15 @@ FSD_CLASSES = 200
 
 
 # Streaming .npz writer ------------------------------------------------------------------------------
-class NpzStream:
-    """Collect samples of fixed shape key by key on disk, then write one ``.npz`` atomically.
+def _write_error(path: Path, exc: OSError) -> DataError:
+    return DataError(f"cannot write {path}: {exc.strerror or type(exc).__name__}; point --root at a writable folder with free space.")
 
-    Samples go to raw temporary files beside the target, so a split far larger than memory can
-    be written; nothing named ``path`` exists until :meth:`commit` succeeds.
+
+class NpzStream:
+    """Collect samples of fixed shape key by key on disk, then write one ``.npz`` to a temporary file.
+
+    Samples go to raw temporary files beside the target (whose folder must exist), so a split far
+    larger than memory can be written; :func:`write_splits` renames the finished file into place.
     """
 
     def __init__(self, path: Path, shapes: dict[str, tuple[int, ...]], dtype=np.float32):
@@ -60,23 +66,37 @@ class NpzStream:
         self.shapes = shapes
         self.dtype = np.dtype(dtype)
         self.count = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._raw = {k: self.path.parent / f".{self.path.name}.{k}.part" for k in shapes}
-        self._fh = {k: open(p, "wb") for k, p in self._raw.items()}
+        self._raw: dict[str, Path] = {}
+        self._fh: dict = {}
+        try:
+            for k in shapes:
+                # unique names: a stale or blocking file of the same name can never be clobbered or block us
+                fd, raw = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.{k}.", suffix=".part")
+                self._raw[k] = Path(raw)
+                self._fh[k] = os.fdopen(fd, "wb")
+        except OSError as exc:
+            self.discard()
+            raise _write_error(self.path, exc) from exc
 
     def add(self, **sample: np.ndarray) -> None:
         for key, shape in self.shapes.items():
             a = np.ascontiguousarray(sample[key], dtype=self.dtype)
             if a.shape != shape:
                 raise DataError(f"{self.path.name}: sample {key!r} has shape {a.shape}, expected {shape}.")
-            self._fh[key].write(a.tobytes())
+            try:
+                self._fh[key].write(a.tobytes())
+            except OSError as exc:
+                raise _write_error(self.path, exc) from exc
         self.count += 1
 
-    def commit(self) -> Path:
+    def finish(self) -> Path:
+        """The whole ``.npz`` written and synced to a temporary file beside ``path`` (the caller renames it)."""
         for fh in self._fh.values():
             fh.close()
-
-        def write(tmp: str) -> None:
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+            os.close(fd)
+            self._raw["npz"] = Path(tmp)  # removed by discard() unless renamed first
             with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
                 for key, shape in self.shapes.items():
                     with zf.open(f"{key}.npy", "w", force_zip64=True) as out:
@@ -85,12 +105,11 @@ class NpzStream:
                         with open(self._raw[key], "rb") as src:
                             while block := src.read(1 << 24):
                                 out.write(block)
-
-        try:
-            atomic_write(self.path, write)
-        finally:
-            self.discard()
-        return self.path
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise _write_error(self.path, exc) from exc
+        return Path(tmp)
 
     def discard(self) -> None:
         for fh in self._fh.values():
@@ -99,24 +118,61 @@ class NpzStream:
             p.unlink(missing_ok=True)
 
 
-def write_splits(dest: Path, outputs: dict[str, dict[str, tuple[int, ...]]], produce: Callable[[str, NpzStream], None]) -> list[Path]:
-    """Fill one stream per output file, then commit them all; on any error none is written."""
-    streams: dict[str, NpzStream] = {}
+def _make_folders(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; the ones created, outermost first (to undo a failed convert)."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()][::-1]
     try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        for p in reversed(missing):
+            _remove_empty(p)
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file, not a folder" if blocker else exc.strerror or type(exc).__name__
+        raise DataError(f"cannot create the folder {folder}: {why}; point --root at a folder (it is created if missing).") from exc
+    return missing
+
+
+def _remove_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # not empty or already gone: someone else's files stay
+
+
+def write_splits(dest: Path, outputs: dict[str, dict[str, tuple[int, ...]]], produce: Callable[[str, NpzStream], None]) -> list[Path]:
+    """Fill one stream per output file, write each to a temporary file, and rename them only when all
+    succeeded: on any error no output, temporary file or folder this call created is left behind."""
+    dest = Path(dest)
+    targets = [dest / rel for rel in outputs]
+    for t in targets:  # a folder in the way would fail the last rename after the others went through
+        if t.exists() and not t.is_file():
+            raise DataError(f"{t} exists and is not a file; remove it or choose another --root.")
+    made: list[Path] = []
+    streams: dict[str, NpzStream] = {}
+    done = False
+    try:
+        for t in targets:
+            made += _make_folders(t.parent)
         for rel, shapes in outputs.items():
             streams[rel] = NpzStream(dest / rel, shapes)
         for rel, stream in streams.items():
             produce(rel, stream)
             if stream.count == 0:
                 raise DataError(f"{rel}: the source gave no samples; check the source folder.")
-    except BaseException:
+        finished = [(s.finish(), s.path) for s in streams.values()]
+        for tmp, path in finished:
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise _write_error(path, exc) from exc
+        done = True
+    finally:
         for s in streams.values():
             s.discard()
-        raise
-    written = []
-    for s in streams.values():
-        written.append(s.commit())
-    return written
+        if not done:
+            for p in reversed(made):
+                _remove_empty(p)
+    return targets
 
 
 # Shared helpers --------------------------------------------------------------------------------------
@@ -158,16 +214,33 @@ def load_plain_npz(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: not a readable numpy-only .npz ({type(exc).__name__}); the file is truncated, corrupt or pickled.") from exc
 
 
-def check_options(name: str, given: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+def check_options(name: str, given: dict[str, Any], defaults: dict[str, Any], minimum: dict[str, float] | None = None) -> dict[str, Any]:
+    """``given`` on top of ``defaults``, each of the default's type (int, float or str) and at least
+    ``minimum[key]``; a bool, a fraction for an int, NaN/Inf or a value below the minimum is refused."""
     unknown = sorted(set(given) - set(defaults))
     if unknown:
         raise ConfigError(f"{name} convert: unknown option(s) {unknown}; known: {', '.join(f'{k}={v}' for k, v in defaults.items())}.")
     out = dict(defaults)
     for k, v in given.items():
-        try:
-            out[k] = type(defaults[k])(v) if defaults[k] is not None else v
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{name} convert: option {k}={v!r} is not a {type(defaults[k]).__name__}.") from exc
+        kind = type(defaults[k])
+        bad = ConfigError(f"{name} convert: option {k}={v!r} is not {'a whole number' if kind is int else 'a finite number' if kind is float else 'a name'}; "
+                          f"give e.g. {k}={defaults[k]}.")
+        if isinstance(v, bool) or v is None:  # YAML's true/null: never meant as 1 or a name
+            raise bad
+        if kind is str:
+            out[k] = str(v)
+            continue
+        if not (kind is int and isinstance(v, int)):  # an int stays exact; others go through float
+            try:
+                v = float(v)
+            except (TypeError, ValueError) as exc:
+                raise bad from exc
+            if not math.isfinite(v) or (kind is int and not v.is_integer()):
+                raise bad
+        out[k] = kind(v)
+        low = (minimum or {}).get(k)
+        if low is not None and out[k] < low:
+            raise ConfigError(f"{name} convert: option {k}={v!r} is below {low}; give {k}>={low} (default {defaults[k]}).")
     return out
 
 
@@ -183,7 +256,11 @@ EXPORT_HINT = (
 def read_id_list(path: Path) -> list[str]:
     if not path.is_file():
         raise DataError(f"nb360-psicov: missing {path}; unpack protein.zip completely.")
-    ids = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a readable text list of protein ids ({type(exc).__name__}); unpack protein.zip again.") from exc
+    ids = [line.split()[0] for line in text.splitlines() if line.strip()]
     if not ids:
         raise DataError(f"{path}: lists no proteins.")
     return ids
@@ -196,6 +273,17 @@ def _find(base: Path, sub: str, names: tuple[str, ...]) -> Path | None:
             if p.is_file():
                 return p
     return None
+
+
+def _numbers(value: Any, path: Path, key: str) -> np.ndarray:
+    """``value`` as a float64 array, or a DataError naming ``path`` and ``key`` (text, objects, complex)."""
+    try:
+        a = np.asarray(value)
+    except ValueError as exc:  # ragged nested lists
+        raise DataError(f"{path}: {key!r} is not an array of numbers ({exc}); {EXPORT_HINT}.") from exc
+    if a.dtype.kind not in "biuf":
+        raise DataError(f"{path}: {key!r} holds {a.dtype} values, expected real numbers; the file is not a PSICOV {key} array.")
+    return a.astype(np.float64)
 
 
 def psicov_features(base: Path, pid: str) -> dict[str, np.ndarray]:
@@ -216,7 +304,12 @@ def psicov_features(base: Path, pid: str) -> dict[str, np.ndarray]:
     missing = [k for k in PSICOV_FEATURES if k not in d]
     if missing:
         raise DataError(f"{path}: no feature(s) {missing} (expected {list(PSICOV_FEATURES)}).")
-    return {k: np.asarray(d[k], dtype=np.float64) for k in PSICOV_FEATURES}
+    out = {k: _numbers(d[k], path, k) for k in PSICOV_FEATURES}
+    for k, a in out.items():
+        # features have no missing-value marker: NaN/Inf (or overflow in the float32 output) would be made-up values
+        if not np.all(np.abs(a) <= np.finfo(np.float32).max):
+            raise DataError(f"{path}: feature {k!r} contains NaN, Inf or values beyond float32; the file is damaged - unpack protein.zip again or clean the array.")
+    return out
 
 
 def psicov_pair_channels(f: dict[str, np.ndarray], where: Path | str) -> np.ndarray:
@@ -260,7 +353,9 @@ def psicov_distances(base: Path, pid: str, length: int) -> np.ndarray:
         if items is None:
             raise DataError(f"{path}: expected a saved tuple (length, sequence, distance map).")
         cb = items[2]
-    y = np.array(cb, dtype=np.float64)
+    y = _numbers(cb, path, "cb_map")
+    if np.any(np.isinf(y)):  # NaN marks a residue without coordinates (kept); Inf is no distance at all
+        raise DataError(f"{path}: the distance map contains Inf; NaN marks missing distances, Inf is not valid - unpack protein.zip again.")
     n = y.shape[0] if y.ndim == 2 else -1
     if y.ndim != 2 or y.shape[1] != n or n < 2:
         raise DataError(f"{path}: distance map has shape {y.shape}, expected [L, L].")
@@ -319,7 +414,7 @@ def psicov_windows(x: np.ndarray, y: np.ndarray, train: bool, rng: np.random.Gen
 
 def convert_psicov(src: Path, dest: Path, **options) -> list[Path]:
     """PDNet/NAS-Bench-360 protein folder -> ``protein/psicov_{train,test}.npz``."""
-    opts = check_options("nb360-psicov", options, {"seed": 0, "crops": 1, "clip": 16.0})
+    opts = check_options("nb360-psicov", options, {"seed": 0, "crops": 1, "clip": 16.0}, {"seed": 0, "crops": 1, "clip": 0})  # clip 0: none
     base = find_base(Path(src), "deepcov.lst", ("protein",), "nb360-psicov", "deepcov.lst, psicov.lst, deepcov/ and psicov/ from protein.zip")
     lists = {"protein/psicov_train.npz": read_id_list(base / "deepcov.lst"), "protein/psicov_test.npz": read_id_list(base / "psicov.lst")}
     rng = np.random.default_rng(opts["seed"])
@@ -330,10 +425,10 @@ def convert_psicov(src: Path, dest: Path, **options) -> list[Path]:
         for pid in lists[rel]:
             x, y = psicov_padded(base, pid)
             for wx, wy in psicov_windows(x, y, train, rng, opts["crops"]):
-                wy = np.nan_to_num(wy, nan=0.0)
+                wy = np.nan_to_num(wy, nan=0.0)  # missing distances (NaN) are stored as 0
                 if train and opts["clip"] > 0:
                     wy = np.minimum(wy, opts["clip"])
-                out.add(x=np.nan_to_num(wx, nan=0.0), y=wy[None])
+                out.add(x=wx, y=wy[None])  # features were checked finite
 
     return write_splits(Path(dest), {rel: shapes for rel in lists}, produce)
 
@@ -359,6 +454,8 @@ def cosmic_lists(base: Path, filter_name: str) -> dict[str, list[Path]]:
 
 def cosmic_sample(path: Path, offset: int) -> tuple[np.ndarray, np.ndarray]:
     a = load_plain_npy(path)
+    if a.dtype.kind not in "biuf":  # text or complex would be cast (or fail) silently
+        raise DataError(f"{path}: holds {a.dtype} values, expected real numbers (a deepCR image file).")
     if a.ndim != 3 or a.shape[0] not in (2, 3) or min(a.shape[1:]) < offset + WINDOW:
         raise DataError(f"{path}: shape {a.shape}, expected [2 or 3, H, W] (image, cosmic-ray mask[, ignore]) with H, W >= {offset + WINDOW}.")
     crop = np.s_[offset : offset + WINDOW, offset : offset + WINDOW]
@@ -372,7 +469,7 @@ def cosmic_sample(path: Path, offset: int) -> tuple[np.ndarray, np.ndarray]:
 
 def convert_cosmic(src: Path, dest: Path, **options) -> list[Path]:
     """deepCR ACS/WFC npy trees -> ``cosmic/cosmic_{train,test}.npz`` (fixed 128x128 crop)."""
-    opts = check_options("nb360-cosmic", options, {"offset": 64, "filter": ""})
+    opts = check_options("nb360-cosmic", options, {"offset": 64, "filter": ""}, {"offset": 0})
     src = Path(src)
     markers = ("train_dirs.npy", "npy_train")
     base = next((b for b in (src, src / "cosmic") for m in markers if (b / m).exists()), None)
@@ -410,6 +507,8 @@ def read_wav(path: Path) -> np.ndarray:
         x = x.mean(axis=1)
     if x.size == 0:
         raise DataError(f"{path}: holds no samples.")
+    if not np.all(np.isfinite(x)):  # a float wav can: it would become a NaN spectrogram
+        raise DataError(f"{path}: holds NaN or Inf samples; the chunk is damaged - unzip audio.zip again.")
     if x.size < FSD_SR:
         x = np.tile(x, FSD_SR // x.size + 1)[:FSD_SR]
     return x.astype(np.float32)
@@ -457,7 +556,8 @@ def read_label_map(path: Path) -> dict[str, int]:
         m = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: not readable JSON ({type(exc).__name__}: {exc}).") from exc
-    if not isinstance(m, dict) or sorted(m.values()) != list(range(FSD_CLASSES)):
+    # ints only: 3.0 or "3" would pass a sort but cannot index the label vector
+    if not isinstance(m, dict) or not all(type(v) is int for v in m.values()) or sorted(m.values()) != list(range(FSD_CLASSES)):
         raise DataError(f"{path}: expected {FSD_CLASSES} label names mapped to indices 0..{FSD_CLASSES - 1}.")
     return m
 
@@ -467,23 +567,28 @@ def read_manifest(path: Path, labels: dict[str, int]) -> dict[str, list[tuple[st
     if not path.is_file():
         raise DataError(f"nb360-fsd50k: missing {path}; unpack audio.zip completely.")
     clips: dict[str, list[tuple[str, np.ndarray]]] = {}
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        if not {"files", "labels", "ext"} <= set(reader.fieldnames or ()):
-            raise DataError(f"{path}: expected columns files, labels, ext; found {reader.fieldnames}.")
-        for row in reader:
-            y = np.zeros(FSD_CLASSES, dtype=np.float32)
-            for name in row["labels"].split(","):
-                if name not in labels:
-                    raise DataError(f"{path}: label {name!r} is not in lbl_map.json.")
-                y[labels[name]] = 1.0
-            clips.setdefault(row["ext"], []).append((row["files"], y))
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if not {"files", "labels", "ext"} <= set(reader.fieldnames or ()):
+                raise DataError(f"{path}: expected columns files, labels, ext; found {reader.fieldnames}.")
+            for row in reader:
+                if any(row[k] is None for k in ("files", "labels", "ext")):  # DictReader fills a short row with None
+                    raise DataError(f"{path}: line {reader.line_num} has fewer columns than the header; unzip audio.zip again.")
+                y = np.zeros(FSD_CLASSES, dtype=np.float32)
+                for name in row["labels"].split(","):
+                    if name not in labels:
+                        raise DataError(f"{path}: label {name!r} is not in lbl_map.json.")
+                    y[labels[name]] = 1.0
+                clips.setdefault(row["ext"], []).append((row["files"], y))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: not a readable UTF-8 CSV ({type(exc).__name__}: {exc}); unzip audio.zip again.") from exc
     return clips
 
 
 def convert_fsd50k(src: Path, dest: Path, **options) -> list[Path]:
     """NAS-Bench-360 audio folder -> ``fsd50k/fsd50k_{train,val,test}.npz`` of log-mel chunks."""
-    opts = check_options("nb360-fsd50k", options, {"seed": 0, "chunks_per_clip": 1})
+    opts = check_options("nb360-fsd50k", options, {"seed": 0, "chunks_per_clip": 1}, {"seed": 0, "chunks_per_clip": 0})  # 0: all
     src = Path(src)
     meta = find_base(src, "lbl_map.json", ("chunks", "data/chunks", "audio/chunks"), "nb360-fsd50k", "chunks/tr.csv, val.csv, eval.csv, lbl_map.json from audio.zip")
     labels = read_label_map(meta / "lbl_map.json")

@@ -22,7 +22,7 @@ import torch
 
 from mona_kit.api import DataError, TaskSpec, config, option
 
-from .common import SplitOptions, assemble, dataset, require_files, validate
+from .common import SplitOptions, assemble, dataset, require_files, root_folder, validate
 
 GET = "PDEBench on DaRUS (https://darus.uni-stuttgart.de/dataverse/sciml_benchmark; download script: pdebench/data_download)"
 CITATION = "Takamoto et al., PDEBench: An Extensive Benchmark for Scientific Machine Learning, NeurIPS 2022"
@@ -78,9 +78,16 @@ def _open(path: Path):
 
 
 def _dataset(f, key: str, path: Path, ndim: int):
+    import h5py
+
     if key not in f:
         raise DataError(f"{path}: no dataset {key!r} (found {sorted(f.keys())[:8]}); is this the right PDEBench file?")
     d = f[key]
+    if not isinstance(d, h5py.Dataset):
+        raise DataError(f"{path}: {key!r} is an HDF5 {type(d).__name__}, not a dataset; is this the right PDEBench file?")
+    # real numbers only: a compound dtype cannot be cast, a complex one would silently lose its imaginary part
+    if d.dtype.kind not in "biuf":
+        raise DataError(f"{path}: dataset {key!r} holds {d.dtype} values, expected real numbers; is this the right PDEBench file?")
     if len(d.shape) != ndim:
         raise DataError(f"{path}: dataset {key!r} has shape {d.shape}, expected {ndim} axes.")
     return d
@@ -123,10 +130,14 @@ def read_pairs(task: PdeTask, path: Path, opts) -> tuple[np.ndarray, np.ndarray]
                 x, y = np.moveaxis(np.stack(xs), -1, 1), np.moveaxis(np.stack(ys), -1, 1)
         except DataError:
             raise
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, TypeError) as exc:
             raise DataError(f"{path}: reading failed ({type(exc).__name__}: {exc}); the file is truncated or corrupt.") from exc
     if x.shape[1] != task.channels:
         raise DataError(f"{path}: samples have {x.shape[1]} channels, expected {task.channels} for {task.name}.")
+    # every task maps a state to a state of the same grid and channels; Darcy reads two datasets that may disagree
+    if y.shape[1:] != x.shape[1:]:
+        raise DataError(f"{path}: targets have shape {tuple(y.shape[1:])} per sample but inputs {tuple(x.shape[1:])} "
+                        f"(channels, grid); the input and output datasets must match - is this the right PDEBench file?")
     return x, y
 
 
@@ -140,7 +151,7 @@ def _steps(opts, steps: int, path: Path) -> tuple[int, int]:
 
 def make_loader(task: PdeTask):
     def load(opts):
-        (path,) = require_files(Path(opts.root).expanduser(), [opts.file], what=task.name, get=GET)
+        (path,) = require_files(root_folder(opts.root, task.name), [opts.file], what=task.name, get=GET)
         x, y = read_pairs(task, path, opts)
         xt, yt = torch.from_numpy(x), torch.from_numpy(y)
         spec = TaskSpec(
