@@ -31,7 +31,8 @@ def _finish(output: Path, method: str, seed: int) -> Path:
     cell = output / "cells" / method / "gunpoint" / f"seed{seed}"
     (cell / "checkpoints").mkdir(parents=True)
     (cell / "checkpoints" / "stage-0.pt").write_bytes(b"weights")
-    (cell / "results.json").write_text(json.dumps({"metric": "zero-one-error", "seed": seed, "test": {"zero-one-error": 0.1}}))
+    (cell / "results.json").write_text(json.dumps({"method": "orca", "task": "gunpoint", "metric": "zero-one-error", "seed": seed,
+                                                   "val": {"zero-one-error": 0.1}, "test": {"zero-one-error": 0.1}}))
     (cell.parent / f"seed{seed}.log").write_text("done\n")
     return cell
 

@@ -338,7 +338,7 @@ CASES = [
     ("resume-a-live-finished-run", hold_lock(finished), RESUME, IN_USE),
     # --methods: every target checked before the first trains (group 12)
     ("methods-share-run-name", write_cfg, RUN + ["--methods", "finetune,linear-probe"], r"run_name=r names one folder, but 2 methods would run \(finetune, linear-probe\); drop run_name \(each run gets its own name\) or run the methods one at a time\."),
-    ("methods-twice", write_cfg, RUN + ["--methods", "finetune,finetune", "run_name=null"], r"--methods lists a method twice \(finetune,finetune\); name each once\."),
+    ("methods-twice", write_cfg, RUN + ["--methods", "finetune,finetune", "run_name=null"], r"--methods 'finetune,finetune' names finetune twice; list each of the method names once\."),
     # resume: the recorded config, its hash, and no overrides but a learning rate after a stop (groups 5, 11)
     ("resume-hand-edited-config", edit_config, RESUME, EDITED),
     ("resume-forged-hash", forged_hash, RESUME, EDITED),

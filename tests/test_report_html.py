@@ -15,6 +15,7 @@ import yaml
 
 from mona_kit.report import write_report
 from mona_kit.sweep import collect
+from mona_kit.sweep_profile import Cell
 
 METRIC = "relative-l2"
 
@@ -46,6 +47,13 @@ def _chromium() -> str:
     pytest.skip("no headless Chromium on this machine (Debian: apt-get install chromium; .ci/run installs it)")
 
 
+def _collect(out: Path) -> list[dict]:
+    """The report's rows, as a sweep collects them: every cell made above is a cell of the profile."""
+    cells = [Cell(p.parent.parent.name, p.parent.name, int(p.name[4:]), yaml.safe_load((p / "config.yaml").read_text()))
+             for p in sorted(out.glob("cells/*/*/seed*"))]
+    return collect(out, cells)
+
+
 def test_report_html_renders_in_headless_chromium(tmp_path):
     browser = _chromium()
     out = tmp_path / "sweep"
@@ -54,7 +62,7 @@ def test_report_html_renders_in_headless_chromium(tmp_path):
         _cell(out, "finetune", "darcy-16", seed, 0.4 + seed / 100)
         _cell(out, "mona", "darcy-16", seed, 0.6, plateaued=seed == 0)  # loses to linear; one seed still improving
         _cell(out, "finetune", "burgers-1d", seed, 0.3)
-    rows = collect(out)
+    rows = _collect(out)
     written = write_report(out, rows, title="t: 8 cells", command="mona-kit sweep p.yaml", references={"linear"})
     page = out / "report.html"
     assert page in written
@@ -90,7 +98,7 @@ def test_report_html_shows_the_generated_sections(tmp_path):
         _cell(out, "linear", "darcy-16", seed, 0.5)
         _cell(out, "finetune", "darcy-16", seed, 0.4 + seed / 100)
         _cell(out, "mona", "darcy-16", seed, 0.6, plateaued=seed == 0)
-    write_report(out, collect(out), title="t", command="mona-kit sweep p.yaml", references={"linear"})
+    write_report(out, _collect(out), title="t", command="mona-kit sweep p.yaml", references={"linear"})
     text = (out / "report.html").read_text()
     for heading in ("Flagged cells", "Against fine-tuning"):  # table.md's sections, on the page too
         assert f"<h2>{heading}</h2>" in text

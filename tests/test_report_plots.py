@@ -165,8 +165,9 @@ def test_mona_kit_plot_draws_a_reference_run_as_a_line(tmp_path, monkeypatch):
     trained, ridge = tmp_path / "finetune", tmp_path / "linear"
     for run, method in ((trained, "finetune"), (ridge, "linear")):
         run.mkdir()
+        reference = {"reference": {"model": "linear"}} if method == "linear" else {}  # as a reference run records
         (run / "results.json").write_text(json.dumps({"metric": "relative-l2", "method": method, "seed": 0,
-                                                      "val": {"relative-l2": 0.244}}))
+                                                      "val": {"relative-l2": 0.244}, **reference}))
     events = [{"stage": "finetune", "event": "stage-start", "index": 0, "trains_task": True}]
     events += [{"stage": "finetune", "step": s, "loss": 1.0 / s} for s in range(1, 5)]
     events += [{"stage": "finetune", "step": s, "split": "val", "relative-l2": 0.5 / s} for s in range(1, 5)]
@@ -193,7 +194,7 @@ def test_mona_kit_plot_of_a_reference_run_alone_warns_nothing(tmp_path, monkeypa
     ridge = tmp_path / "linear"
     ridge.mkdir()
     (ridge / "results.json").write_text(json.dumps({"metric": "relative-l2", "method": "linear", "seed": 0,
-                                                    "val": {"relative-l2": 0.244}}))
+                                                    "val": {"relative-l2": 0.244}, "reference": {"model": "linear"}}))
     figures = []
     monkeypatch.setattr(report, "save_figure", lambda fig, path: figures.append(fig) or path)
     with warnings.catch_warnings():

@@ -73,14 +73,11 @@ def check_targets(configs: list[RunConfig], *, overwrite: bool) -> None:
     or a name that is taken, fail at once instead of after the first method's training."""
     from ..runs import RunDir, run_path
 
-    methods = [c.method.name for c in configs]
-    if len(set(methods)) < len(methods):
-        raise ConfigError(f"--methods lists a method twice ({','.join(methods)}); name each once.")
     named = [c for c in configs if c.run_name is not None]
     if len(configs) > 1 and named:
         raise ConfigError(
             f"run_name={named[0].run_name} names one folder, but {len(configs)} methods would run "
-            f"({', '.join(methods)}); drop run_name (each run gets its own name) or run the methods one at a time."
+            f"({', '.join(c.method.name for c in configs)}); drop run_name (each run gets its own name) or run the methods one at a time."
         )
     for config in named:
         RunDir.check_target(run_path(config.output_dir, config.run_name), overwrite=overwrite)
