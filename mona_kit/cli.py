@@ -53,8 +53,10 @@ def build_parser(kit=None) -> argparse.ArgumentParser:
         p.set_defaults(_handler=module.run)
     if kit is not None:
         for entry in kit.commands:
-            if entry.name in VERBS:
-                raise PluginError(f"{entry.provider} registers CLI verb {entry.name!r}, which is built in; rename it.")
+            if entry.name in VERBS:  # the built-in verb stays; refusing here would break every verb
+                print(f"mona-kit: warning: plugin {entry.provider} registers CLI verb {entry.name!r}, which is built in; "
+                      f"its command is left out - rename it in the plugin.", file=sys.stderr)
+                continue
             p = sub.add_parser(entry.name, help=entry.summary, description=entry.summary, allow_abbrev=False)
             try:
                 entry.meta["configure"](p)

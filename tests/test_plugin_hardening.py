@@ -175,6 +175,16 @@ def test_a_plugin_verb_whose_configure_raises_breaks_only_itself(cli_kit, capsys
                             "conflicting option string: --x; fix the plugin's configure (other verbs still work).")
 
 
+def test_a_plugin_verb_named_like_a_built_in_one_is_left_out_with_a_warning(cli_kit, capsys):
+    """Before: 'registers CLI verb 'list', which is built in' stopped every verb, the built-in one too."""
+    clash = plugin("acme", register_commands=lambda register: register("list", lambda p: None, lambda a, k: 7))
+    cli_kit(kit_with(clash))
+    assert cli.main(["list", "metrics"]) == 0  # the built-in verb, not the plugin's (which would return 7)
+    captured = capsys.readouterr()
+    assert "toy-error" in captured.out
+    assert "warning: plugin acme (" in captured.err and "registers CLI verb 'list', which is built in" in captured.err
+
+
 # 4. A plugin verb's handler returns something other than an exit status -----------------------------
 @pytest.mark.parametrize("returned", ["done", True, 1.0])
 def test_a_handler_returning_a_non_int_is_a_plugin_error(cli_kit, capsys, returned):
