@@ -79,7 +79,9 @@ def read_cell_results(path: Path, cell: Cell | None = None) -> dict[str, Any]:
         raise _damaged_results(path)
     if not isinstance(data.get("val"), dict) or as_number(test.get(metric)) is None:  # 'nan'/'inf' strings are numbers
         raise _damaged_results(path)
-    held = (data.get("method"), data.get("task"), data.get("seed"))
+    # the task's registered name, as the run recorded it (a dataset's spec may call itself otherwise)
+    components = data.get("components") if isinstance(data.get("components"), dict) else {}
+    held = (data.get("method"), components.get("task", data.get("task")), data.get("seed"))
     if cell is not None and held != cell_identity(cell.config):
         method, task, seed = held
         raise ConfigError(
@@ -109,7 +111,7 @@ def _refuse_changed(cell: Cell, run_dir: Path) -> None:
     its folder must hold a run of this cell (a folder copied or moved in from another cell would be
     resumed, or reported, under the wrong label)."""
     config_file = run_dir.parent / f"seed{cell.seed}.yaml"
-    for folder in (run_dir.parent.parent, run_dir.parent, run_dir):
+    for folder in (run_dir.parent.parent.parent, run_dir.parent.parent, run_dir.parent, run_dir):
         if folder.exists() and not folder.is_dir():
             raise ConfigError(
                 f"cell {cell.key}: {str(folder)!r} is a file where the sweep keeps a folder; move it away to run the cell."

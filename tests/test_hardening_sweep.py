@@ -227,6 +227,8 @@ CASES = [
                       results={**RESULTS, "seed": 1, "metric": "loss", "test": {"loss": 0.6}})),
      SWEEP + ["--report-only"], r"'[^']*/seed1/results\.json' reports 'loss' where '[^']*/seed0/results\.json' \(the same task\) "
      r"reports 'zero-one-error': one of them is damaged; .*"),
+    ("cells-folder-is-a-file", lambda ctx: (ctx.profile(), (ctx.tmp / "out").mkdir(), (ctx.tmp / "out/cells").write_text("x")),
+     SWEEP + ["--status"], r"cell finetune/gunpoint/seed0: '[^']*/out/cells' is a file where the sweep keeps a folder; move it away to run the cell\."),
     ("cell-folder-is-a-file", lambda ctx: (ctx.profile(), (ctx.tmp / "out/cells/finetune/gunpoint").mkdir(parents=True),
                                            (ctx.tmp / "out/cells/finetune/gunpoint/seed0").write_text("x")),
      SWEEP + ["--status"], r"cell finetune/gunpoint/seed0: '[^']*/seed0' is a file where the sweep keeps a folder; move it away to run the cell\."),
@@ -545,6 +547,16 @@ def test_a_diverged_seed_recorded_as_the_string_nan_is_counted(in_process_kit, t
     assert cli.main(["sweep", str(tmp_path / "p.yaml"), "--report-only"]) == 0, capsys.readouterr().err
     assert "0.6 ± 0.14 (n=2 of 3)" in (tmp_path / "out" / "table.md").read_text()
     assert "nan" in (tmp_path / "out" / "results.csv").read_text()
+
+
+def test_a_dataset_whose_spec_names_itself_otherwise_is_still_its_cell(in_process_kit, tmp_path, capsys):
+    """results.json's task is the dataset's own spec name; the cell holds the registered name, which runs
+    record under components.task: that is what must match."""
+    ctx = Ctx(tmp_path)
+    ctx.profile()
+    finished_cell(ctx, results={**RESULTS, "task": "GunPoint (UCR)", "components": {"task": "gunpoint", "method": "finetune"}})
+    capsys.readouterr()
+    assert cli.main(["sweep", str(tmp_path / "p.yaml"), "--report-only"]) == 0, capsys.readouterr().err
 
 
 def test_folders_that_are_no_cell_of_the_profile_are_named_not_averaged_in(in_process_kit, tmp_path, capsys):

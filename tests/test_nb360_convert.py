@@ -65,6 +65,10 @@ def test_psicov_convert_then_load(kit, tmp_path, capsys):
     assert convert(kit, "nb360-psicov", src, dest) == 0
     assert "wrote" in capsys.readouterr().out
     assert npz_files(dest) == ["protein/psicov_test.npz", "protein/psicov_train.npz"]
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in npz_files(dest):  # as open() would make them, readable in a shared data folder (mkstemp gives 0600)
+        assert (dest / name).stat().st_mode & 0o777 == 0o666 & ~umask
     with np.load(dest / "protein/psicov_test.npz") as z:
         x, y = z["x"], z["y"]
     assert x.shape == (4, 57, 128, 128) and y.shape == (4, 1, 128, 128)

@@ -105,6 +105,7 @@ class NpzStream:
                         with open(self._raw[key], "rb") as src:
                             while block := src.read(1 << 24):
                                 out.write(block)
+            os.chmod(tmp, _FILE_MODE)  # mkstemp makes it 0600: data in a shared folder must stay readable
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
         except OSError as exc:
@@ -116,6 +117,29 @@ class NpzStream:
             fh.close()
         for p in self._raw.values():
             p.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: What open() would give a new file (mkstemp alone gives 0600).
+_FILE_MODE = 0o666 & ~_umask()
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # a platform where folders cannot be opened: nothing to sync
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _make_folders(folder: Path) -> list[Path]:
@@ -165,6 +189,8 @@ def write_splits(dest: Path, outputs: dict[str, dict[str, tuple[int, ...]]], pro
                 os.replace(tmp, path)
             except OSError as exc:
                 raise _write_error(path, exc) from exc
+        for folder in {path.parent for _, path in finished}:
+            _fsync_folder(folder)  # the renames themselves survive a crash
         done = True
     finally:
         for s in streams.values():
