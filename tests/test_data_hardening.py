@@ -96,17 +96,27 @@ def fsd_source(tmp_path: Path, wav=None) -> Path:
     return src
 
 
-# 1. PSICOV: features must be finite; the distance map keeps NaN as "missing" -----------------------------
-@pytest.mark.parametrize("key, bad", [("ccmpred", np.inf), ("sa", np.nan), ("pssm", -np.inf)])
-def test_psicov_non_finite_features_are_refused(kit, tmp_path, key, bad):
+# 1. PSICOV: features must not be infinite (NaN is filled with 0, and said); the distance map keeps NaN as "missing"
+@pytest.mark.parametrize("key, bad", [("ccmpred", np.inf), ("pssm", -np.inf), ("ccmpred", 1e39)])
+def test_psicov_infinite_features_are_refused(kit, tmp_path, key, bad):
     shapes = {"ccmpred": (20, 20), "sa": (20,), "pssm": (20, 22)}
     value = rng.uniform(size=shapes[key])
     value.flat[3] = bad
     src = psicov_source(tmp_path, **{key: value})
     with pytest.raises(DataError) as e:
         convert(kit, "nb360-psicov", src, tmp_path / "root")
-    one_line(e, rf"1abc.pkl: feature '{key}' contains NaN, Inf")
+    one_line(e, rf"1abc.pkl: feature '{key}' contains Inf or values beyond float32")
     assert leftovers(tmp_path / "root") == []
+
+
+def test_psicov_nan_features_are_stored_as_zero_and_counted(kit, tmp_path, capsys):
+    value = rng.uniform(size=(20,))
+    value[3] = np.nan
+    convert(kit, "nb360-psicov", psicov_source(tmp_path, sa=value), tmp_path / "root")
+    with np.load(tmp_path / "root/protein/psicov_train.npz") as z:
+        assert np.all(np.isfinite(z["x"]))
+    err = capsys.readouterr().err
+    assert "nb360-psicov:" in err and "NaN feature values in 1 protein(s) were stored as 0: 1abc (" in err
 
 
 def test_psicov_distance_map_nan_kept_inf_refused(kit, tmp_path):

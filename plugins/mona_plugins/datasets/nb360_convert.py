@@ -28,6 +28,7 @@ import csv
 import json
 import math
 import os
+import sys
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -332,9 +333,10 @@ def psicov_features(base: Path, pid: str) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: no feature(s) {missing} (expected {list(PSICOV_FEATURES)}).")
     out = {k: _numbers(d[k], path, k) for k in PSICOV_FEATURES}
     for k, a in out.items():
-        # features have no missing-value marker: NaN/Inf (or overflow in the float32 output) would be made-up values
-        if not np.all(np.abs(a) <= np.finfo(np.float32).max):
-            raise DataError(f"{path}: feature {k!r} contains NaN, Inf or values beyond float32; the file is damaged - unpack protein.zip again or clean the array.")
+        # Inf (or overflow in the float32 output) would be stored as a made-up 3.4e38; NaN is stored as 0, as
+        # the published pipeline's loaders fill it, and counted (convert_psicov says how many)
+        if np.any(np.abs(a[~np.isnan(a)]) > np.finfo(np.float32).max):
+            raise DataError(f"{path}: feature {k!r} contains Inf or values beyond float32; the file is damaged - unpack protein.zip again or clean the array.")
     return out
 
 
@@ -446,17 +448,27 @@ def convert_psicov(src: Path, dest: Path, **options) -> list[Path]:
     rng = np.random.default_rng(opts["seed"])
     shapes = {"x": (PSICOV_CHANNELS, WINDOW, WINDOW), "y": (1, WINDOW, WINDOW)}
 
+    filled: dict[str, int] = {}  # protein -> NaN feature values stored as 0
+
     def produce(rel: str, out: NpzStream) -> None:
         train = rel.endswith("train.npz")
         for pid in lists[rel]:
             x, y = psicov_padded(base, pid)
+            if np.isnan(x).any():
+                filled[pid] = int(np.isnan(x).sum())
+                x = np.nan_to_num(x, nan=0.0)
             for wx, wy in psicov_windows(x, y, train, rng, opts["crops"]):
                 wy = np.nan_to_num(wy, nan=0.0)  # missing distances (NaN) are stored as 0
                 if train and opts["clip"] > 0:
                     wy = np.minimum(wy, opts["clip"])
-                out.add(x=wx, y=wy[None])  # features were checked finite
+                out.add(x=wx, y=wy[None])
 
-    return write_splits(Path(dest), {rel: shapes for rel in lists}, produce)
+    written = write_splits(Path(dest), {rel: shapes for rel in lists}, produce)
+    if filled:  # said, not silent: a reader can judge whether these proteins should be left out
+        first = ", ".join(f"{pid} ({n})" for pid, n in list(filled.items())[:5])
+        print(f"nb360-psicov: {sum(filled.values())} NaN feature values in {len(filled)} protein(s) were stored as 0: "
+              f"{first}{' ...' if len(filled) > 5 else ''}", file=sys.stderr)
+    return written
 
 
 # Cosmic ----------------------------------------------------------------------------------------------
