@@ -11,24 +11,11 @@ import pytest
 import torch
 
 import mona_kit.cli as cli
-from mona_kit.api import TaskData, TaskSpec, TensorDictDataset, config, hookimpl, option
+from mona_kit.api import TaskData, TaskSpec, TensorDictDataset, config, option
 from mona_kit.config import build_config
 from mona_kit.errors import ConfigError, PluginError
-from mona_kit.kit import load_kit
-
-
-def plugin(name: str, **hooks) -> types.ModuleType:
-    """An in-process third-party plugin module with the given hook implementations."""
-    module = types.ModuleType(name)
-    for hook, fn in hooks.items():
-        setattr(module, hook, hookimpl(fn))
-    return module
-
-
-def kit_with(*modules):
-    import toy_plugin
-
-    return load_kit(builtins=["mona_plugins.methods"], entry_points=False, extra=[toy_plugin, *modules])
+from test_plugin_author import plugin
+from test_plugin_author import toy_kit_with as kit_with
 
 
 @pytest.fixture
