@@ -83,6 +83,7 @@ _WHERE: dict[str, str] = {
     "load_torch_file": "mona_kit.data",
     "file_fingerprint": "mona_kit.data",
     "atomic_write": "mona_kit.data",
+    "atomic_write_many": "mona_kit.atomic_io",
     "strings_to_tensors": "mona_kit.data",
     "tensors_to_strings": "mona_kit.data",
     # Experiment loggers (register_loggers)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from .errors import MonaError
@@ -54,31 +55,55 @@ def io_failure_reason(exc: BaseException) -> str | None:
     return f"the write failed ({type(exc).__name__}: {first})"
 
 
-def atomic_replace(path: Path, write, *, advice: str = RESUME_ADVICE) -> None:
+def atomic_replace(path: Path, write: Callable[[str], object], *, advice: str = RESUME_ADVICE) -> None:
     """Write ``path`` through ``write(tmp_path)`` to a temporary file, fsync it, rename it over ``path``
     and fsync the folder: a crash or a full disk leaves the previous file whole, never half a file.
     ``advice`` ends the error's line (:data:`RESUME_ADVICE` for a run's records)."""
-    path = Path(path)
-    tmp = None
+    atomic_write_many({Path(path): write}, advice=advice)
+
+
+def atomic_write_many(writes: Mapping[Path, Callable[[str], object]], *, advice: str = RESUME_ADVICE) -> list[Path]:
+    """Write several files all or nothing: each through ``write(tmp_path)`` to a temporary file beside
+    it (mode as ``open()`` gives, fsynced); only when every write succeeded are they renamed into place,
+    then each folder is fsynced so the renames survive a crash. A failure before the renames leaves
+    every previous file whole and no temporary file behind. Returns the paths written."""
+    staged: list[tuple[Path, Path]] = []  # (temporary file, target), not yet renamed
+    path = Path()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        os.chmod(tmp, FILE_MODE)
-        write(tmp)
-        os.chmod(tmp, FILE_MODE)  # again: some writers (safetensors) recreate the file as 0600
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        _fsync_dir(path.parent)
+        for path, write in ((Path(p), w) for p, w in writes.items()):
+            staged.append((_staged_copy(path, write), path))
+        while staged:
+            tmp, path = staged[0]
+            os.replace(tmp, path)
+            staged.pop(0)
+        for folder in dict.fromkeys(Path(p).parent for p in writes):
+            _fsync_dir(folder)
     except Exception as exc:  # OSError, or a writer library's wrapper of one (SafetensorError, RuntimeError)
         if io_failure_reason(exc) is None:
             raise
         raise write_failed(path, exc, advice) from exc
     finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+    return [Path(p) for p in writes]
+
+
+def _staged_copy(path: Path, write: Callable[[str], object]) -> Path:
+    """``write`` run on a new temporary file beside ``path``, given open()'s mode and fsynced."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        os.chmod(tmp, FILE_MODE)
+        write(name)
+        os.chmod(tmp, FILE_MODE)  # again: some writers (safetensors) recreate the file as 0600
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+    except BaseException:  # no temporary file stays behind
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
 
 
 def _fsync_dir(folder: Path) -> None:

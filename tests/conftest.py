@@ -31,3 +31,15 @@ def kit():
 def isolated_cache(tmp_path, monkeypatch):
     """A cache folder of the test's own, so cached tensors never leak between tests."""
     monkeypatch.setenv("MONA_KIT_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def cli_kit(monkeypatch):
+    """Point the CLI at a kit built for the test."""
+    import mona_kit.kit
+
+    def use(kit):
+        monkeypatch.setattr(mona_kit.kit, "load_kit", lambda *a, **k: kit)
+        return kit
+
+    return use

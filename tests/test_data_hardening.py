@@ -216,19 +216,37 @@ def test_stale_part_names_do_not_block(kit, tmp_path):
 def test_failure_while_writing_leaves_nothing(kit, tmp_path, monkeypatch):
     from mona_plugins.datasets import nb360_convert
 
-    finish, calls = nb360_convert.NpzStream.finish, []
+    write_npz, calls = nb360_convert.NpzStream.write_npz, []
 
-    def failing_second(self):
+    def failing_second(self, tmp):
         calls.append(self.path.name)
         if len(calls) == 2:
-            raise DataError("disk full (simulated)")
-        return finish(self)
+            raise OSError(28, "No space left on device")
+        return write_npz(self, tmp)
 
-    monkeypatch.setattr(nb360_convert.NpzStream, "finish", failing_second)
+    monkeypatch.setattr(nb360_convert.NpzStream, "write_npz", failing_second)
     dest = tmp_path / "new" / "root"
-    with pytest.raises(DataError, match="simulated"):
+    with pytest.raises(MonaError) as e:
         convert(kit, "nb360-cosmic", cosmic_source(tmp_path), dest)
+    one_line(e, r"cannot write .*cosmic_test.npz.: No space left on device; .*point --root at another folder\); no split was written")
     assert calls == ["cosmic_train.npz", "cosmic_test.npz"] and not (tmp_path / "new").exists()
+
+
+def test_failed_write_keeps_the_previous_splits(kit, tmp_path, monkeypatch):
+    from mona_plugins.datasets import nb360_convert
+
+    src, dest = cosmic_source(tmp_path), tmp_path / "root"
+    convert(kit, "nb360-cosmic", src, dest)
+    before = {p: (dest / p).read_bytes() for p in leftovers(dest) if p.endswith(".npz")}
+
+    def full_disk(self, tmp):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(nb360_convert.NpzStream, "write_npz", full_disk)
+    with pytest.raises(MonaError, match="No space left"):
+        convert(kit, "nb360-cosmic", src, dest)
+    assert {p: (dest / p).read_bytes() for p in leftovers(dest) if p.endswith(".npz")} == before
+    assert not [p for p in leftovers(dest) if p.endswith((".tmp", ".part"))]
 
 
 def test_failed_convert_leaves_no_new_folder(kit, tmp_path):

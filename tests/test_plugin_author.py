@@ -50,18 +50,6 @@ def toy_kit_with(*modules):
     return load_kit(builtins=["mona_plugins.methods"], entry_points=False, extra=[toy_plugin, *modules])
 
 
-@pytest.fixture
-def cli_kit(monkeypatch):
-    """Point the CLI at a kit built for the test."""
-    import mona_kit.kit
-
-    def use(kit):
-        monkeypatch.setattr(mona_kit.kit, "load_kit", lambda *a, **k: kit)
-        return kit
-
-    return use
-
-
 def one_line_error(capsys, argv, code=2) -> str:
     assert cli.main(argv) == code
     err = capsys.readouterr().err.strip()

@@ -18,18 +18,6 @@ from test_plugin_author import plugin
 from test_plugin_author import toy_kit_with as kit_with
 
 
-@pytest.fixture
-def cli_kit(monkeypatch):
-    """Point the CLI at a kit built for the test."""
-    import mona_kit.kit
-
-    def use(kit):
-        monkeypatch.setattr(mona_kit.kit, "load_kit", lambda *a, **k: kit)
-        return kit
-
-    return use
-
-
 def one_line_error(capsys, argv, code=2) -> str:
     assert cli.main(argv) == code
     err = capsys.readouterr().err.strip()
@@ -180,6 +168,14 @@ def test_a_handler_returning_a_non_int_is_a_plugin_error(cli_kit, capsys, return
     err = one_line_error(capsys, ["acme-verb"])  # before: ValueError from int('done')
     assert "plugin acme (" in err
     assert f"its command 'acme-verb' returned {type(returned).__name__} {returned!r}; a handler returns an int" in err
+
+
+@pytest.mark.parametrize("returned", [256, -1])
+def test_a_handler_returning_an_out_of_range_status_is_a_plugin_error(cli_kit, capsys, returned):
+    verb = plugin("acme", register_commands=lambda register: register("acme-verb", lambda p: None, lambda a, k: returned))
+    cli_kit(kit_with(verb))
+    err = one_line_error(capsys, ["acme-verb"])
+    assert f"its command 'acme-verb' returned exit status {returned}; an exit status is 0 to 255" in err
 
 
 @pytest.mark.parametrize("returned, status", [(None, 0), (0, 0), (3, 3)])

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from mona_kit.api import ConfigError, DataError
+from mona_kit.api import ConfigError, DataError, atomic_write_many
 
 from .safe_pickle import safe_npy_load, safe_pickle_load
 
@@ -51,6 +51,10 @@ FSD_CLASSES = 200
 
 
 # Streaming .npz writer ------------------------------------------------------------------------------
+#: How a failed write's one-line error ends: no split was renamed into place.
+_WRITE_ADVICE = "(or point --root at another folder); no split was written."
+
+
 def _write_error(path: Path, exc: OSError) -> DataError:
     return DataError(f"cannot write {path}: {exc.strerror or type(exc).__name__}; point --root at a writable folder with free space.")
 
@@ -90,57 +94,24 @@ class NpzStream:
                 raise _write_error(self.path, exc) from exc
         self.count += 1
 
-    def finish(self) -> Path:
-        """The whole ``.npz`` written and synced to a temporary file beside ``path`` (the caller renames it)."""
+    def write_npz(self, tmp: str) -> None:
+        """Write the whole ``.npz`` to ``tmp`` (:func:`write_splits` renames it into place)."""
         for fh in self._fh.values():
             fh.close()
-        try:
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-            os.close(fd)
-            self._raw["npz"] = Path(tmp)  # removed by discard() unless renamed first
-            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-                for key, shape in self.shapes.items():
-                    with zf.open(f"{key}.npy", "w", force_zip64=True) as out:
-                        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (self.count, *shape)}
-                        np.lib.format.write_array_header_2_0(out, header)
-                        with open(self._raw[key], "rb") as src:
-                            while block := src.read(1 << 24):
-                                out.write(block)
-            os.chmod(tmp, _FILE_MODE)  # mkstemp makes it 0600: data in a shared folder must stay readable
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-        except OSError as exc:
-            raise _write_error(self.path, exc) from exc
-        return Path(tmp)
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for key, shape in self.shapes.items():
+                with zf.open(f"{key}.npy", "w", force_zip64=True) as out:
+                    header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (self.count, *shape)}
+                    np.lib.format.write_array_header_2_0(out, header)
+                    with open(self._raw[key], "rb") as src:
+                        while block := src.read(1 << 24):
+                            out.write(block)
 
     def discard(self) -> None:
         for fh in self._fh.values():
             fh.close()
         for p in self._raw.values():
             p.unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-#: What open() would give a new file (mkstemp alone gives 0600).
-_FILE_MODE = 0o666 & ~_umask()
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # a platform where folders cannot be opened: nothing to sync
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _make_folders(folder: Path) -> list[Path]:
@@ -184,14 +155,7 @@ def write_splits(dest: Path, outputs: dict[str, dict[str, tuple[int, ...]]], pro
             produce(rel, stream)
             if stream.count == 0:
                 raise DataError(f"{rel}: the source gave no samples; check the source folder.")
-        finished = [(s.finish(), s.path) for s in streams.values()]
-        for tmp, path in finished:
-            try:
-                os.replace(tmp, path)
-            except OSError as exc:
-                raise _write_error(path, exc) from exc
-        for folder in {path.parent for _, path in finished}:
-            _fsync_folder(folder)  # the renames themselves survive a crash
+        atomic_write_many({s.path: s.write_npz for s in streams.values()}, advice=_WRITE_ADVICE)
         done = True
     finally:
         for s in streams.values():
