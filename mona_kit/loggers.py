@@ -105,7 +105,7 @@ class Loggers:
 def open_loggers(kit, refs: Iterable, run_dir: Path) -> Loggers:
     """Build the loggers a run names (checked by :func:`check_loggers` before the run directory was made).
     One that cannot start (a bad tracking_uri or folder) closes those opened before it and is a one-line
-    ConfigError; the runner then removes what the run wrote (``mona_kit.runner._undo_start``)."""
+    ConfigError; the runner then removes what the run wrote (``mona_kit.run_start.undo_start``)."""
     opened = []
     for ref in refs:
         entry = kit.loggers.get(ref.name)

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
-import resource
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from .atomic_io import atomic_write_text
 from .checkpoint import (
@@ -38,18 +34,17 @@ from .errors import (
     INTERRUPTED_RUN,
     CheckpointError,
     ConfigError,
-    DataError,
-    MonaError,
     NumericalError,
-    PluginError,
-    ShapeError,
 )
 from .kit import Kit
-from .loggers import check_loggers, open_loggers
+from .loggers import check_loggers
 from .resume_rules import check_resumable, config_hash, record_overrides, resume_config
+from .run_checks import check_direction, check_finite_model, check_model, check_split_samples, components_named
+from .run_memory import peak_gpu_memory_mb, peak_memory_mb, reset_peak_gpu_memory
 from .run_records import read_progress
+from .run_start import start_run
 from .runconfig import RunConfig
-from .runs import LOCK, MARKER, REPLACED, RunDir, RunLock, environment_record, run_path, safe_name
+from .runs import RunDir, RunLock, run_path, safe_name
 from .stages import EvaluateStage
 
 
@@ -79,156 +74,20 @@ def config_fingerprint(resolved: dict[str, Any]) -> str:
     return config_hash(resolved)[:16]
 
 
-def peak_memory_mb() -> float:
-    """The process's peak resident memory (host RAM), in MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _cuda_in_use(device: torch.device) -> bool:
-    """Whether ``device`` is a GPU whose allocator counters exist (reading them must not start CUDA)."""
-    return device.type == "cuda" and torch.cuda.is_initialized()
-
-
-def reset_peak_gpu_memory(device: torch.device) -> None:
-    """Start ``device``'s peak-memory counter afresh, so that a run records its own peak and not an
-    earlier run's in the same process (``mona-kit run --methods a,b``, the Python API in a loop)."""
-    if _cuda_in_use(device):
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def peak_gpu_memory_mb(device: torch.device) -> float | None:
-    """The most GPU memory torch allocated on ``device`` since the run began (this rank's GPU), in MB; None off CUDA."""
-    if not _cuda_in_use(device):
-        return None
-    return torch.cuda.max_memory_allocated(device) / 2**20
-
-
-
-def _check_direction(session) -> None:
-    """The metric's ``higher_is_better`` decides selection; a spec that says otherwise is refused."""
-    spec, higher = session.spec, bool(session.metric.higher_is_better)
-    if bool(spec.higher_is_better) != higher:
-        raise DataError(
-            f"dataset {spec.name!r} declares higher_is_better={spec.higher_is_better}, but its metric {spec.metric!r} "
-            f"is {'higher' if higher else 'lower'}-is-better; fix the spec to match the metric."
-        )
-
-
-def _check_split_samples(session) -> None:
-    """The dataset contract (``mona_kit.testing``) on a few samples of every split, plus every label of a
-    classification split held as a tensor: bad data is a one-line error before anything trains."""
-    from .testing.data import _check_sample
-
-    spec = session.spec
-    for split, ds in session.task.splits().items():
-        n = len(ds)
-        if n < 1:
-            raise DataError(f"dataset {spec.name!r}: split {split!r} is empty; check the dataset's files and size caps.")
-        try:
-            for i in sorted({0, n // 2, n - 1}):
-                _check_sample(spec, split, i, ds[i], exact=split in ("train", "val", "test"))
-        except AssertionError as exc:
-            raise DataError(f"{exc}; fix the dataset (or its plugin) to match its spec.") from exc
-        labels = getattr(ds, "tensors", {}).get("y") if spec.task_type == "classification" else None
-        if torch.is_tensor(labels) and len(labels) and not (labels.min() >= 0 and labels.max() < spec.output_shape[0]):
-            bad = labels[(labels < 0) | (labels >= spec.output_shape[0])][0]
-            raise DataError(
-                f"dataset {spec.name!r}: split {split!r} holds label {int(bad)} outside 0..{spec.output_shape[0] - 1}; "
-                f"fix the labels or the spec's output_shape."
-            )
-
-
-def _check_model(session, model) -> None:
-    """One forward pass of two training samples: an embedder, body and head that do not fit together
-    (or a plugin returning the wrong thing) fail here with the components named, not mid-stage."""
-    from .components import Backbone, Embedder, Head
-    from .model import CrossModalModel
-
-    names = session.component_names()
-    assembled = isinstance(model, CrossModalModel)  # else a method's own model (a reference): shapes only
-    for part, kind in (("embedder", Embedder), ("body", Backbone), ("head", Head)) if assembled else ():
-        if not isinstance(getattr(model, part), kind):
-            which = names["backbone" if part == "body" else part]
-            raise PluginError(
-                f"{part} {which!r} was built as {type(getattr(model, part)).__name__}, not a mona_kit {kind.__name__}; fix its plugin."
-            )
-    spec = session.spec
-    train = session.task.train
-    batch = session.to_device(torch.utils.data.default_collate([train[i] for i in range(min(2, len(train)))]))
-    if "x" not in batch:
-        return
-    where = (
-        f"embedder {names['embedder']!r} -> body {names['backbone']!r} -> head {names['head']!r}"
-        if assembled else f"the model of method {names['method']!r}"
-    )
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    try:  # eval mode and a forked RNG: the check leaves no trace in the run's random stream
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            out = model(batch["x"])
-            session.task_loss(out, batch["y"])
-    except MonaError:
-        raise
-    except Exception as exc:
-        raise ShapeError(
-            f"{where} fails on a batch of task {spec.name!r} ({type(exc).__name__}: {exc}); choose components "
-            f"that fit the task's input {tuple(spec.input_shape)} and output {tuple(spec.output_shape)}."
-        ) from exc
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
-    expected = (len(batch["x"]), *spec.output_shape)
-    if tuple(out.shape) != expected:
-        raise ShapeError(
-            f"{where} gives outputs {list(out.shape)} for task {spec.name!r}, which needs {list(expected)}; "
-            f"choose a head for a {spec.task_type} task (see 'mona-kit list heads')."
-        )
-
-
-@contextlib.contextmanager
-def _components_named(session):
-    """A plugin that raises while building (a bug, or a weights file it cannot read) becomes one line
-    naming the components involved; ``--debug`` still shows the original traceback."""
-    try:
-        yield
-    except MonaError:
-        raise
-    except Exception as exc:
-        cfg = session.config
-        names = ", ".join(f"{k} {getattr(cfg, k).name!r}" for k in ("task", "backbone", "embedder", "head", "method"))
-        first = re.sub(r"\x1b\[[0-9;]*m", "", (str(exc).strip().splitlines() or [""])[0]).strip().rstrip(".")  # no colour codes
-        raise PluginError(
-            f"building the components ({names}) raised {type(exc).__name__}: {first}; check the component's files "
-            f"and options, or fix its plugin."
-        ) from exc
-
-
 def _prepare(session, resume: bool, run_dir: RunDir | None, override_keys: tuple[str, ...] = ()):
     """Everything that can fail on bad input, before the run directory is created or touched."""
-    with _components_named(session):
+    with components_named(session):
         resolved = resolved_config(session)
     if resume:
         check_resumable(run_dir, resolved, session.kit, override_keys)
-    _check_split_samples(session)
-    _check_direction(session)
+    check_split_samples(session)
+    check_direction(session)
     session.method.check(session)
-    with _components_named(session):
+    with components_named(session):
         model = session.method.build_model(session, pretrained=session.method.pretrained_body)
         stages = list(session.method.stages(session)) + [EvaluateStage()]
-    _check_model(session, model)
+    check_model(session, model)
     return resolved, model, stages
-
-
-def _check_finite_model(model: torch.nn.Module, source: str) -> None:
-    """Refuse to evaluate weights holding NaN/Inf: the metrics would be meaningless numbers."""
-    bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
-    if bad:
-        total = sum(1 for _ in model.parameters())
-        raise NumericalError(
-            f"the model to evaluate ({source}) holds NaN or Inf in {len(bad)} of {total} parameter tensors "
-            f"(first: {bad[0]!r}); its metrics would be meaningless - start a new run with a lower train.lr "
-            f"(or train.grad_clip)."
-        )
 
 
 def _open_resumed(run_dir: RunDir, main: bool, stack: contextlib.ExitStack) -> None:
@@ -237,39 +96,6 @@ def _open_resumed(run_dir: RunDir, main: bool, stack: contextlib.ExitStack) -> N
         run_dir.acquire()
         stack.callback(run_dir.release)
         run_dir.drop_stale_tmp()
-
-
-def _start(kit: Kit, session, resolved: dict[str, Any], stack, *, path: Path, overwrite: bool,
-           resumed: RunDir | None) -> RunDir:
-    """Everything before the run's first event: a new run's folder (replacing one with ``overwrite``),
-    config.yaml and env.json with the config's hash, then the loggers (rank 0). A failure or Ctrl-C in
-    between leaves the folder as it was, a replaced run put back; once started, the replaced run is gone."""
-    info = session.dist
-    if resumed is None and not info.is_main:
-        barrier(info)  # rank 0 makes the folder
-        return RunDir(path)
-    if resumed is None:
-        made = _folders_to_make(path)
-        kept = set() if made else _entries(path) & {MARKER, LOCK}  # the rest is this run's (or was replaced)
-        run_dir = RunDir.create(path, overwrite=overwrite)  # a refused create changed nothing
-        stack.callback(run_dir.release)
-    else:
-        run_dir, made, kept = resumed, [], _entries(resumed.path)
-    try:
-        if resumed is None:
-            run_dir.write_config(resolved)
-            env = environment_record(kit, session.config.seed, str(session.device))
-            run_dir.write_json("env.json", env | {"world_size": info.world_size, "config_sha256": config_hash(run_dir.read_config())})
-            barrier(info)
-        if session.config.loggers and info.is_main:
-            _attach_loggers(kit, session.config, run_dir, resolved, stack)
-    except (Exception, KeyboardInterrupt):  # a full disk, a refused logger, Ctrl-C: no run was started
-        if info.is_main:
-            _undo_start(run_dir, made, kept, restore=resumed is None)
-        raise
-    if resumed is None and info.is_main:
-        run_dir.drop_replaced()
-    return run_dir
 
 
 def _restore_finished(run_dir: RunDir, model, done: list[str], main: bool, config: RunConfig, fingerprint: str) -> None:
@@ -308,7 +134,7 @@ def _enter_stage(session, stage, index: int, model, source: str, *, resumed: boo
     if resumed and not new_overrides:
         session.stage_checkpoint.preload()
     if isinstance(stage, EvaluateStage):
-        _check_finite_model(model, source)
+        check_finite_model(model, source)
     if resumed and main:
         if new_overrides:
             record_overrides(run_dir, new_overrides, resolved, stage.name, index)
@@ -386,8 +212,8 @@ def _run(kit: Kit, config: RunConfig, overwrite: bool, progress: bool, resume: P
     reset_peak_gpu_memory(session.device)
     check_loggers(kit, config.loggers)
     resolved, model, stages = _prepare(session, resume is not None, run_dir, override_keys)
-    run_dir = _start(kit, session, resolved, stack, path=path if resume is None else run_dir.path, overwrite=overwrite,
-                     resumed=run_dir)
+    run_dir = start_run(kit, session, resolved, stack, path=path if resume is None else run_dir.path, overwrite=overwrite,
+                        resumed=run_dir)
     session.run = run_dir
     if resume is None:
         stack.push(_name_the_run(run_dir.path))
@@ -447,20 +273,6 @@ def _report_finished(run_dir: RunDir, overrides: list[str], main: bool) -> Path:
     return run_dir.path
 
 
-def _entries(folder: Path) -> set[str]:
-    return {e.name for e in folder.iterdir()} if folder.is_dir() else set()
-
-
-def _folders_to_make(path: Path) -> list[Path]:
-    """The run directory and those of its parents that do not exist yet, innermost first."""
-    made = []
-    for folder in (path, *path.parents):
-        if folder.exists():
-            break
-        made.append(folder)
-    return made
-
-
 def _name_the_run(path: Path) -> Callable[..., bool]:
     """An exit callback: an interrupt from here on leaves a run to resume, so it carries the folder's
     name for the CLI's line (``mona_kit.cli``); one before it carries None (:func:`run`)."""
@@ -469,46 +281,6 @@ def _name_the_run(path: Path) -> Callable[..., bool]:
             setattr(exc, INTERRUPTED_RUN, path)
         return False
     return name
-
-
-def _undo_start(run_dir: RunDir, made: list[Path], kept: set[str], *, restore: bool) -> None:
-    """Remove what this run wrote before its loggers started, and nothing that was there before: the
-    folders it made (parents only while empty: another run may have started there meanwhile), or, in a
-    folder that existed, every entry but ``kept`` - then (``restore``, a new run) put back the run that
-    --overwrite moved aside. The lock is released as the run's stack unwinds."""
-    folder = run_dir.path
-    if made:
-        shutil.rmtree(made[0], ignore_errors=True)
-        for parent in made[1:]:
-            try:
-                parent.rmdir()
-            except OSError:
-                break
-        return
-    for entry in folder.iterdir():
-        if entry.name in kept or entry.name == REPLACED:
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
-    if restore:
-        run_dir.restore_replaced()
-
-
-def _attach_loggers(kit: Kit, config: RunConfig, run_dir: RunDir, resolved: dict[str, Any], stack) -> None:
-    """Open the run's loggers and give them its config and environment; every event run_dir.log
-    writes from here on goes to them too. They close as the run ends, told whether it finished."""
-    loggers = open_loggers(kit, config.loggers, run_dir.path)
-    run_dir.loggers = loggers
-
-    def close(exc_type, exc, tb) -> bool:
-        run_dir.loggers = None
-        loggers.close("failed" if exc_type is not None else "finished")
-        return False  # an error goes on up
-
-    stack.push(close)
-    loggers.log_config(resolved, run_dir.read_json("env.json") or {})
 
 
 def _run_clock(session, first: int, resumed: bool, restarts_stage: bool, done_elapsed_s: float | None) -> Callable[[], float]:
