@@ -63,47 +63,70 @@ def atomic_replace(path: Path, write: Callable[[str], object], *, advice: str = 
 
 
 def atomic_write_many(writes: Mapping[Path, Callable[[str], object]], *, advice: str = RESUME_ADVICE) -> list[Path]:
-    """Write several files all or nothing: each through ``write(tmp_path)`` to a temporary file beside
-    it (mode as ``open()`` gives, fsynced); only when every write succeeded are they renamed into place,
-    then each folder is fsynced so the renames survive a crash. A failure before the renames leaves
-    every previous file whole and no temporary file behind. Returns the paths written."""
+    """Write several files together: each through ``write(tmp_path)`` to a temporary file beside it
+    (mode as ``open()`` gives, fsynced); only when every write succeeded are they renamed into place,
+    then each folder is fsynced so the renames survive a crash. A failed write leaves every previous
+    file whole and no temporary file behind; the renames themselves are one by one, so the rare
+    failure of one after another went through names the files already replaced. A target that is a
+    folder, or named twice, is refused before anything is written. Returns the paths written."""
+    targets = [Path(p) for p in writes]
+    _check_targets(targets)
     staged: list[tuple[Path, Path]] = []  # (temporary file, target), not yet renamed
+    replaced: list[Path] = []
     path = Path()
     try:
-        for path, write in ((Path(p), w) for p, w in writes.items()):
+        for path, write in zip(targets, writes.values()):
             staged.append((_staged_copy(path, write), path))
         while staged:
             tmp, path = staged[0]
             os.replace(tmp, path)
             staged.pop(0)
-        for folder in dict.fromkeys(Path(p).parent for p in writes):
+            replaced.append(path)
+        for folder in dict.fromkeys(p.parent for p in targets):
             _fsync_dir(folder)
+    except MonaError:
+        raise  # a writer's own one-line error
     except Exception as exc:  # OSError, or a writer library's wrapper of one (SafetensorError, RuntimeError)
         if io_failure_reason(exc) is None:
             raise
-        raise write_failed(path, exc, advice) from exc
+        error = write_failed(path, exc, advice)
+        if replaced:  # the previous versions of these are gone: say so rather than "intact"
+            done = ", ".join(repr(str(p)) for p in replaced)
+            error = MonaError(f"{error} Already replaced before the failure: {done}.")
+        raise error from exc
     finally:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
-    return [Path(p) for p in writes]
+    return targets
+
+
+def _check_targets(targets: list[Path]) -> None:
+    """Refuse what would fail only at the renames, after earlier files were replaced."""
+    seen: dict[str, Path] = {}
+    for path in targets:
+        key = os.path.abspath(path)
+        if key in seen:
+            raise MonaError(f"{str(path)!r} is named twice ({str(seen[key])!r}) among the files to write; name each file once.")
+        seen[key] = path
+        if path.exists() and not path.is_file():
+            raise MonaError(f"{str(path)!r} exists and is not a file; remove it or write somewhere else.")
 
 
 def _staged_copy(path: Path, write: Callable[[str], object]) -> Path:
     """``write`` run on a new temporary file beside ``path``, given open()'s mode and fsynced."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
     try:
-        os.chmod(tmp, FILE_MODE)
+        os.close(fd)
+        os.chmod(name, FILE_MODE)
         write(name)
-        os.chmod(tmp, FILE_MODE)  # again: some writers (safetensors) recreate the file as 0600
-        with open(tmp, "rb") as fh:
+        os.chmod(name, FILE_MODE)  # again: some writers (safetensors) recreate the file as 0600
+        with open(name, "rb") as fh:
             os.fsync(fh.fileno())
     except BaseException:  # no temporary file stays behind
-        tmp.unlink(missing_ok=True)
+        Path(name).unlink(missing_ok=True)
         raise
-    return tmp
+    return Path(name)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -226,9 +226,9 @@ def test_failure_while_writing_leaves_nothing(kit, tmp_path, monkeypatch):
 
     monkeypatch.setattr(nb360_convert.NpzStream, "write_npz", failing_second)
     dest = tmp_path / "new" / "root"
-    with pytest.raises(MonaError) as e:
+    with pytest.raises(DataError) as e:
         convert(kit, "nb360-cosmic", cosmic_source(tmp_path), dest)
-    one_line(e, r"cannot write .*cosmic_test.npz.: No space left on device; .*point --root at another folder\); no split was written")
+    one_line(e, r"cannot write .*cosmic_test.npz.: No space left on device; .*point --root at another folder\), then convert again")
     assert calls == ["cosmic_train.npz", "cosmic_test.npz"] and not (tmp_path / "new").exists()
 
 
@@ -243,7 +243,7 @@ def test_failed_write_keeps_the_previous_splits(kit, tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(nb360_convert.NpzStream, "write_npz", full_disk)
-    with pytest.raises(MonaError, match="No space left"):
+    with pytest.raises(DataError, match="No space left"):
         convert(kit, "nb360-cosmic", src, dest)
     assert {p: (dest / p).read_bytes() for p in leftovers(dest) if p.endswith(".npz")} == before
     assert not [p for p in leftovers(dest) if p.endswith((".tmp", ".part"))]

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mona_kit.api import DataError, atomic_write_many
+from mona_kit.api import DataError, MonaError, atomic_write_many
 
-#: How a failed write's one-line error ends: no split was renamed into place.
-_WRITE_ADVICE = "(or point --root at another folder); no split was written."
+#: How a failed write's one-line error ends (the error itself names any split already replaced).
+_WRITE_ADVICE = "(or point --root at another folder), then convert again."
 
 
 def _write_error(path: Path, exc: OSError) -> DataError:
@@ -116,7 +116,10 @@ def write_splits(dest: Path, outputs: dict[str, dict[str, tuple[int, ...]]], pro
             produce(rel, stream)
             if stream.count == 0:
                 raise DataError(f"{rel}: the source gave no samples; check the source folder.")
-        atomic_write_many({s.path: s.write_npz for s in streams.values()}, advice=_WRITE_ADVICE)
+        try:
+            atomic_write_many({s.path: s.write_npz for s in streams.values()}, advice=_WRITE_ADVICE)
+        except MonaError as exc:
+            raise DataError(str(exc)) from exc  # the converter's error type, whatever the write met
         done = True
     finally:
         for s in streams.values():
