@@ -140,6 +140,20 @@ def test_cosmic_trees_and_orca_lists(kit, tmp_path):
     assert (len(td.train) + len(td.val), len(td.test)) == (3, 1)
 
 
+@pytest.mark.parametrize("terminal", [True, False])
+def test_conversion_shows_progress_on_a_terminal_only(kit, tmp_path, capsys, monkeypatch, terminal):
+    import sys
+
+    src = tmp_path / "cosmic"
+    write_cosmic_tree(src, "train", 3), write_cosmic_tree(src, "test", 2)
+    capsys.readouterr()
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+    convert(kit, "nb360-cosmic", src, tmp_path / "root")
+    err = capsys.readouterr().err
+    bars = ["cosmic/cosmic_train.npz: 100%", "| 3/3 [", "cosmic/cosmic_test.npz: 100%", "| 2/2 [", " images/s"]
+    assert all(bar in err for bar in bars) if terminal else err == "", err
+
+
 def test_cosmic_bad_sources(kit, tmp_path):
     dest = tmp_path / "root"
     with pytest.raises(DataError, match=r"no train_dirs.npy or npy_train/"):

@@ -5,13 +5,23 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from mona_kit.api import ConfigError, DataError
 
+T = TypeVar("T")
+
 WINDOW = 128  # PSICOV and Cosmic crop size the loaders declare
+
+
+def progress(items: Iterable[T], what: str, unit: str) -> Iterable[T]:
+    """``items`` with a progress bar on stderr while it is a terminal (tqdm's own check: none in logs
+    or pipes), so a conversion of thousands of files shows that it is moving and how far it has got."""
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=what, unit=f" {unit}", disable=None, dynamic_ncols=True)
 
 
 def find_base(src: Path, marker: str, subdirs: Iterable[str], what: str, expected: str) -> Path:

@@ -9,7 +9,7 @@ import numpy as np
 from mona_kit.api import DataError
 
 from ..safe_pickle import safe_npy_load
-from .common import WINDOW, check_options, load_plain_npy, resolve_listed
+from .common import WINDOW, check_options, load_plain_npy, progress, resolve_listed
 from .npz_writer import NpzStream, write_splits
 
 
@@ -58,7 +58,7 @@ def convert_cosmic(src: Path, dest: Path, **options) -> list[Path]:
     shapes = {"x": (1, WINDOW, WINDOW), "y": (1, WINDOW, WINDOW)}
 
     def produce(rel: str, out: NpzStream) -> None:
-        for p in lists["train" if rel.endswith("train.npz") else "test"]:
+        for p in progress(lists["train" if rel.endswith("train.npz") else "test"], rel, "images"):
             x, y = cosmic_sample(p, opts["offset"])
             out.add(x=x, y=y)
 

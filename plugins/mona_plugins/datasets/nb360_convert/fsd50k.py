@@ -10,7 +10,7 @@ import numpy as np
 
 from mona_kit.api import DataError
 
-from .common import check_options, find_base, resolve_listed
+from .common import check_options, find_base, progress, resolve_listed
 from .npz_writer import NpzStream, write_splits
 
 FSD_SR = 22050
@@ -131,7 +131,7 @@ def convert_fsd50k(src: Path, dest: Path, **options) -> list[Path]:
     logmel = LogMel()
 
     def produce(rel: str, out: NpzStream) -> None:
-        for ext in sorted(clips[rel]):
+        for ext in progress(sorted(clips[rel]), rel, "clips"):
             chunks = sorted(clips[rel][ext], key=lambda c: c[0])
             k = opts["chunks_per_clip"]
             if 0 < k < len(chunks):  # ORCA samples one random chunk per clip; keep a seeded choice

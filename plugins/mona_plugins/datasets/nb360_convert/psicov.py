@@ -13,7 +13,7 @@ import numpy as np
 from mona_kit.api import DataError
 
 from ..safe_pickle import safe_npy_load, safe_pickle_load
-from .common import WINDOW, check_options, find_base, load_plain_npz
+from .common import WINDOW, check_options, find_base, load_plain_npz, progress
 from .npz_writer import NpzStream, write_splits
 
 PSICOV_PAD = 10
@@ -198,7 +198,7 @@ def convert_psicov(src: Path, dest: Path, **options) -> list[Path]:
 
     def produce(rel: str, out: NpzStream) -> None:
         train = rel.endswith("train.npz")
-        for pid in lists[rel]:
+        for pid in progress(lists[rel], rel, "proteins"):
             x, y = psicov_padded(base, pid)
             if np.isnan(x).any():
                 filled[pid] = int(np.isnan(x).sum())
