@@ -22,11 +22,12 @@ from .checkpoint import StageCheckpoint
 from .components import Backbone, TaskData
 from .errors import ConfigError
 from .kit import Kit
-from .registry import check_built
 from .model import CrossModalModel
 from .normalize import Normalization
+from .registry import check_built
 from .runconfig import ComponentRef, RunConfig
 from .source_proxy import SourceProxyServices, masked_mean, pool_tokens  # noqa: F401 - public here too
+
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import MonaError
-from .runs import RunDir
 from .report_plots import log_if_wide
+from .runs import RunDir
 from .summary import as_number, read_results
 
 

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from .distributed import barrier
+from .env_record import environment_record
 from .kit import Kit
 from .loggers import open_loggers
 from .resume_rules import config_hash
 from .runconfig import RunConfig
-from .runs import LOCK, MARKER, REPLACED, RunDir, environment_record
+from .runs import LOCK, MARKER, REPLACED, RunDir
 
 
 def start_run(kit: Kit, session, resolved: dict[str, Any], stack, *, path: Path, overwrite: bool,

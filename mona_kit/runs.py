@@ -14,20 +14,17 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .atomic_io import FILE_MODE, atomic_write_text, write_failed
+from .atomic_io import atomic_write_text, write_failed
 from .errors import MonaError
+from .run_lock import LOCK, RunLock
 from .run_records import damaged_line, read_json_record, read_mapping
 
 
@@ -43,62 +40,8 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def git_hash(cwd: Path | None = None) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd or Path(__file__).parent, capture_output=True, text=True, timeout=5
-        )
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def environment_record(kit, seed: int, device: str) -> dict[str, Any]:
-    import importlib.metadata as md
-
-    versions = {}
-    for dist in ("mona-kit", "torch", "torchvision", "timm", "transformers", "pluggy", "attrs", "torchdata", "numpy", "pot"):
-        try:
-            versions[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            versions[dist] = None
-    return {
-        "seed": seed,
-        "device": device,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu_model": cpu_model(),  # kernels differ between CPUs: the same config can round differently
-        "cpu_threads": _torch_threads(),  # a sweep's launcher shares the cores out between its cells
-        "versions": versions,
-        "plugins": {name: {"distribution": i.distribution, "version": i.version} for name, i in kit.plugins.items()},
-        "git": git_hash(),
-        "argv": sys.argv,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-
-
-def cpu_model() -> str | None:
-    """The CPU's model name (Linux: /proc/cpuinfo; elsewhere what the platform reports), or None."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip() or None
-    except OSError:
-        pass
-    return platform.processor() or None
-
-
-def _torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
-
-
 #: Written when mona-kit creates a run directory: only a folder holding it may be replaced (--overwrite).
 MARKER = ".mona-kit-run"
-#: Held (flock) by the one process writing a run directory; its text names that process.
-LOCK = ".mona-kit-lock"
 #: With --overwrite, the replaced run's entries wait here until the new run has started (its loggers
 #: included): a start that fails puts them back, so a refused start never costs the old run. Only a kill
 #: in that window leaves it; it counts as content (a run without --overwrite is refused, a resume keeps it).
@@ -186,85 +129,6 @@ def _remove(entry: Path) -> None:
 def _foreign(path: Path) -> list[str]:
     """Entries of an existing folder other than mona-kit's own bookkeeping files."""
     return sorted(e.name for e in path.iterdir() if e.name not in _OWN_ENTRIES)
-
-
-class RunLock:
-    """An OS lock (``flock``) on ``<run dir>/.mona-kit-lock``, held while one process writes the run.
-
-    The kernel drops it when the process dies (kill -9 included), so a dead holder never blocks a
-    resume; the file's text (pid, host, start) only names a live holder in the refusal.
-    """
-
-    def __init__(self, folder: Path):
-        self.path = Path(folder) / LOCK
-        self.fd: int | None = None
-
-    def holder(self) -> str:
-        try:
-            info = json.loads(self.path.read_text() or "{}")
-        except (OSError, ValueError):
-            info = {}
-        if not isinstance(info, dict) or "pid" not in info:
-            return "another process"
-        return f"process {info.get('pid')} on host {info.get('host')} (since {info.get('since')})"
-
-    def busy(self, folder: Path) -> MonaError:
-        return MonaError(
-            f"run directory {str(folder)!r} is in use by {self.holder()}; wait for it to finish or stop it, then "
-            f"retry (two writers would mix their records)."
-        )
-
-    def probe(self) -> None:
-        """Refuse if a live process holds the lock; writes nothing."""
-        import fcntl
-
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except OSError:
-            return  # no lock file: nobody has ever written this folder
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        except BlockingIOError:
-            raise self.busy(self.path.parent) from None
-        finally:
-            os.close(fd)
-
-    def acquire(self) -> "RunLock":
-        import fcntl
-
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-        except OSError as exc:
-            raise write_failed(self.path, exc) from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise self.busy(self.path.parent) from None
-        self.fd = fd
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(info).encode(), 0)
-        except OSError as exc:
-            self.release()
-            raise write_failed(self.path, exc) from exc
-        return self
-
-    def release(self) -> None:
-        """Drop the lock; the emptied file tells later readers that nobody holds it."""
-        import fcntl
-
-        if self.fd is None:
-            return
-        fd, self.fd = self.fd, None
-        try:
-            os.ftruncate(fd, 0)
-        except OSError:
-            pass  # the kernel still drops the lock below
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 class RunDir:

@@ -23,7 +23,6 @@ import yaml
 from .atomic_io import atomic_write_text, write_failed
 from .errors import ConfigError, MonaError
 from .run_records import read_mapping
-
 from .sweep_profile import Cell
 
 # --- cell folders --------------------------------------------------------------------------------
@@ -170,7 +169,7 @@ def child_command(python: str, argv: list[str]) -> list[str]:
 
 def locked_elsewhere(run_dir: Path) -> str | None:
     """Who holds the run folder's lock when a live process does (None when free): the run's own OS
-    lock (mona_kit.runs.RunLock), which a dead holder never keeps."""
+    lock (mona_kit.run_lock.RunLock), which a dead holder never keeps."""
     from . import runs
 
     lock = getattr(runs, "RunLock", None)
