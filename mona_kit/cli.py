@@ -180,16 +180,16 @@ def _exit_status(status: object, verb: str, kit) -> int:
     returning its message, or True for success) is the plugin's mistake, named, not a ValueError from int()."""
     if status is None:
         return 0
-    who = f"plugin {kit.commands.get(verb).provider}: its command" if verb in kit.commands else "command"
     if isinstance(status, int) and not isinstance(status, bool):
         if 0 <= status <= 255:
             return status
         # the OS keeps only the low 8 bits: 256 would read as success
-        raise PluginError(f"{who} {verb!r} returned exit status {status}; an exit status is 0 to 255 (0 for success).")
-    raise PluginError(
-        f"{who} {verb!r} returned {type(status).__name__} {status!r}; a handler returns an int exit status "
-        f"(0 for success) or None - print the text instead."
-    )
+        problem = f"returned exit status {status}; an exit status is 0 to 255 (0 for success)."
+    else:
+        problem = (f"returned {type(status).__name__} {status!r}; a handler returns an int exit status "
+                   f"(0 for success) or None - print the text instead.")
+    who = f"plugin {kit.commands.get(verb).provider}: its command" if verb in kit.commands else "command"
+    raise PluginError(f"{who} {verb!r} {problem}")
 
 
 def _interrupted(exc: KeyboardInterrupt, argv: list[str]) -> str:

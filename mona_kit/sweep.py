@@ -22,6 +22,7 @@ import yaml
 
 from .atomic_io import atomic_write_text, write_failed
 from .errors import ConfigError, MonaError
+from .run_lock import RunLock
 from .run_records import read_mapping
 from .sweep_profile import Cell
 
@@ -170,13 +171,10 @@ def child_command(python: str, argv: list[str]) -> list[str]:
 def locked_elsewhere(run_dir: Path) -> str | None:
     """Who holds the run folder's lock when a live process does (None when free): the run's own OS
     lock (mona_kit.run_lock.RunLock), which a dead holder never keeps."""
-    from . import runs
-
-    lock = getattr(runs, "RunLock", None)
-    if lock is None or not Path(run_dir).is_dir():
+    if not Path(run_dir).is_dir():
         return None
     try:
-        lock(run_dir).probe()
+        RunLock(run_dir).probe()
     except ImportError:  # no fcntl (not POSIX): the run itself refuses a second writer
         return None
     except MonaError as exc:

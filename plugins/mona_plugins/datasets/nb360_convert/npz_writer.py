@@ -101,7 +101,7 @@ def write_splits(dest: Path, outputs: dict[str, dict[str, tuple[int, ...]]], pro
     succeeded: on any error no output, temporary file or folder this call created is left behind."""
     dest = Path(dest)
     targets = [dest / rel for rel in outputs]
-    for t in targets:  # a folder in the way would fail the last rename after the others went through
+    for t in targets:  # a folder in the way: refused now, not after hours of converting (atomic_write_many would, then)
         if t.exists() and not t.is_file():
             raise DataError(f"{t} exists and is not a file; remove it or choose another --root.")
     made: list[Path] = []
