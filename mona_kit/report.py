@@ -191,7 +191,8 @@ def table_model(rows: list[dict[str, Any]], *, references: set[str] | frozenset[
         notes.append(f"{fixed} cells train on a set too small to select on: their runs keep the end of a fixed "
                      "budget instead of the best validation step.")
     headers = [f"{t} ({metric_of[t]} {'↑' if higher[t] else '↓'})" for t in tasks]
-    return {"tasks": tasks, "headers": headers, "blocks": blocks, "notes": notes,
+    return {"tasks": tasks, "headers": headers, "metrics": [f"{metric_of[t]} {'↑' if higher[t] else '↓'}" for t in tasks],
+            "blocks": blocks, "notes": notes,
             "baseline": base_label, "floor": floor_label, "aggregate": agg}
 
 
@@ -272,12 +273,14 @@ def write_report(output: Path, rows: list[dict[str, Any]], *, title: str, comman
                  references: set[str] | frozenset[str] = frozenset(),
                  controls: set[str] | frozenset[str] = frozenset()) -> list[Path]:
     """Write table.md (the table, its flagged cells, each row against fine-tuning, the best transfer
-    row against the specialist, knowledge reuse), results.csv, the plots, report.html and summary.json.
+    row against the specialist, knowledge reuse), table.tex (the table alone, as LaTeX), results.csv,
+    the plots, report.html and summary.json.
     ``references``: methods shown as reference rows; ``controls``: methods that start from random
     weights (compared with fine-tuning, but not counted as transfer against the specialist)."""
     from .report_compare import anchor_markdown, specialist_markdown
     from .report_flags import flags_markdown
     from .report_html import write_html
+    from .report_latex import latex_table
     from .report_plots import plot_errors, plot_learning, plot_reuse
 
     output = Path(output)
@@ -288,9 +291,11 @@ def write_report(output: Path, rows: list[dict[str, Any]], *, title: str, comman
     reuse = reuse_markdown(rows, skip=set(references))  # reference rows have no body to probe
     sections = [table, *(part for part in (flags, anchor, gaps, reuse) if part), f"Produced by: `{command}`\n"]
     atomic_write_text(output / "table.md", "\n\n".join(sections), advice=RERUN_ADVICE)
+    atomic_write_text(output / "table.tex", latex_table(table_model(rows, references=references), title=title),
+                      advice=RERUN_ADVICE)
     write_csv(rows, output / "results.csv")
     errors = plot_errors(rows, output / "errors.png", references=references)
-    written = [output / "table.md", output / "results.csv", errors]
+    written = [output / "table.md", output / "table.tex", output / "results.csv", errors]
     reuse_plot = plot_reuse(rows, output / "knowledge-reuse.png", references=references)
     if reuse_plot:
         written.append(reuse_plot)
