@@ -88,6 +88,17 @@ def config_problem(config: Any) -> str | None:
     return f"config class {config.__name__}: {problem}." if problem else None
 
 
+
+def provenance_problem(provenance: Any) -> str | None:
+    """What is wrong with a ``provenance=`` declaration (printed under every table of the method's
+    rows), or None: it must be one line of text."""
+    if provenance is None:
+        return None
+    if not isinstance(provenance, str) or not provenance.strip() or "\n" in provenance:
+        return (f"provenance= must be one non-empty line of text (where the implementation comes from), "
+                f"got {type(provenance).__name__} {str(provenance)[:40]!r}")
+    return None
+
 class _PluginCallback:
     """A callback bound to one plugin's hook call: the kit it fills and the provider it records."""
 
@@ -132,7 +143,8 @@ class PluginRegistrar(_PluginCallback):
                 f"({type(factory).__name__}); pass a function or class."
             )
         kind = self._target(role)
-        problem = config_problem(config) or factory_problem(factory, config, BUILD_CONTEXT.get(kind, ()))
+        problem = (config_problem(config) or factory_problem(factory, config, BUILD_CONTEXT.get(kind, ()))
+                   or provenance_problem(meta.get("provenance")))
         if problem:
             raise PluginError(f"{self._provider.plugin} registers {kind[:-1]} {name!r}: {problem}")
         if role is not None:

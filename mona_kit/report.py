@@ -7,6 +7,7 @@ import csv
 import json
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -102,12 +103,25 @@ def row_layout(rows: list[dict[str, Any]], references: set[str] | frozenset[str]
     return methods, refs, transfer, list(dict.fromkeys(r["task_label"] for r in rows))
 
 
+def provenance_notes(rows: list[dict[str, Any]], provenance: Mapping[str, str]) -> list[str]:
+    """One note per registered method among ``rows`` that declares where it comes from: its row
+    labels, then the declaration (``mona, mona-align-uniform: a reconstruction ...``)."""
+    labels: dict[str, list[str]] = defaultdict(list)
+    for r in rows:
+        method = r.get("method", r["method_label"])
+        if provenance.get(method) and r["method_label"] not in labels[method]:
+            labels[method].append(r["method_label"])
+    return [f"{', '.join(shown)}: {provenance[method].rstrip('.')}." for method, shown in labels.items() if shown]
+
+
 def table_model(rows: list[dict[str, Any]], *, references: set[str] | frozenset[str] = frozenset(),
-                baseline: str = "linear", floor: str = "mean") -> dict[str, Any]:
-    """The table as data, for the Markdown and the HTML report alike: tasks with their metric, blocks
-    of method rows (reference rows apart), each cell's text, marks and runs, and the notes below.
+                baseline: str = "linear", floor: str = "mean", provenance: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The table as data, for the Markdown, HTML and LaTeX reports alike: tasks with their metric,
+    blocks of method rows (reference rows apart), each cell's text, marks and runs, and the notes below.
     ``baseline``: the reference a transfer cell must beat on average (◇ where it does not);
-    ``floor``: the reference below which a seed has learned nothing (∅k: k such seeds)."""
+    ``floor``: the reference below which a seed has learned nothing (∅k: k such seeds);
+    ``provenance``: registered method -> where its implementation comes from (a method's
+    ``provenance`` metadata), said under every table that shows its rows."""
     agg = aggregate(rows)
     methods, refs, transfer, tasks = row_layout(rows, references)
     by_label = {r["method_label"]: r.get("method", r["method_label"]) for r in rows}
@@ -190,8 +204,10 @@ def table_model(rows: list[dict[str, Any]], *, references: set[str] | frozenset[
     if fixed:
         notes.append(f"{fixed} cells train on a set too small to select on: their runs keep the end of a fixed "
                      "budget instead of the best validation step.")
+    method_notes = provenance_notes(rows, provenance or {})
+    notes += method_notes
     headers = [f"{t} ({metric_of[t]} {'↑' if higher[t] else '↓'})" for t in tasks]
-    return {"tasks": tasks, "headers": headers, "metrics": [f"{metric_of[t]} {'↑' if higher[t] else '↓'}" for t in tasks],
+    return {"tasks": tasks, "headers": headers, "method_notes": method_notes, "metrics": [f"{metric_of[t]} {'↑' if higher[t] else '↓'}" for t in tasks],
             "blocks": blocks, "notes": notes,
             "baseline": base_label, "floor": floor_label, "aggregate": agg}
 
@@ -207,13 +223,18 @@ def cell_marks(cell: dict[str, Any]) -> str:
 
 
 def markdown_table(rows: list[dict[str, Any]], *, title: str = "", references: set[str] | frozenset[str] = frozenset(),
-                   baseline: str = "linear", floor: str = "mean") -> str:
+                   baseline: str = "linear", floor: str = "mean", provenance: Mapping[str, str] | None = None) -> str:
     """Mean ± std per method and task. Rows whose method is in ``references`` (registered with
     ``reference=True``: mean, linear, 1-NN, specialists) form their own block; the other rows are
     ranked among themselves, marked where they do not beat the ``baseline`` reference row, where a
     seed is no better than the ``floor`` reference row, and where a seed's last training stage had
     not plateaued."""
-    model = table_model(rows, references=references, baseline=baseline, floor=floor)
+    return markdown_from_model(table_model(rows, references=references, baseline=baseline, floor=floor,
+                                           provenance=provenance), title=title)
+
+
+def markdown_from_model(model: dict[str, Any], *, title: str = "") -> str:
+    """The Markdown table of a :func:`table_model`, its notes below."""
     n = len(model["tasks"])
     lines = [f"### {title}", ""] if title else []
     lines.append("| method | " + " | ".join(model["headers"]) + " | avg. rank |")
@@ -271,12 +292,14 @@ def save_figure(fig, path: Path) -> Path:
 
 def write_report(output: Path, rows: list[dict[str, Any]], *, title: str, command: str,
                  references: set[str] | frozenset[str] = frozenset(),
-                 controls: set[str] | frozenset[str] = frozenset()) -> list[Path]:
+                 controls: set[str] | frozenset[str] = frozenset(),
+                 provenance: Mapping[str, str] | None = None) -> list[Path]:
     """Write table.md (the table, its flagged cells, each row against fine-tuning, the best transfer
     row against the specialist, knowledge reuse), table.tex (the table alone, as LaTeX), results.csv,
     the plots, report.html and summary.json.
     ``references``: methods shown as reference rows; ``controls``: methods that start from random
-    weights (compared with fine-tuning, but not counted as transfer against the specialist)."""
+    weights (compared with fine-tuning, but not counted as transfer against the specialist);
+    ``provenance``: registered method -> where its implementation comes from, said under the table."""
     from .report_compare import anchor_markdown, specialist_markdown
     from .report_flags import flags_markdown
     from .report_html import write_html
@@ -284,15 +307,15 @@ def write_report(output: Path, rows: list[dict[str, Any]], *, title: str, comman
     from .report_plots import plot_errors, plot_learning, plot_reuse
 
     output = Path(output)
-    table = markdown_table(rows, title=title, references=references)
+    model = table_model(rows, references=references, provenance=provenance)
+    table = markdown_from_model(model, title=title)
     flags = flags_markdown(rows, references=references)
     anchor = anchor_markdown(rows, references=references)
     gaps = specialist_markdown(rows, references=references, controls=controls)
     reuse = reuse_markdown(rows, skip=set(references))  # reference rows have no body to probe
     sections = [table, *(part for part in (flags, anchor, gaps, reuse) if part), f"Produced by: `{command}`\n"]
     atomic_write_text(output / "table.md", "\n\n".join(sections), advice=RERUN_ADVICE)
-    atomic_write_text(output / "table.tex", latex_table(table_model(rows, references=references), title=title),
-                      advice=RERUN_ADVICE)
+    atomic_write_text(output / "table.tex", latex_table(model, title=title), advice=RERUN_ADVICE)
     write_csv(rows, output / "results.csv")
     errors = plot_errors(rows, output / "errors.png", references=references)
     written = [output / "table.md", output / "table.tex", output / "results.csv", errors]
@@ -302,7 +325,7 @@ def write_report(output: Path, rows: list[dict[str, Any]], *, title: str, comman
     learning = plot_learning(rows, output / "learning-curves.png", references=references)
     if learning:
         written.append(learning)
-    written.append(write_html(output, rows, title=title, command=command, references=references, sections=[flags, anchor, gaps], images={
+    written.append(write_html(output, rows, model, title=title, command=command, sections=[flags, anchor, gaps], images={
         "test metric per task: transfer rows as mean ± std over seeds (small dots: seeds), reference rows as lines": errors,
         "learning curves: validation metric of the last training stage, mean over seeds": learning,
         "knowledge reuse: source-class separation during fine-tuning, mean over seeds": reuse_plot,

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .atomic_io import RERUN_ADVICE, atomic_write_text
-from .report import cell_marks, final_plateau, table_model
+from .report import cell_marks, final_plateau
 from .summary import as_number
 
 STYLE = """
@@ -179,14 +179,13 @@ def _run_section(output: Path, r: dict[str, Any], run_id: str) -> str:
     return "\n".join(lines)
 
 
-def write_html(output: Path, rows: list[dict[str, Any]], *, title: str, command: str,
-               references: set[str] | frozenset[str] = frozenset(), images: dict[str, Path | None],
-               sections: Sequence[str] = ()) -> Path:
-    """Write ``OUTPUT/report.html`` from the finished cells' rows and the plots already drawn;
-    ``sections``: table.md's generated sections (flagged cells, comparisons), shown below the table."""
+def write_html(output: Path, rows: list[dict[str, Any]], model: dict[str, Any], *, title: str, command: str,
+               images: dict[str, Path | None], sections: Sequence[str] = ()) -> Path:
+    """Write ``OUTPUT/report.html`` from the finished cells' rows, their :func:`mona_kit.report.table_model` and the
+    plots already drawn; ``sections``: table.md's generated sections (flagged cells, comparisons),
+    shown below the table."""
     output = Path(output)
     ids = {r["run_dir"]: _run_id(i) for i, r in enumerate(rows)}
-    model = table_model(rows, references=references)
     figures = "\n".join(_image(path, caption) for caption, path in images.items())
     body = [
         f"<h1>{_e(title)}</h1>",

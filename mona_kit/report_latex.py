@@ -46,6 +46,7 @@ def _caption(model: dict[str, Any], title: str) -> str:
     if model["floor"]:
         parts.append(rf"$\emptyset k$: $k$ seeds no better than the \texttt{{{latex_escape(model['floor'])}}} reference.")
     parts.append(r"$\dagger k$: $k$ seeds still improving when their budget ended (not plateaued).")
+    parts += [latex_escape(note) for note in model.get("method_notes", ())]
     return " ".join(parts)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +43,17 @@ def _fmt(x: Any) -> str:
     return f"{x:.4g}"
 
 
-def comparison_table(paths: Sequence[Path]) -> str:
-    """Markdown table: method, task, validation and test metric, wall time."""
+def method_provenance(kit: Any) -> dict[str, str]:
+    """Registered method -> its ``provenance`` metadata (where its implementation comes from, e.g.
+    "a reconstruction: no public code exists"), for every method that declares one."""
+    return {e.name: str(e.meta["provenance"]) for e in kit.methods if e.meta.get("provenance")}
+
+
+def comparison_table(paths: Sequence[Path], provenance: Mapping[str, str] | None = None) -> str:
+    """Markdown table: method, task, validation and test metric, wall time; below it, the
+    ``provenance`` of each method shown that declares one."""
     rows = ["| method | task | metric | val | test | time (s) |", "|---|---|---|---|---|---|"]
+    shown: list[str] = []
     for path in paths:
         r = read_results(path)
         if not r:
@@ -57,7 +65,9 @@ def comparison_table(paths: Sequence[Path]) -> str:
             f"| {r.get('method', '?')} | {r.get('task', '?')} | {m} {'↑' if r.get('higher_is_better') else '↓'} | "
             f"{_fmt(val.get(m))} | {_fmt(test.get(m))} | {as_number(r.get('wall_time_s')) or 0:.0f} |"
         )
-    return "\n".join(rows)
+        shown.append(str(r.get("method", "")))
+    notes = [f"{name}: {provenance[name].rstrip('.')}." for name in dict.fromkeys(shown) if (provenance or {}).get(name)]
+    return "\n".join(rows + ([""] + notes if notes else []))
 
 
 def mean_std(values: Iterable[float]) -> tuple[float, float]:

@@ -224,3 +224,10 @@ def test_data_verbs_take_key_value_items_after_options(cli_kit, capsys, tmp_path
             cli.main(argv)
         assert exit_.value.code == 2
         assert f"unrecognized arguments: {stray}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [3, "", "two\nlines"])
+def test_a_provenance_that_is_not_one_line_of_text_is_refused_at_registration(bad):
+    acme = plugin("acme", register_datasets=lambda register: register("acme-data", tiny_task, summary="acme", provenance=bad))
+    with pytest.raises(PluginError, match=r"^acme registers dataset 'acme-data': provenance= must be one non-empty line"):
+        kit_with(acme)

@@ -72,3 +72,34 @@ def test_table_tex_compiles(tmp_path: Path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-2000:]
     assert (tmp_path / "t.pdf").stat().st_size > 0
+
+
+# A method's provenance (where its implementation comes from) is said under every table of its rows.
+MONA_NOTE = "a reconstruction from the paper (no public code)"
+
+
+def test_provenance_is_said_under_the_markdown_latex_and_run_tables(tmp_path: Path):
+    from mona_kit.report import markdown_table
+    from mona_kit.summary import comparison_table
+
+    rows = [*ROWS, {**_row("mona-x", "burgers_1d", 0, 0.25), "method": "mona"}, _row("mona", "burgers_1d", 0, 0.24)]
+    notes = {"mona": MONA_NOTE, "fpt": "not in these rows"}
+    model = table_model(rows, references={"mean", "linear"}, provenance=notes)
+    assert model["method_notes"] == ["mona-x, mona: a reconstruction from the paper (no public code)."]
+    assert markdown_table(rows, references={"mean", "linear"}, provenance=notes).endswith(model["method_notes"][0])
+    assert "mona-x, mona: a reconstruction" in latex_table(model)  # in the caption
+    assert "not in these rows" not in markdown_table(rows, provenance=notes)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text('{"method": "mona", "task": "t", "metric": "m", "test": {"m": 0.5}}')
+    assert comparison_table([run, run], notes).splitlines()[-1] == f"mona: {MONA_NOTE}."
+    assert comparison_table([run]).splitlines()[-1].startswith("| mona | t |")  # no provenance given: no note
+
+
+def test_mona_rows_say_they_are_a_reconstruction():
+    from mona_kit.kit import load_kit
+    from mona_kit.summary import method_provenance
+
+    notes = method_provenance(load_kit())
+    assert "no public MoNA code" in notes["mona"] and "no public MoNA code" in notes["mona-grad-align"]
+    assert "finetune" not in notes

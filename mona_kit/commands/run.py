@@ -88,7 +88,7 @@ def resume(args, kit) -> int:
     from ..resume_rules import check_config_hash
     from ..runner import run as run_one
     from ..runs import RunDir
-    from ..summary import comparison_table
+    from ..summary import comparison_table, method_provenance
 
     for flag, given in (("--methods", args.methods), ("--overwrite", args.overwrite)):
         if given:
@@ -102,13 +102,13 @@ def resume(args, kit) -> int:
     config = RunConfig.from_dict(check_config_hash(RunDir.open(args.resume, to_write=True)))
     path = run_one(kit, config, resume=args.resume, overrides=overrides, progress=not args.no_progress,
                    checkpoints=args.checkpoints)
-    print(comparison_table([path]))
+    print(comparison_table([path], method_provenance(kit)))
     return 0
 
 
 def run(args, kit) -> int:
     from ..runner import run as run_one
-    from ..summary import comparison_table
+    from ..summary import comparison_table, method_provenance
 
     if args.resume is not None:
         return resume(args, kit)
@@ -133,7 +133,7 @@ def run(args, kit) -> int:
         paths.append(run_one(kit, config, overwrite=args.overwrite, progress=not args.no_progress,
                              checkpoints=args.checkpoints))
     print()
-    print(comparison_table(paths))
+    print(comparison_table(paths, method_provenance(kit)))
     for p in paths:
         print(f"run directory: {p}")
     if not args.no_plots:

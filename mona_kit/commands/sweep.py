@@ -125,6 +125,7 @@ def run(args, kit) -> int:
     from .. import sweep
     from ..launchers import check_jobs, make_launcher
     from ..report import write_report
+    from ..summary import method_provenance
     from ..sweep import check_existing, check_output, collect, stray_cells
     from ..sweep_profile import apply_cli_overrides, cells, expand_methods, read_profile
     from .run import split_items
@@ -152,6 +153,7 @@ def run(args, kit) -> int:
     jobs = check_jobs(args.jobs)
     references = {e.name for e in kit.methods if e.meta.get("reference")}
     controls = {e.name for e in kit.methods if e.meta.get("uses_pretrained_body") is False} - references
+    provenance = method_provenance(kit)
     if args.status:
         from ..launchers import default_jobs
         from ..sweep_status import status_report
@@ -213,7 +215,7 @@ def run(args, kit) -> int:
         done = sum((r["method_label"], r["task_label"], r["seed"]) in profile_keys for r in rows)
         shown = f"{len(rows)} cells" if done == len(rows) == len(profile_keys) else f"{done} of the profile's {len(profile_keys)} cells"
         for p in write_report(output, rows, title=f"{profile['name']}: {shown}", command=command,
-                              references=references, controls=controls):
+                              references=references, controls=controls, provenance=provenance):
             print(p)
     if failures:
         print(f"sweep {profile['name']}: {len(failures)} of {len(todo)} cells failed ({', '.join(k for k, _, _ in failures)}); "

@@ -98,16 +98,25 @@ class ResetBody(Stage):
         session.reset_body(model)
 
 
+# Said under every table that shows these rows: MoNA's authors published no code.
+RECONSTRUCTION = ("mona-kit's reconstruction of MoNA from the paper (no public MoNA code exists); "
+                  "every open choice is an option (`mona-kit describe mona`)")
+FIRST_ORDER = ("mona-kit's own first-order variant of its MoNA reconstruction (no public MoNA code exists); "
+               "every open choice is an option (`mona-kit describe mona-grad-align`)")
+
+
 def register_all(register):
     register(
         "mona",
         Mona,
         config=MonaConfig,
         summary="MoNA: warm-up, meta-learn the target embedder to keep source knowledge (second-order), then fine-tune",
+        provenance=RECONSTRUCTION,
     )
     register(
         "mona-grad-align",
         MonaGradAlign,
         config=MonaConfig,
         summary="MoNA's first-order surrogate: align target and source-knowledge gradients, then fine-tune",
+        provenance=FIRST_ORDER,
     )
