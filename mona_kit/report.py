@@ -207,7 +207,7 @@ def table_model(rows: list[dict[str, Any]], *, references: set[str] | frozenset[
     method_notes = provenance_notes(rows, provenance or {})
     notes += method_notes
     headers = [f"{t} ({metric_of[t]} {'↑' if higher[t] else '↓'})" for t in tasks]
-    return {"tasks": tasks, "headers": headers, "method_notes": method_notes, "metrics": [f"{metric_of[t]} {'↑' if higher[t] else '↓'}" for t in tasks],
+    return {"tasks": tasks, "headers": headers, "method_notes": method_notes, "fixed_budget": fixed, "metrics": [f"{metric_of[t]} {'↑' if higher[t] else '↓'}" for t in tasks],
             "blocks": blocks, "notes": notes,
             "baseline": base_label, "floor": floor_label, "aggregate": agg}
 

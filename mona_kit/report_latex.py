@@ -46,7 +46,11 @@ def _caption(model: dict[str, Any], title: str) -> str:
     if model["floor"]:
         parts.append(rf"$\emptyset k$: $k$ seeds no better than the \texttt{{{latex_escape(model['floor'])}}} reference.")
     parts.append(r"$\dagger k$: $k$ seeds still improving when their budget ended (not plateaued).")
-    parts += [latex_escape(note) for note in model.get("method_notes", ())]
+    if model.get("fixed_budget"):
+        parts.append(f"{model['fixed_budget']} cells train on a set too small to select on: their runs keep the end "
+                     "of a fixed budget instead of the best validation step.")
+    # `code` in a method's note becomes typewriter text rather than LaTeX quote marks.
+    parts += [re.sub(r"`([^`]*)`", r"\\texttt{\1}", latex_escape(note)) for note in model.get("method_notes", ())]
     return " ".join(parts)
 
 

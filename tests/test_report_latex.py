@@ -103,3 +103,11 @@ def test_mona_rows_say_they_are_a_reconstruction():
     notes = method_provenance(load_kit())
     assert "no public MoNA code" in notes["mona"] and "no public MoNA code" in notes["mona-grad-align"]
     assert "finetune" not in notes
+
+
+def test_caption_says_fixed_budget_cells_and_sets_code_in_typewriter():
+    rows = [{**_row("finetune", "gunpoint", s, 0.1), "plateau": {"finetune": {"plateaued": True, "selection": "fixed-budget"}}}
+            for s in (0, 1)]
+    tex = latex_table(table_model(rows, provenance={"finetune": "see `mona-kit describe finetune`"}))
+    assert "1 cells train on a set too small to select on" in tex
+    assert r"finetune: see \texttt{mona-kit describe finetune}." in tex
