@@ -13,7 +13,7 @@ from typing import Any
 
 from .atomic_io import RERUN_ADVICE, atomic_replace, atomic_write_text
 from .report_reuse import reuse_markdown
-from .summary import as_number, mean_std
+from .summary import as_number, mean_std, provenance_note
 
 
 def _count(n: int, noun: str) -> str:
@@ -111,7 +111,7 @@ def provenance_notes(rows: list[dict[str, Any]], provenance: Mapping[str, str]) 
         method = r.get("method", r["method_label"])
         if provenance.get(method) and r["method_label"] not in labels[method]:
             labels[method].append(r["method_label"])
-    return [f"{', '.join(shown)}: {provenance[method].rstrip('.')}." for method, shown in labels.items() if shown]
+    return [provenance_note(shown, provenance[method]) for method, shown in labels.items() if shown]
 
 
 def table_model(rows: list[dict[str, Any]], *, references: set[str] | frozenset[str] = frozenset(),

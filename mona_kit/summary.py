@@ -49,6 +49,11 @@ def method_provenance(kit: Any) -> dict[str, str]:
     return {e.name: str(e.meta["provenance"]) for e in kit.methods if e.meta.get("provenance")}
 
 
+def provenance_note(labels: Sequence[str], text: str) -> str:
+    """The line said under a table for the rows ``labels`` of a method that declares ``text``."""
+    return f"{', '.join(labels)}: {text.rstrip('.')}."
+
+
 def comparison_table(paths: Sequence[Path], provenance: Mapping[str, str] | None = None) -> str:
     """Markdown table: method, task, validation and test metric, wall time; below it, the
     ``provenance`` of each method shown that declares one."""
@@ -66,7 +71,7 @@ def comparison_table(paths: Sequence[Path], provenance: Mapping[str, str] | None
             f"{_fmt(val.get(m))} | {_fmt(test.get(m))} | {as_number(r.get('wall_time_s')) or 0:.0f} |"
         )
         shown.append(str(r.get("method", "")))
-    notes = [f"{name}: {provenance[name].rstrip('.')}." for name in dict.fromkeys(shown) if (provenance or {}).get(name)]
+    notes = [provenance_note([name], provenance[name]) for name in dict.fromkeys(shown) if (provenance or {}).get(name)]
     return "\n".join(rows + ([""] + notes if notes else []))
 
 
