@@ -309,7 +309,7 @@ def write_report(output: Path, rows: list[dict[str, Any]], *, title: str, comman
     output = Path(output)
     model = table_model(rows, references=references, provenance=provenance)
     table = markdown_from_model(model, title=title)
-    flags = flags_markdown(rows, references=references)
+    flags = flags_markdown(rows, references=references, model=model)
     anchor = anchor_markdown(rows, references=references)
     gaps = specialist_markdown(rows, references=references, controls=controls)
     reuse = reuse_markdown(rows, skip=set(references))  # reference rows have no body to probe

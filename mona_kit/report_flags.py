@@ -46,10 +46,13 @@ def _still_improving(runs: list[dict[str, Any]]) -> str:
 
 
 def flagged_cells(rows: list[dict[str, Any]], *, references: set[str] | frozenset[str] = frozenset(),
-                  baseline: str = "linear", floor: str = "mean") -> list[dict[str, str]]:
+                  baseline: str = "linear", floor: str = "mean",
+                  model: dict[str, Any] | None = None) -> list[dict[str, str]]:
     """One entry per marked table cell, in the table's task then row order: task, method, marks,
-    per-seed test metric, the baseline and floor references' means, and each unfinished seed's gain."""
-    model = table_model(rows, references=references, baseline=baseline, floor=floor)
+    per-seed test metric, the baseline and floor references' means, and each unfinished seed's gain.
+    ``model``: the rows' table_model when the caller has built it already (then the other keywords are its own)."""
+    if model is None:
+        model = table_model(rows, references=references, baseline=baseline, floor=floor)
     agg = model["aggregate"]
 
     def reference(label: str | None, task: str) -> str:
@@ -75,9 +78,10 @@ def flagged_cells(rows: list[dict[str, Any]], *, references: set[str] | frozense
 
 
 def flags_markdown(rows: list[dict[str, Any]], *, references: set[str] | frozenset[str] = frozenset(),
-                   baseline: str = "linear", floor: str = "mean") -> str:
-    """The ``## Flagged cells`` section of a sweep's ``table.md`` (empty when the table has no marks)."""
-    flagged = flagged_cells(rows, references=references, baseline=baseline, floor=floor)
+                   baseline: str = "linear", floor: str = "mean", model: dict[str, Any] | None = None) -> str:
+    """The ``## Flagged cells`` section of a sweep's ``table.md`` (empty when the table has no marks);
+    ``model``: as for flagged_cells."""
+    flagged = flagged_cells(rows, references=references, baseline=baseline, floor=floor, model=model)
     if not flagged:
         return ""
     lines = [HEADING, "",
