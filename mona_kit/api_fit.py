@@ -36,7 +36,30 @@ def load_kit(*, entry_points: bool = True, extra: Iterable[object] = ()) -> Kit:
     """A fresh kit: every first-party plugin, installed third-party ones (``entry_points``) and ``extra``
     plugin modules. ``kit.datasets.names()``, ``kit.backbones.get(name)``... list and describe components."""
     _check_type("load_kit", "entry_points", entry_points, bool, "True or False")
-    return _load_kit(entry_points=entry_points, extra=extra)
+    from .kit import _extra_plugins
+
+    plugins = _extra_plugins(extra)  # names, None and a bare object are refused there
+    for plugin in plugins:
+        if not _implements_hooks(plugin):  # pluggy would register it and nothing would say it adds nothing
+            raise ConfigError(
+                f"load_kit's extra= takes plugin modules or objects with @hookimpl functions (extra=[my_plugin]); "
+                f"{type(plugin).__name__} {plugin!r} implements no mona-kit hook."
+            )
+    return _load_kit(entry_points=entry_points, extra=plugins)
+
+
+def _implements_hooks(plugin: object) -> bool:
+    """Whether ``plugin`` has a function marked with :data:`mona_kit.api.hookimpl` (as pluggy looks for them)."""
+    from .hookspecs import PROJECT
+
+    for name in dir(plugin):
+        try:
+            value = getattr(plugin, name)
+        except Exception:  # a property that raises is no hook
+            continue
+        if callable(value) and getattr(value, f"{PROJECT}_impl", None) is not None:
+            return True
+    return False
 
 
 def _check_type(who: str, key: str, value: Any, types: type | tuple[type, ...], expected: str) -> None:
@@ -241,6 +264,7 @@ def fit(method: Any, task: Any, *, run_dir: str | Path | None = None, overwrite:
             )
     facts = {k: config.pop(k) for k in SPEC_FACTS if k in config}
     if is_datasets(task):
+        _check_labelled(task)
         data = user_task(task, **facts)
         kit = _private_kit(kit, data)
         task = data.spec.name
@@ -254,6 +278,8 @@ def fit(method: Any, task: Any, *, run_dir: str | Path | None = None, overwrite:
         config = {**config, "output_dir": str(path.parent), "run_name": path.name}
     keep = run_dir is not None or "output_dir" in config or "run_name" in config
     run_config = RunConfig.from_dict(_config_dict(method, task, config))
+    if keep and run_config.run_name is not None:
+        _check_run_dir(run_config, overwrite, "run_dir=" if run_dir is not None else "run_name= or output_dir=")
     with contextlib.ExitStack() as stack:
         if not keep:
             tmp = tempfile.mkdtemp(prefix="mona-kit-fit-")
@@ -269,3 +295,35 @@ def fit(method: Any, task: Any, *, run_dir: str | Path | None = None, overwrite:
         higher_is_better=results["higher_is_better"], val=results.get("val", {}), test=results.get("test", {}),
         model=trained["model"], run_dir=Path(path) if keep else None, results=results,
     )
+
+
+def _check_labelled(task: Any) -> None:
+    """Each split's first sample holds a label: ``TensorDataset(x)`` yields ``(x,)``, which the sample check
+    would only call 'a tuple'. Anything else wrong with the splits is left to :func:`~mona_kit.api_data.user_task`."""
+    from collections.abc import Sequence
+
+    from .api_data import _splits
+    from .components import TaskData
+    from .errors import DataError
+
+    if isinstance(task, TaskData):
+        return
+    for split, ds in _splits(task).items():
+        if not (hasattr(ds, "__getitem__") and hasattr(ds, "__len__")) or len(ds) < 1:
+            continue
+        sample = ds[0]
+        if isinstance(sample, Sequence) and not isinstance(sample, (str, bytes, bytearray)) and len(sample) < 2:
+            raise DataError(
+                f"fit's {split} sample 0 is a {type(sample).__name__} of {len(sample)} item(s): the label is missing; each "
+                f"sample is an (x, y) pair (e.g. TensorDataset(x, y), not TensorDataset(x)) or {{'x': ..., 'y': ...}}."
+            )
+
+
+def _check_run_dir(run_config: RunConfig, overwrite: bool, named_by: str) -> None:
+    """The runner's own check of the run's folder, first, so that a refusal names ``fit``'s arguments
+    (``overwrite=True``, ``named_by``) rather than the CLI's flags. Under torchrun rank 0 alone checks (the runner's)."""
+    from .distributed import world_size_from_env
+    from .runs import RunDir, run_path
+
+    if world_size_from_env() == 1:
+        RunDir.check_target(run_path(run_config.output_dir, run_config.run_name), overwrite=overwrite, api=named_by)

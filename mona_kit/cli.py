@@ -4,6 +4,7 @@ plugins add verbs through ``register_commands``."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import io
 import os
@@ -33,14 +34,39 @@ HELP = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with its usage errors on one line (what is wrong, then where the help is), for
+    the top parser and, through add_subparsers, every verb's. ``--help`` is argparse's own."""
+
+    #: Set by a verb (``list``) whose optional positional may follow its flags: ``list methods --json 'mon*'``.
+    intermixed = False
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if self.intermixed and not self._intermixing:  # argparse's intermixed parse calls back in here
+            self._intermixing = True
+            try:
+                return self.parse_known_intermixed_args(args, namespace)
+            finally:
+                self._intermixing = False
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str):  # type: ignore[override]
+        prefix = "the following arguments are required: "
+        if message.startswith(prefix):  # argparse counts a missing name's trailing KEY=VALUE list (nargs='*') as missing too
+            optional = {argparse._get_action_name(a) for a in self._actions if not a.option_strings and a.nargs == "*"}
+            names = [n for n in message[len(prefix):].split(", ") if n not in optional]
+            message = prefix + ", ".join(names or message[len(prefix):].split(", "))
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}; see '{self.prog} --help'.\n")
+
+
 def _load_verb(name: str):
     return importlib.import_module(f"mona_kit.commands.{name.replace('-', '_')}")
 
 
 def build_parser(kit=None) -> argparse.ArgumentParser:
     # allow_abbrev=False everywhere: argparse would take --overwrit for --overwrite, a flag that deletes.
-    parser = argparse.ArgumentParser(prog="mona-kit", description="Cross-modality transfer: MoNA, ORCA, PaRe and baselines.",
-                                     allow_abbrev=False)
+    parser = _Parser(prog="mona-kit", description="Cross-modality transfer: MoNA, ORCA, PaRe and baselines.", allow_abbrev=False)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for verb in VERBS:
@@ -70,29 +96,50 @@ def build_parser(kit=None) -> argparse.ArgumentParser:
     return parser
 
 
-def _broken_verb(prog: str, error: PluginError) -> argparse.ArgumentParser:
+def _broken_verb(prog: str, error: PluginError) -> _Parser:
     """A stand-in for a plugin verb whose ``configure`` raised (its half-built parser could refuse the
     arguments first): whatever follows it, :func:`_main` raises ``error``."""
-    p = argparse.ArgumentParser(prog=prog, description=str(error), allow_abbrev=False, add_help=False)
+    p = _Parser(prog=prog, description=str(error), allow_abbrev=False, add_help=False)
     p.set_defaults(_plugin_error=error)
     return p
+
+
+def _chosen_parsers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[argparse.ArgumentParser]:
+    """``parser`` and the (sub-)verb parsers ``args`` chose under it, outermost first."""
+    chain = [parser]
+    while True:
+        chosen = None
+        for action in chain[-1]._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                chosen = action.choices.get(getattr(args, action.dest, None) or "")
+        if chosen is None:
+            return chain
+        chain.append(chosen)
 
 
 def _key_value_dest(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
     """The attribute of the KEY=VALUE list (``run``'s ``items``, ``data``'s ``options``) of the (sub-)verb
     that parsed ``args``, or None: the sub-parsers are followed down as ``args`` chose them."""
     found: str | None = None
-    current: argparse.ArgumentParser | None = parser
-    while current is not None:
-        chosen = None
+    for current in _chosen_parsers(parser, args):
         for action in current._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                chosen = action.choices.get(getattr(args, action.dest, None) or "")
-            elif not action.option_strings and action.nargs in ("*", "+") and (
+            if not action.option_strings and action.nargs in ("*", "+") and (
                     action.dest == "items" or "=" in str(action.metavar or "")):
                 found = action.dest
-        current = chosen
     return found
+
+
+def _unrecognized(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
+    """Refuse ``extra`` in the name of the (sub-)verb that was given them, with the flag a typo most
+    likely meant (allow_abbrev is off, so ``--overwrit`` is never taken for ``--overwrite``)."""
+    verb = _chosen_parsers(parser, args)[-1]
+    flags = [f for action in verb._actions for f in action.option_strings if f.startswith("--")]
+    hints = []
+    for word in extra:
+        if word.startswith("--"):
+            hints += [f for f in difflib.get_close_matches(word.split("=", 1)[0], flags, n=1, cutoff=0.6) if f not in hints]
+    hint = f" (did you mean {' or '.join(hints)}?)" if hints else ""
+    verb.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
 
 
 class _OutlivesItsReader:
@@ -158,7 +205,7 @@ def _main(argv: list[str], debug: bool) -> int:
         if extra and dest is not None and not any(e.startswith("-") for e in extra):
             setattr(args, dest, list(getattr(args, dest) or []) + extra)
         elif extra:
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            _unrecognized(parser, args, extra)
         if not getattr(args, "_handler", None):
             parser.print_help()
             return 0

@@ -29,9 +29,10 @@ from .runconfig import ComponentRef, RunConfig
 from .source_proxy import SourceProxyServices, masked_mean, pool_tokens  # noqa: F401 - public here too
 
 
-def resolve_device(name: str) -> torch.device:
+def parse_device(name: str) -> torch.device | None:
+    """The device a ``device`` setting names (None for ``auto``), whether or not it is on this machine."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return None
     try:
         device = torch.device(name)
     except RuntimeError as exc:
@@ -42,6 +43,14 @@ def resolve_device(name: str) -> torch.device:
             f"device {name!r}: mona-kit runs on the CPU or NVIDIA GPUs (CUDA) only, not {device.type}; "
             f"use device=auto, cpu, cuda or cuda:N."
         )
+    return device
+
+
+def resolve_device(name: str) -> torch.device:
+    """The device a ``device`` setting names on this machine (``auto``: a GPU if one is visible)."""
+    device = parse_device(name)
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} asked for, but no CUDA GPU is visible; use device=cpu.")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():

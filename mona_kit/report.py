@@ -290,6 +290,12 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
+#: The files :func:`write_report` writes into a sweep's output folder (a sweep refuses a folder that holds
+#: one of them but no cells: they would be someone else's, and replaced).
+REPORT_FILES = ("table.md", "table.tex", "results.csv", "errors.png", "knowledge-reuse.png", "learning-curves.png",
+                "report.html", "summary.json")
+
+
 def write_report(output: Path, rows: list[dict[str, Any]], *, title: str, command: str,
                  references: set[str] | frozenset[str] = frozenset(),
                  controls: set[str] | frozenset[str] = frozenset(),

@@ -112,8 +112,24 @@ def _write_marker(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def _exists(path: Path) -> str:
-    """The refusal of a new run where one exists, for the CLI and the Python API alike."""
+def _refusal(path: Path, *, overwrite: bool, api: str | None = None) -> str | None:
+    """Why a new run may not start in the existing folder ``path`` (None: it may), for the CLI or, with
+    ``api`` (the arguments of the Python API that named the folder, e.g. ``"run_dir="``), in its terms."""
+    if not _foreign(path):
+        return None
+    another = api or "run_name or output_dir"
+    if not is_run_dir(path):
+        if overwrite:
+            flag, instead = ("overwrite=True", another) if api else ("--overwrite", "run_name")
+            return (f"{flag} refused: {str(path)!r} is not a folder mona-kit made (no {MARKER} file), so it is never "
+                    f"deleted; choose another {instead}, or move the folder away yourself.")
+        return (f"run directory {str(path)!r} already exists and is not a mona-kit run folder (no {MARKER} file), so it "
+                f"is neither replaced nor resumed; choose another {another}.")
+    if overwrite:
+        return None
+    if api:
+        return (f"run directory {str(path)!r} already exists; pass overwrite=True to replace it, choose another {api}, "
+                f"or continue it with 'mona-kit run --resume {path}'.")
     return (f"run directory {str(path)!r} already exists; pass --overwrite (in Python: fit(..., overwrite=True)) to "
             f"replace it, continue it with 'mona-kit run --resume {path}', or choose another run_name.")
 
@@ -140,24 +156,20 @@ class RunDir:
         self.loggers = None  #: the run's experiment loggers (mona_kit.loggers.Loggers), fed by log()
 
     @staticmethod
-    def check_target(path: Path, *, overwrite: bool = False) -> None:
+    def check_target(path: Path, *, overwrite: bool = False, api: str | None = None) -> None:
         """Refuse a new run at ``path`` before anything is built (nothing is written): an existing
-        file, a run or folder without --overwrite, a folder mona-kit did not make, a live run."""
+        file, a run without --overwrite, a folder mona-kit did not make, a live run. ``api``: the Python
+        API's arguments that named the folder (``"run_dir="``), named in the refusal instead of the CLI's."""
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise MonaError(
-                f"run directory {str(path)!r} is an existing file, not a folder; choose another run_name or output_dir."
+                f"run directory {str(path)!r} is an existing file, not a folder; choose another {api or 'run_name or output_dir'}."
             )
         if not path.exists():
             return
-        if _foreign(path):
-            if not overwrite:
-                raise MonaError(_exists(path))
-            if not is_run_dir(path):
-                raise MonaError(
-                    f"--overwrite refused: {str(path)!r} is not a folder mona-kit made (no {MARKER} file), so it "
-                    f"is never deleted; choose another run_name, or move the folder away yourself."
-                )
+        refusal = _refusal(path, overwrite=overwrite, api=api)
+        if refusal is not None:
+            raise MonaError(refusal)
         RunLock(path).probe()
 
     @classmethod
@@ -183,10 +195,9 @@ class RunDir:
         and write the marker that makes this folder mona-kit's."""
         path = self.path
         foreign = _foreign(path)
-        if foreign and not overwrite:
-            raise MonaError(_exists(path))
-        if foreign and not is_run_dir(path):
-            raise MonaError(f"--overwrite refused: {str(path)!r} is not a folder mona-kit made (no {MARKER} file).")
+        refusal = _refusal(path, overwrite=overwrite)
+        if refusal is not None:
+            raise MonaError(refusal)
         try:
             self._move_aside(foreign)
             _write_marker(path)
@@ -235,6 +246,10 @@ class RunDir:
         """An existing run directory. ``to_write`` (a resume): only a folder mona-kit made, so that a
         user's folder that happens to hold a config.yaml is never locked, cleaned or written into."""
         path = Path(os.path.expanduser(str(path)))
+        if not path.exists():
+            raise MonaError(
+                f"{str(path)!r} does not exist; pass the folder a run created (mona-kit run prints it as 'run directory: ...')."
+            )
         if not (path / "config.yaml").is_file():
             raise MonaError(f"{str(path)!r} is not a run directory (no config.yaml); pass the folder a run created.")
         if to_write and not is_run_dir(path):

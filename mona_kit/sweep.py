@@ -51,6 +51,20 @@ def check_output(output: Path) -> None:
             return
 
 
+def check_sweep_folder(output: Path) -> None:
+    """A sweep writes its report (table.md, results.csv, ...) into ``output``: refuse a folder that holds
+    one of those files but no sweep's ``cells/`` folder — the file is someone else's and would be replaced."""
+    from .report import REPORT_FILES
+
+    output = Path(output)
+    if not output.is_dir() or (output / "cells").is_dir():
+        return
+    held = [name for name in REPORT_FILES if (output / name).exists()]
+    if held:
+        raise ConfigError(f"sweep output {str(output)!r} holds {', '.join(held)} but no sweep's cells/ folder; the sweep's "
+                          f"report would replace {'it' if len(held) == 1 else 'them'}. Choose a new or empty folder with --output.")
+
+
 def _canonical(config: dict[str, Any]) -> str:
     """A cell's config as comparable text, independent of where the sweep folder lives (output_dir
     and run_name are derived from the cell's place, so a moved folder is the same cell)."""
@@ -118,10 +132,14 @@ def _refuse_changed(cell: Cell, run_dir: Path) -> None:
             )
     recorded = _recorded_config(config_file)
     state = "run" if (run_dir / "results.json").is_file() else "started"
-    if recorded is not None and _canonical(recorded) != _canonical(cell.config):
+    # A cell whose run never began (it failed its own checks: no config.yaml) holds nothing to protect:
+    # run_cell rewrites its seedN.yaml with the current config.
+    began = (run_dir / "config.yaml").is_file() or state == "run"
+    if recorded is not None and began and _canonical(recorded) != _canonical(cell.config):
         raise ConfigError(
-            f"cell {cell.key} was {state} with another config ({config_file}); the profile changed. Use a new "
-            f"output folder (--output) or delete {run_dir.parent} to rerun it."
+            f"cell {cell.key} was {state} with another config ({config_file}): the profile or the sweep's "
+            f"key=value overrides changed since. Use a new output folder (--output), or delete {str(run_dir)!r} "
+            f"and {str(config_file)!r} to rerun this cell."
         )
     run_config = _recorded_config(run_dir / "config.yaml")
     held = cell_identity(run_config) if run_config is not None else (None, None, None)

@@ -225,8 +225,11 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 def check_cell_config(config: dict[str, Any], kit) -> RunConfig:
     """What ``mona-kit run`` checks before training: the run config, then :func:`check_components`."""
+    from .engine import parse_device
+
     run_config = RunConfig.from_dict(config)
     check_components(run_config, kit)
+    parse_device(run_config.device)  # its form; whether it is on the machine is the launch's check (sweep_preflight)
     return run_config
 
 

@@ -89,7 +89,7 @@ def status_report(profile: dict[str, Any], output: Path, cells: list[Cell], *, p
     grid: dict[tuple[str, str], list[str]] = defaultdict(list)
     for cell in cells:
         grid[(cell.method, cell.task)].append(states[cell.key])
-    lines = [f"sweep {profile['name']} ({output}): {counts['finished']} of {len(cells)} cells finished, "
+    lines = [f"sweep {profile['name']} ({Path(output).resolve()}): {counts['finished']} of {len(cells)} cells finished, "
              f"{counts['running']} running, {counts['started']} started (resumed by the next sweep), "
              f"{counts['not started']} not started", "",
              "| method | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
@@ -106,6 +106,11 @@ def status_report(profile: dict[str, Any], output: Path, cells: list[Cell], *, p
     return "\n".join(lines)
 
 
+def _duration(seconds: float) -> str:
+    """Hours to one decimal, or whole minutes under an hour ("0.0 h" says nothing)."""
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{max(1, round(seconds / 60))} min"
+
+
 def _time_left(left: list[Cell], walls: dict[tuple[str, str], list[float]], references: set[str], cores: int) -> str:
     seconds, basis = estimate(left, walls, references)
     unknown = basis[NO_ESTIMATE]
@@ -114,8 +119,8 @@ def _time_left(left: list[Cell], walls: dict[tuple[str, str], list[float]], refe
     if estimated:
         how = "; ".join(f"{n} from {b}" for b, n in basis.items() if n and b != NO_ESTIMATE)
         parallel = min(max(cores, 1), estimated)
-        text += (f" The {estimated} with an estimate need about {seconds / 3600:.1f} h of cell time at the finished cells' "
-                 f"median wall times ({how}); about {seconds / 3600 / parallel:.1f} h with {parallel} at once, if they "
+        text += (f" The {estimated} with an estimate need about {_duration(seconds)} of cell time at the finished cells' "
+                 f"median wall times ({how}); about {_duration(seconds / parallel)} with {parallel} at once, if they "
                  f"share out evenly.")
     if unknown:
         text += (f" {unknown} cells have no estimate: nothing comparable has finished yet (a trained method on "

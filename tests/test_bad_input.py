@@ -312,7 +312,7 @@ RESTORE = r"restore the file from a backup or start a new run with the same conf
 
 CASES = [
     # CLI
-    ("resume-not-a-run-dir", None, ["run", "--resume", "{tmp}/nope"], r"'[^']*/nope' is not a run directory \(no config\.yaml\); pass the folder a run created\."),
+    ("resume-not-a-run-dir", None, ["run", "--resume", "{tmp}/nope"], r"'[^']*/nope' does not exist; pass the folder a run created \(mona-kit run prints it as 'run directory: \.\.\.'\)\."),
     ("two-config-files", plain_cfg, ["run", CFG, "{tmp}/other.yaml"], r"run takes one config file, got \[.*\]; pass the others' settings as key=value \(and separate the items of --methods with commas, not spaces\)\."),
     ("override-too-deep", plain_cfg, RUN + ["method.a.b=1"], r"override 'method\.a\.b' is too deep; use method\.OPTION=value\."),
     ("override-bad-nesting", plain_cfg, RUN + ["seed.x=1"], r"override 'seed\.x': only train\.X, diagnostics\.X and COMPONENT\.X nest\."),

@@ -206,7 +206,8 @@ CASES = [
     ("profile-output-is-a-file", a_file_at("out"), SWEEP, r"sweep output '[^']*/out': '[^']*/out' is a file, not a folder; choose another --output\."),
     # records of earlier cells
     ("profile-changed", with_cell(config={**GOOD_CELL_CONFIG, "train": {"epochs": 2, "batch_size": 16}}), SWEEP,
-     r"cell finetune/gunpoint/seed0 was run with another config \([^)]*seed0\.yaml\); the profile changed\. Use a new output folder \(--output\) or delete .*"),
+     r"cell finetune/gunpoint/seed0 was run with another config \([^)]*seed0\.yaml\): the profile or the sweep's key=value "
+     r"overrides changed since\. Use a new output folder \(--output\), or delete '[^']*/seed0' and '[^']*/seed0\.yaml' to rerun this cell\."),
     ("results-not-json", with_cell(results='{"metric": "zero-one'), SWEEP,
      r"'[^']*/cells/finetune/gunpoint/seed0/results\.json' is damaged \(not the results\.json a run writes\); delete its cell folder .*"),
     ("results-a-list", with_cell(results="[1, 2]"), SWEEP, r"'[^']*/seed0/results\.json' is damaged .*"),
@@ -246,6 +247,22 @@ CASES = [
     ("task-sets-run-name", prof(tasks={"gunpoint": {"task": "gunpoint", "run_name": "x"}}), SWEEP,
      r"sweep task 'gunpoint' sets 'run_name', which the sweep sets for every cell; each cell's folder is named METHOD/TASK/seedN\."),
     ("submitit-item-not-key-value", prof(), SWEEP + ["--submitit", "foo"], r"override 'foo' is not key=value \(e\.g\. time_min=60\)\."),
+    ("submitit-without-its-launcher", prof(), SWEEP + ["--submitit", "partition=debug"],
+     r"sweep --submitit partition=debug: submitit settings apply to --launcher submitit only; add --launcher submitit \(or leave --submitit out\)\."),
+    # what a cell's run would refuse only once started: checked for every cell before the first is launched
+    ("device-not-a-device", prof(), SWEEP + ["device=gpu"],
+     r"sweep cell finetune/gunpoint/seed0: device 'gpu' is not a torch device; use auto, cpu, cuda or cuda:N\."),
+    ("device-not-here", prof(), SWEEP + ["device=cuda:7"], r"sweep cell finetune/gunpoint/seed0: device 'cuda:7' asked for, but .*"),
+    ("fp16-on-the-cpu", prof(), SWEEP + ["device=cpu", "train.precision=fp16"],
+     r"sweep cell finetune/gunpoint/seed0: train\.precision=fp16 needs a CUDA device, but the run is on cpu; .*"),
+    ("logger-unknown", prof(), SWEEP + ["loggers=[nope]"], r"sweep cell finetune/gunpoint/seed0: unknown logger 'nope'.*"),
+    ("logger-option-unknown", prof(), SWEEP + ["loggers=[{{name: tensorboard, flush_secss: 3}}]"], r"sweep cell finetune/gunpoint/seed0: .*flush_secss.*"),
+    ("body-folder-missing", prof(), SWEEP + ["backbone=hf:/nonexistent/model"],
+     r"sweep cell finetune/gunpoint/seed0: backbone 'hf:/nonexistent/model' cannot be built: backbone 'hf:/nonexistent/model': "
+     r"model folder '/nonexistent/model' does not exist; .*"),
+    ("output-holds-a-users-files", lambda ctx: (ctx.profile(), (ctx.tmp / "out").mkdir(), (ctx.tmp / "out/table.md").write_text("my notes")), SWEEP,
+     r"sweep output '[^']*/out' holds table\.md but no sweep's cells/ folder; the sweep's report would replace it\. "
+     r"Choose a new or empty folder with --output\."),
     # plot
     ("plot-out-is-a-file", lambda ctx: (run_folder(ctx), (ctx.tmp / "plots.png").write_text("x")), ["plot", "{tmp}/runs/r", "--out", "{tmp}/plots.png"],
      r"plot folder '[^']*/plots\.png': '[^']*/plots\.png' is a file, not a folder; choose another --out\."),
@@ -349,7 +366,7 @@ def test_a_changed_profile_is_still_refused_after_a_move(in_process_kit, tmp_pat
     (tmp_path / "old").rename(tmp_path / "new")
     ctx.profile(output=str(tmp_path / "new"), base={"backbone": "tiny-bert", "train": {"epochs": 3, "batch_size": 16}})
     assert cli.main(["sweep", str(tmp_path / "p.yaml")]) == 2
-    assert "the profile changed" in capsys.readouterr().err
+    assert "the profile or the sweep's key=value overrides changed" in capsys.readouterr().err
 
 
 def test_a_cell_locked_by_a_live_run_is_left_alone(kit, tmp_path):
@@ -672,3 +689,16 @@ def test_two_runs_plotted_into_one_folder_keep_their_own_plots(in_process_kit, t
 
     assert final_stage(events) == "tune"  # from the stages' metadata, not from a list of stage names
     assert final_stage([e for e in events if e.get("event") != "stage-start"]) == "align"  # older runs: last validated
+
+
+def test_a_cell_whose_run_never_began_takes_the_current_config(in_process_kit, tmp_path, monkeypatch, capsys):
+    """A cell that failed its own checks left only its seedN.yaml (no run folder): a corrected sweep is
+    not refused as 'changed' — there is nothing of the old config to protect."""
+    monkeypatch.chdir(tmp_path)
+    ctx = Ctx(tmp_path)
+    ctx.profile()
+    record = tmp_path / "out/cells/finetune/gunpoint/seed0.yaml"
+    record.parent.mkdir(parents=True)
+    record.write_text(yaml.safe_dump({**GOOD_CELL_CONFIG, "device": "gpu"}, sort_keys=False))
+    assert cli.main(["sweep", str(tmp_path / "p.yaml"), "--status"]) == 0, capsys.readouterr().err
+    assert "0 of 1 cells finished" in capsys.readouterr().out

@@ -125,10 +125,15 @@ def check_samples(task_data, name: str) -> None:
 def run(args, kit) -> int:
     verb = getattr(args, "data_verb", None)
     if verb in (None, "list"):
+        from .list import no_match
+
         pattern = getattr(args, "pattern", "*")
-        for e in kit.datasets.list(pattern):
+        entries = kit.datasets.list(pattern)
+        for e in entries:
             where = "offline" if is_offline(e) else "needs root"
             print(f"{e.name:34s} {e.meta.get('modality', ''):16s} {where:11s} {e.summary}")
+        if not entries:
+            print(no_match("datasets", pattern))
         return 0
     if verb == "convert":
         return convert(args, kit)

@@ -9,6 +9,7 @@ by running it once per choice.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from ..errors import ConfigError
 from ..runconfig import RunConfig, apply_overrides, read_config_file
@@ -32,6 +33,10 @@ def run(args, kit) -> int:
     for name in objectives:  # fail on a typo before embedding anything
         kit.objectives.get(name)
     path, overrides = split_items(args.items, "gap", "--objectives")
+    if path and not Path(path).is_file() and not Path(path).is_dir():  # read_config_file's own line names 'mona-kit run'
+        raise ConfigError(
+            f"config file {str(Path(path))!r} does not exist; check the path (or run 'mona-kit gap' with no file for the default)."
+        )
     base = read_config_file(path) if path else default_config()
     config = RunConfig.from_dict(apply_overrides(base, overrides))
     session = Session(kit, config, progress=False)

@@ -11,6 +11,7 @@ def configure(parser) -> None:
     parser.add_argument("kind", choices=KINDS, help="what to list")
     parser.add_argument("pattern", nargs="?", default="*", help="glob filter, e.g. 'seq*'")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.intermixed = True  # the glob may follow the flags too: list methods --json 'mon*'
 
 
 def run(args, kit) -> int:
@@ -30,5 +31,12 @@ def run(args, kit) -> int:
     for p, (_provider, summary) in prefixes.items():
         print(f"{p + ':...':<{width}}  {summary}")
     if not names:
-        print(f"(no {args.kind} match {args.pattern!r})")
+        print(no_match(args.kind, args.pattern))
     return 0
+
+
+def no_match(kind: str, pattern: str) -> str:
+    """The line ``list`` and ``data list`` print when nothing is listed."""
+    if pattern != "*":
+        return f"(no {kind} match {pattern!r})"
+    return "(no plugin commands installed)" if kind == "commands" else f"(no {kind} registered)"

@@ -150,6 +150,9 @@ def run(args, kit) -> int:
         todo = select_seeds(todo, args.seeds, list(profile["seeds"]))
     check_existing(output, todo)
     settings = submitit_settings(profile, args.submitit)
+    if args.submitit and args.launcher != "submitit":
+        raise ConfigError(f"sweep --submitit {args.submitit[0]}: submitit settings apply to --launcher submitit only; "
+                          f"add --launcher submitit (or leave --submitit out).")
     jobs = check_jobs(args.jobs)
     references = {e.name for e in kit.methods if e.meta.get("reference")}
     controls = {e.name for e in kit.methods if e.meta.get("uses_pretrained_body") is False} - references
@@ -168,10 +171,16 @@ def run(args, kit) -> int:
         if not collect(output, profile_cells):
             raise ConfigError(f"sweep {profile['name']}: no finished cell in {str(output)!r} yet; run the sweep without --report-only first.")
     else:
+        from ..sweep import check_sweep_folder
+        from ..sweep_preflight import preflight
+
+        check_sweep_folder(output)
+        preflight(todo, kit, local=args.launcher == "local")
         busy = []
         launcher = make_launcher(args.launcher, output=output, jobs=jobs, settings=settings)
         keep = bool(profile.get("keep_checkpoints", False))
         bar = tqdm(total=len(todo), desc=f"sweep {profile['name']}", dynamic_ncols=True)
+        tqdm.write(f"cells and report in {output.resolve()}")  # a relative profile output is read from the current folder
         tqdm.write(launcher.describe())
         # A cell config's `threads` (from base, task or method; 0 = unset) wins over the launcher's cap.
         cell_threads = sorted({cell.config.get("threads") for cell in todo if cell.config.get("threads")})

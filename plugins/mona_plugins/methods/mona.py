@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mona_kit.api import ALL_GROUPS, Method, Stage, TrainStage, config, option
+from mona_kit.api import ALL_GROUPS, BODY_GROUPS, ConfigError, Method, Stage, TrainStage, config, did_you_mean, option
 
 from .align import AlignStage
 from .orca import orca_align_lr
@@ -17,6 +17,45 @@ from .meta_align import MetaAlignStage, representation_objective
 
 if TYPE_CHECKING:
     from mona_kit.api import Session
+
+
+#: What ``inner_params`` may name: every body sorts its parameters into the fixed BODY_GROUPS vocabulary.
+INNER_PARAMS = ("all", *BODY_GROUPS)
+INNER_PARAMS_EXAMPLE = "method.inner_params=[attention,mlp]"
+
+
+def check_inner_params(groups) -> None:
+    """The names alone, when the config is built (no body needed): a typo fails before anything runs."""
+    if not isinstance(groups, (list, tuple)) or not groups:
+        got = list(groups) if isinstance(groups, (list, tuple)) else groups
+        raise ConfigError(
+            f"option 'inner_params' must name at least one body group, got {got!r}; give e.g. {INNER_PARAMS_EXAMPLE} or [all]."
+        )
+    unknown = [g for g in groups if not isinstance(g, str) or g not in INNER_PARAMS]
+    if unknown:
+        raise ConfigError(
+            f"option 'inner_params' names unknown body group(s) {unknown}.{did_you_mean(str(unknown[0]), INNER_PARAMS)} "
+            f"Valid: 'all' or any of {', '.join(BODY_GROUPS)}; e.g. {INNER_PARAMS_EXAMPLE}."
+        )
+
+
+def check_inner_params_on_body(groups, body, backbone: str) -> None:
+    """Against the run's body (in ``Mona.check``, before any stage): a backbone may leave a group out, and
+    an inner loop over no parameters at all has nothing to differentiate."""
+    found = body.param_groups()
+    present = sorted(g for g, names in found.items() if names)
+    if "all" in groups:
+        missing, selected = [], present
+    else:
+        missing = [g for g in groups if g not in found]
+        selected = [g for g in groups if found.get(g)]
+    if missing or not selected:
+        what = f"names body group(s) {missing} that backbone {backbone!r} does not have" if missing else (
+            f"selects no parameters of backbone {backbone!r}")
+        raise ConfigError(
+            f"method.inner_params={list(groups)} {what}; its non-empty groups are {', '.join(present) or 'none'}: "
+            f"choose among them (e.g. method.inner_params=[{present[0] if present else 'all'}]) or [all]."
+        )
 
 
 @config
@@ -29,12 +68,15 @@ class MonaConfig:
     lam: float = option(0.5, min=0, help="lambda: weight of the source-knowledge loss (paper: 0.3-0.5)")
     objective: str = option("align-uniform", help="registered representation objective for the outer loss")
     objective_options: dict = option(factory=dict, help="options for the outer objective (e.g. {t: 2})")
-    inner_params: tuple[str, ...] = option(("all",), help="body groups adapted in the inner loop ('all' or e.g. [attention, mlp])")
+    inner_params: tuple[str, ...] = option(("all",), help=f"body groups adapted in the inner loop ('all' or some of {', '.join(BODY_GROUPS)}; e.g. [attention, mlp])")
     source_batch_size: int = option(16, min=1, help="labelled source proxy samples per meta step")
     source_tokens: int | None = option(None, min=1, help="source tokens kept per sample in stage 1 (None: as many as the target embedder emits, so both passes cost alike)")
     meta_lr: float | None = option(None, min=0, min_exclusive=True, help="LR of embedder and head in stage 1 (None = train.embedder_lr or 10 x train.lr)")
     second_order: bool = option(True, help="keep the second-order term (False gives the embedder no outer gradient)")
     positives: str = option("label", choices=("label",), help="positive pairs for the alignment term: same source label")
+
+    def __attrs_post_init__(self) -> None:
+        check_inner_params(self.inner_params)
 
 
 class Mona(Method):
@@ -73,6 +115,7 @@ class Mona(Method):
     def check(self, session: Session) -> None:
         super().check(session)
         representation_objective(session, self.cfg.objective, dict(self.cfg.objective_options))
+        check_inner_params_on_body(self.cfg.inner_params, session.pretrained_body, session.backbone_entry.name)
 
     def stages(self, session: Session):
         warm = self.warmup_stage(session)

@@ -23,13 +23,13 @@ if TYPE_CHECKING:
 
 @config
 class CnnConfig:
-    channels: int = option(64, help="filters of the first conv layer (doubled in the later ones)")
-    kernel: int = option(9, help="kernel length of every conv layer")
-    blocks: int = option(3, help="conv-relu(-maxpool) blocks")
-    pool: int = option(4, help="max-pool stride between blocks (only while the sequence is long enough)")
-    dropout: float = option(0.2, help="dropout before the linear layer")
-    epochs: int | None = option(None, help="training epochs (None = train.epochs)")
-    lr: float = option(1e-3, help="learning rate (AdamW, train.scheduler)")
+    channels: int = option(64, min=1, help="filters of the first conv layer (doubled in the later ones)")
+    kernel: int = option(9, min=1, help="kernel length of every conv layer")
+    blocks: int = option(3, min=1, help="conv-relu(-maxpool) blocks")
+    pool: int = option(4, min=1, help="max-pool stride between blocks (only while the sequence is long enough)")
+    dropout: float = option(0.2, min=0, max=1, max_exclusive=True, help="dropout before the linear layer")
+    epochs: int | None = option(None, min=1, help="training epochs (None = train.epochs)")
+    lr: float = option(1e-3, min=0, min_exclusive=True, help="learning rate (AdamW, train.scheduler)")
     patience: int | None = option(None, min=1, help="validation passes without a gain before training stops (None = train.patience)")
 
 

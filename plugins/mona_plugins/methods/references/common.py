@@ -15,7 +15,7 @@ import attrs
 import torch
 from torch import nn
 
-from mona_kit.api import Method, ShapeError, Stage, signed_score
+from mona_kit.api import ConfigError, Method, ShapeError, Stage, signed_score
 
 if TYPE_CHECKING:
     from mona_kit.api import Session
@@ -64,6 +64,21 @@ class ReferenceModel(nn.Module):
 
 def flat_size(shape: tuple[int, ...]) -> int:
     return math.prod(shape)
+
+
+def check_positive_grid(method: str, option: str, values, example: str) -> None:
+    """A grid of candidates (regularisation strengths, ridge alphas) must be a non-empty list of positive
+    finite numbers: an empty grid leaves nothing to choose, and a strength of 0 or less (or inf, nan) is no
+    regularisation a ridge or logistic fit can use. Raised when the config is built, before anything runs."""
+    def ok(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+    if not isinstance(values, (list, tuple)) or not values or not all(ok(v) for v in values):
+        got = list(values) if isinstance(values, (list, tuple)) else values
+        raise ConfigError(
+            f"option {option!r} must be a non-empty list of positive finite numbers, got {got!r}; "
+            f"give e.g. method.{option}=[{example}] (or leave it out for {method}'s default grid)."
+        )
 
 
 @torch.no_grad()

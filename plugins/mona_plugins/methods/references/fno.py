@@ -26,11 +26,11 @@ if TYPE_CHECKING:
 
 @config
 class FnoConfig:
-    width: int = option(32, help="channels of the Fourier layers")
-    modes: int = option(12, help="Fourier modes kept per dimension (capped by the grid)")
-    layers: int = option(4, help="Fourier layers")
-    epochs: int | None = option(None, help="training epochs (None = train.epochs)")
-    lr: float = option(1e-3, help="learning rate (AdamW, train.scheduler)")
+    width: int = option(32, min=1, help="channels of the Fourier layers")
+    modes: int = option(12, min=1, help="Fourier modes kept per dimension (capped by the grid)")
+    layers: int = option(4, min=1, help="Fourier layers")
+    epochs: int | None = option(None, min=1, help="training epochs (None = train.epochs)")
+    lr: float = option(1e-3, min=0, min_exclusive=True, help="learning rate (AdamW, train.scheduler)")
     patience: int | None = option(None, min=1, help="validation passes without a gain before training stops (None = train.patience)")
 
 

@@ -14,7 +14,7 @@ import torch
 
 from mona_kit.api import DataError, config, option
 
-from .common import FitStage, ReferenceMethod, ReferenceModel, flat_size, select_on_val, split_tensors
+from .common import FitStage, ReferenceMethod, ReferenceModel, check_positive_grid, flat_size, select_on_val, split_tensors
 from .ridge import RidgeFit, RidgePath
 
 if TYPE_CHECKING:
@@ -25,10 +25,15 @@ STRENGTHS = (1e4, 1e3, 1e2, 1e1, 1.0, 1e-1, 1e-2, 1e-3)
 
 @config
 class LinearConfig:
+    # finite=False: check_positive_grid below checks finiteness too, in a message with an example.
     strengths: tuple[float, ...] = option(
-        STRENGTHS, help="regularisation strengths tried (ridge alpha; logistic C = 1/strength), best on val"
+        STRENGTHS, finite=False,
+        help="regularisation strengths tried, a non-empty list of positive numbers (ridge alpha; logistic C = 1/strength), best on val",
     )
-    max_iter: int = option(1000, help="L-BFGS iterations of the logistic regression")
+    max_iter: int = option(1000, min=1, help="L-BFGS iterations of the logistic regression")
+
+    def __attrs_post_init__(self) -> None:
+        check_positive_grid("linear", "strengths", self.strengths, "100,1,0.01")
 
 
 class LinearModel(ReferenceModel):

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from mona_kit.api import ConfigError, config, option
 
 from .cnn import check_sequence_classification
-from .common import FitStage, ReferenceMethod, ReferenceModel, split_tensors
+from .common import FitStage, ReferenceMethod, ReferenceModel, check_positive_grid, split_tensors
 from .ridge import RidgePath, best_loo_alpha
 
 if TYPE_CHECKING:
@@ -49,11 +49,16 @@ CHUNK = 128
 
 @config
 class MiniRocketConfig:
-    num_features: int = option(10_000, help="features (rounded down to a multiple of 84)")
-    max_dilations: int = option(32, help="dilations per kernel at most")
+    num_features: int = option(10_000, min=NUM_KERNELS, help="features (rounded down to a multiple of 84)")
+    max_dilations: int = option(32, min=1, help="dilations per kernel at most")
+    # finite=False: check_positive_grid below checks finiteness too, in a message with an example.
     alphas: tuple[float, ...] = option(
-        tuple(float(f"{10 ** (-3 + 6 * i / 9):.4g}") for i in range(10)), help="ridge alphas; the best leave-one-out error wins"
+        tuple(float(f"{10 ** (-3 + 6 * i / 9):.4g}") for i in range(10)), finite=False,
+        help="ridge alphas, a non-empty list of positive numbers; the best leave-one-out error wins",
     )
+
+    def __attrs_post_init__(self) -> None:
+        check_positive_grid("minirocket", "alphas", self.alphas, "0.001,1,1000")
 
 
 def kernel_weights() -> torch.Tensor:

@@ -33,13 +33,13 @@ PEEK = 64
 
 @config
 class SpecialistConfig:
-    epochs: int | None = option(None, help="training epochs of fno or cnn (None = train.epochs x epochs_scale); minirocket is fitted")
+    epochs: int | None = option(None, min=1, help="training epochs of fno or cnn (None = train.epochs x epochs_scale); minirocket is fitted")
     epochs_scale: float = option(
         1.0, min=0, min_exclusive=True,
         help="with epochs None: train for this multiple of the task's train.epochs (the specialists are cheap, so a "
         "sweep can train them to their plateau beside slower transfer methods)",
     )
-    lr: float = option(1e-3, help="learning rate of fno or cnn")
+    lr: float = option(1e-3, min=0, min_exclusive=True, help="learning rate of fno or cnn")
     width: int | None = option(None, min=1, help="fno's width or cnn's first-layer channels (None = their defaults)")
     patience: int | None = option(
         None, min=1,
