@@ -131,15 +131,16 @@ def _key_value_dest(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 
 def _unrecognized(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
     """Refuse ``extra`` in the name of the (sub-)verb that was given them, with the flag a typo most
-    likely meant (allow_abbrev is off, so ``--overwrit`` is never taken for ``--overwrite``)."""
-    verb = _chosen_parsers(parser, args)[-1]
-    flags = [f for action in verb._actions for f in action.option_strings if f.startswith("--")]
-    hints = []
+    likely meant (allow_abbrev is off, so ``--overwrit`` is never taken for ``--overwrite``). A flag of an
+    outer parser (``--debug`` of mona-kit itself) counts too: its parser then names the error."""
+    chain = _chosen_parsers(parser, args)
+    owner = {f: p for p in chain for action in p._actions for f in action.option_strings if f.startswith("--")}
+    hints: list[str] = []
     for word in extra:
         if word.startswith("--"):
-            hints += [f for f in difflib.get_close_matches(word.split("=", 1)[0], flags, n=1, cutoff=0.6) if f not in hints]
+            hints += [f for f in difflib.get_close_matches(word.split("=", 1)[0], list(owner), n=1, cutoff=0.6) if f not in hints]
     hint = f" (did you mean {' or '.join(hints)}?)" if hints else ""
-    verb.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+    (owner[hints[0]] if hints else chain[-1]).error(f"unrecognized arguments: {' '.join(extra)}{hint}")
 
 
 class _OutlivesItsReader:

@@ -300,7 +300,9 @@ class Kit:
                 f"objective {name!r} has role {entry.meta.get('role')!r}; {purpose} needs a {role} objective; "
                 f"see 'mona-kit list objectives'."
             )
-        return entry.build(dict(options or {}))
+        objective = entry.build(dict(options or {}))
+        objective.register_forward_hook(_scalar_tensor_output(entry))
+        return objective
 
     def find(self, name: str) -> list[Entry]:
         """Every entry of any kind with this name (``describe`` uses it)."""
@@ -366,3 +368,19 @@ def load_kit(
     pm, infos = make_plugin_manager(builtins, entry_points=entry_points, extra=_extra_plugins(extra))
     loaded = {n: i for n, i in infos.items() if i.loaded}
     return Kit(pm, loaded, left_out={n: i for n, i in infos.items() if not i.loaded})
+
+
+def _scalar_tensor_output(entry):
+    """A forward hook that refuses an objective's value unless it is a one-element tensor: a Python float
+    carries no gradient (alignment would fail far from the plugin, or train nothing) and a vector is no loss."""
+    import torch
+
+    def check(module, inputs, output):
+        if not (isinstance(output, torch.Tensor) and output.numel() == 1):
+            got = type(output).__name__ if not isinstance(output, torch.Tensor) else f"a tensor of shape {list(output.shape)}"
+            raise PluginError(
+                f"objective {entry.name!r} ({entry.provider}) returned {got}, not a one-element tensor (a loss that "
+                f"gradients reach); fix the plugin's forward."
+            )
+
+    return check

@@ -22,11 +22,41 @@ def check_direction(session) -> None:
         )
 
 
+def check_distinct_splits(session) -> None:
+    """train, val and test must be three datasets: a val that is train selects on fitted data, a test
+    that is val reports the selection split."""
+    task = session.task
+    splits = {"train": task.train, "val": task.val, "test": task.test}  # extra splits may share (e.g. a probe set)
+    names = list(splits)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if splits[a] is splits[b]:
+                entry = session.task_entry
+                raise DataError(
+                    f"dataset {entry.name!r} ({entry.provider}) gives the same object as its {a} and {b} splits; "
+                    f"return three distinct datasets (carve val out of train, never reuse test)."
+                )
+
+
+def check_stages(session, stages: list) -> None:
+    """A method's ``stages()`` must yield Stage objects (a string or a dict would fail inside the runner)."""
+    from .stages import Stage
+
+    bad = next((s for s in stages if not isinstance(s, Stage)), None)
+    if bad is not None:
+        entry = session.method_entry
+        raise PluginError(
+            f"method {entry.name!r} ({entry.provider}): stages() yielded {type(bad).__name__} {bad!r:.40}, not a "
+            f"mona_kit.api Stage; fix the plugin's stages()."
+        )
+
+
 def check_split_samples(session) -> None:
     """The dataset contract (``mona_kit.testing``) on a few samples of every split, plus every label of a
     classification split held as a tensor: bad data is a one-line error before anything trains."""
     from .testing.data import _check_sample
 
+    check_distinct_splits(session)
     spec = session.spec
     for split, ds in session.task.splits().items():
         n = len(ds)

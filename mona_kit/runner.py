@@ -39,7 +39,8 @@ from .errors import (
 from .kit import Kit
 from .loggers import check_loggers
 from .resume_rules import check_resumable, config_hash, record_overrides, resume_config
-from .run_checks import check_direction, check_finite_model, check_model, check_split_samples, components_named
+from .run_checks import (check_direction, check_finite_model, check_model, check_split_samples, check_stages,
+                         components_named)
 from .run_memory import peak_gpu_memory_mb, peak_memory_mb, reset_peak_gpu_memory
 from .run_records import read_progress
 from .run_start import start_run
@@ -86,6 +87,7 @@ def _prepare(session, resume: bool, run_dir: RunDir | None, override_keys: tuple
     with components_named(session):
         model = session.method.build_model(session, pretrained=session.method.pretrained_body)
         stages = list(session.method.stages(session)) + [EvaluateStage()]
+    check_stages(session, stages)
     check_model(session, model)
     return resolved, model, stages
 

@@ -7,6 +7,7 @@ per-cell config behind."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -35,27 +36,25 @@ def check_devices_and_loggers(cells: Iterable, kit, *, local: bool) -> None:
             continue
         seen.add(key)
         try:
-            if local:
-                check_precision(config.train.precision, resolve_device(config.device))
-            else:
-                parse_device(config.device)
+            # Under a cluster launcher a named device is checked for its precision (fp16 on a CPU fails on
+            # any node); 'auto' is whatever the node has.
+            device = resolve_device(config.device) if local else parse_device(config.device)
+            if device is not None:
+                check_precision(config.train.precision, device)
             check_loggers(kit, config.loggers)
         except MonaError as exc:
             raise _refused(cell, "", exc) from exc
 
 
 def check_bodies(cells: Iterable, kit) -> None:
-    """Build each distinct body the cells load pretrained, once, on the CPU: a weights folder that
-    is not there, or a hub id neither cached nor reachable, fails here rather than in every cell.
-    Cells whose method never loads the pretrained body (references, from-scratch controls) are skipped."""
+    """Build each distinct body of the cells once, pretrained, on the CPU: a weights folder that is not
+    there, or a hub id neither cached nor reachable, fails here rather than in every cell. Every method
+    counts: a run resolves its ``auto`` embedder and head from the pretrained body, references included."""
     from .engine import build_body
 
     seen: set[str] = set()
     for cell in cells:
         config = RunConfig.from_dict(cell.config)
-        method = kit.methods.get(config.method.name)
-        if method.meta.get("uses_pretrained_body") is False:
-            continue
         key = json.dumps([config.backbone.name, config.backbone.options], sort_keys=True, default=str)
         if key in seen:
             continue
@@ -71,7 +70,11 @@ def check_bodies(cells: Iterable, kit) -> None:
 
 
 def preflight(cells: list[Any], kit, *, local: bool) -> None:
-    """Both checks, before the first cell of a sweep is launched."""
+    """Both checks, before the first cell of a sweep is launched; ``cells``: those still to run (a
+    finished cell's report can be rebuilt on a machine without its GPU or its weights)."""
     check_devices_and_loggers(cells, kit, local=local)
-    if local:  # a cluster's nodes may see folders and caches this machine does not
+    if local and cells:  # a cluster's nodes may see folders and caches this machine does not
+        bodies = len({json.dumps([c.config.get("backbone")], sort_keys=True, default=str) for c in cells})
+        print(f"sweep: loading {'the body' if bodies == 1 else f'the {bodies} bodies'} of the cells to run once, to check "
+              f"{'it loads' if bodies == 1 else 'they load'}", file=sys.stdout, flush=True)
         check_bodies(cells, kit)

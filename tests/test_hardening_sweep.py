@@ -260,6 +260,10 @@ CASES = [
     ("body-folder-missing", prof(), SWEEP + ["backbone=hf:/nonexistent/model"],
      r"sweep cell finetune/gunpoint/seed0: backbone 'hf:/nonexistent/model' cannot be built: backbone 'hf:/nonexistent/model': "
      r"model folder '/nonexistent/model' does not exist; .*"),
+    ("body-folder-missing-references-only", prof(methods={"linear": "linear"}), SWEEP + ["backbone=hf:/nonexistent/model"],
+     r"sweep cell linear/gunpoint/seed0: backbone 'hf:/nonexistent/model' cannot be built: .*does not exist; .*"),
+    ("fp16-on-a-named-cpu-under-submitit", prof(), SWEEP + ["--launcher", "submitit", "device=cpu", "train.precision=fp16"],
+     r"sweep cell finetune/gunpoint/seed0: train\.precision=fp16 needs a CUDA device, but the run is on cpu; .*"),
     ("output-holds-a-users-files", lambda ctx: (ctx.profile(), (ctx.tmp / "out").mkdir(), (ctx.tmp / "out/table.md").write_text("my notes")), SWEEP,
      r"sweep output '[^']*/out' holds table\.md but no sweep's cells/ folder; the sweep's report would replace it\. "
      r"Choose a new or empty folder with --output\."),
@@ -702,3 +706,34 @@ def test_a_cell_whose_run_never_began_takes_the_current_config(in_process_kit, t
     record.write_text(yaml.safe_dump({**GOOD_CELL_CONFIG, "device": "gpu"}, sort_keys=False))
     assert cli.main(["sweep", str(tmp_path / "p.yaml"), "--status"]) == 0, capsys.readouterr().err
     assert "0 of 1 cells finished" in capsys.readouterr().out
+
+
+def test_a_finished_sweep_rebuilds_its_report_where_its_device_is_missing(in_process_kit, tmp_path, monkeypatch, capsys):
+    """Finished cells are not checked for their device or body: a GPU sweep's report can be rebuilt on a laptop."""
+    monkeypatch.chdir(tmp_path)
+    ctx = Ctx(tmp_path)
+    ctx.profile(base={**GOOD["base"], "device": "cuda:7"})
+    finished_cell(ctx, config={**GOOD_CELL_CONFIG, "device": "cuda:7"})
+    assert cli.main(["sweep", str(tmp_path / "p.yaml")]) == 0, capsys.readouterr().err
+    assert "| finetune | **0.5 ± 0** |" in (tmp_path / "out" / "table.md").read_text()
+
+
+def test_a_cell_that_failed_its_own_checks_runs_with_the_corrected_config(in_process_kit, tmp_path, monkeypatch, capsys):
+    """The cell left only its seedN.yaml and log by a run that never began is launched with the new config,
+    its record rewritten (run_cell replaced here: the launch, not the training, is under test)."""
+    import mona_kit.sweep as sweep
+
+    monkeypatch.chdir(tmp_path)
+    ctx = Ctx(tmp_path)
+    ctx.profile()
+    record = tmp_path / "out/cells/finetune/gunpoint/seed0.yaml"
+    record.parent.mkdir(parents=True)
+    record.write_text(yaml.safe_dump({**GOOD_CELL_CONFIG, "train": {"epochs": 9, "batch_size": 16}}, sort_keys=False))
+    launched = []
+
+    def fake_wait(argv, fh, env):
+        launched.append(yaml.safe_load(record.read_text()))
+        return 1  # the child fails: the sweep reports it, the record stays the new one
+    monkeypatch.setattr(sweep, "_wait_cell", fake_wait)
+    assert cli.main(["sweep", str(tmp_path / "p.yaml"), "--no-progress"]) == 1
+    assert launched and launched[0]["train"] == {"epochs": 1, "batch_size": 16}

@@ -27,6 +27,9 @@ def configure(parser) -> None:
     parser.add_argument("--status", action="store_true",
                         help="print which cells are finished, running, started or not started, and an estimate of the "
                              "time left; runs and writes nothing")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar, one line per finished cell only (the bar is also left out when the "
+                             "output is not a terminal, e.g. a log file)")
     parser.add_argument("--only", default=None, help="comma-separated method labels to run")
     parser.add_argument("--tasks", default=None, help="comma-separated task labels to run (with --only: both must match)")
     parser.add_argument("--seeds", default=None,
@@ -171,15 +174,18 @@ def run(args, kit) -> int:
         if not collect(output, profile_cells):
             raise ConfigError(f"sweep {profile['name']}: no finished cell in {str(output)!r} yet; run the sweep without --report-only first.")
     else:
-        from ..sweep import check_sweep_folder
+        from ..sweep import cell_dir, check_sweep_folder
         from ..sweep_preflight import preflight
 
         check_sweep_folder(output)
-        preflight(todo, kit, local=args.launcher == "local")
+        pending = [cell for cell in todo if not (cell_dir(output, cell) / "results.json").is_file()]
+        preflight(pending, kit, local=args.launcher == "local")
         busy = []
         launcher = make_launcher(args.launcher, output=output, jobs=jobs, settings=settings)
         keep = bool(profile.get("keep_checkpoints", False))
-        bar = tqdm(total=len(todo), desc=f"sweep {profile['name']}", dynamic_ncols=True)
+        # disable=None: no bar where stderr is no terminal (a log file would fill with redraws)
+        bar = tqdm(total=len(todo), desc=f"sweep {profile['name']}", dynamic_ncols=True,
+                   disable=True if args.no_progress else None)
         tqdm.write(f"cells and report in {output.resolve()}")  # a relative profile output is read from the current folder
         tqdm.write(launcher.describe())
         # A cell config's `threads` (from base, task or method; 0 = unset) wins over the launcher's cap.

@@ -89,8 +89,10 @@ def check_task_data(task_data: TaskData, *, kit=None, samples: int = 3, batch_si
         _fail(spec, f"{spec.task_type} needs output_shape (num_classes,) with >= 2 classes, got {spec.output_shape}")
     if not spec.license or not spec.source or not spec.citation:
         _fail(spec, "license, source and citation must be filled in")
-    if len({id(task_data.train), id(task_data.val), id(task_data.test)}) != 3:
-        _fail(spec, "train, val and test must be distinct datasets (val is never the test split)")
+    splits = {"train": task_data.train, "val": task_data.val, "test": task_data.test}
+    same = [(a, b) for i, a in enumerate(splits) for b in list(splits)[i + 1:] if splits[a] is splits[b]]
+    if same:
+        _fail(spec, f"train, val and test must be distinct datasets: its {same[0][0]} and {same[0][1]} splits are the same object")
     from ..data import make_loader
 
     check_samples(task_data, samples=samples)
