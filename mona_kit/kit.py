@@ -14,7 +14,7 @@ from typing import Any
 import pluggy
 
 from .errors import ConfigError, MonaError, PluginError, UnknownNameError, did_you_mean
-from .plugins import BUILTIN_PLUGINS, ENV_VAR, PluginInfo, make_plugin_manager
+from .plugins import BUILTIN_PLUGINS, ENV_VAR, PluginInfo, leave_out_hint, make_plugin_manager
 from .registry import KINDS, Entry, Provider, Registry
 
 OBJECTIVE_ROLES = ("distance", "representation", "task-loss")
@@ -196,12 +196,32 @@ class PluginCommandRegistrar(_PluginCallback):
         self._kit.registries["commands"].add(entry, replace=replace)
 
 
-def leave_out_hint(plugins: dict[str, PluginInfo], name: str) -> str:
-    """The way around a third-party plugin that breaks every command: load the others without it."""
-    # MONA_KIT_PLUGINS selects entry points: the others that were loaded, else none at all.
-    others = [n for n, i in plugins.items() if not i.builtin and i.distribution != "(in-process)" and n != name]
-    value = ",".join(others) if others else "none"
-    return f" Fix or uninstall plugin {name!r}, or leave it out: {ENV_VAR}={value}."
+class _KitRegistry(Registry):
+    """A kit's registry: an unknown name also says which installed plugins MONA_KIT_PLUGINS left out."""
+
+    def __init__(self, kind: str, left_out: dict[str, PluginInfo]):
+        super().__init__(kind)
+        self.left_out = left_out
+
+    def get(self, name: str) -> Entry:
+        if self.left_out and isinstance(name, str) and name not in self and name.partition(":")[0] not in (
+                self.prefixes() if ":" in name else ()):
+            raise UnknownNameError(
+                f"unknown {self.kind[:-1]} {name!r}.{_near(name, self.names())}{_left_out_hint(self.left_out)} "
+                f"Run 'mona-kit list {self.kind}' to see them all."
+            )
+        return super().get(name)
+
+
+def _near(name: str, names: list[str]) -> str:
+    """Did-you-mean for when a left-out plugin may well provide the name: only near-identical loaded names."""
+    near = difflib.get_close_matches(name, names, n=3, cutoff=0.8)
+    return f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+
+
+def _left_out_hint(left_out: dict[str, PluginInfo]) -> str:
+    named = [f"{n} ({i.distribution} {i.version})" for n, i in left_out.items()]
+    return f" {ENV_VAR} leaves out installed plugin(s) {', '.join(named)}, which may provide it." if named else ""
 
 
 class Kit:
@@ -213,7 +233,7 @@ class Kit:
         self.plugins = plugins
         #: Installed plugins that MONA_KIT_PLUGINS left out (named by "no component is named ..." errors).
         self.left_out = dict(left_out or {})
-        self.registries: dict[str, Registry] = {kind: Registry(kind) for kind in KINDS}
+        self.registries: dict[str, Registry] = {kind: _KitRegistry(kind, self.left_out) for kind in KINDS}
         for hook_name in HOOKS:
             hook = getattr(pm.hook, hook_name)
             # Call each plugin's impl with its own PluginRegistrar (a hookspecs.Registrar), so every entry knows its provider.
@@ -314,12 +334,9 @@ class Kit:
                 pass
         if not found:
             everything = [n for reg in self.registries.values() for n in reg.names()]
-            left_out = [f"{n} ({i.distribution} {i.version})" for n, i in self.left_out.items()]
-            hint, suggest = "", did_you_mean(name, everything)
-            if left_out:  # the name may well be the left-out plugin's: suggest only near-identical loaded names
-                hint = f" {ENV_VAR} leaves out installed plugin(s) {', '.join(left_out)}, which may provide it."
-                near = difflib.get_close_matches(name, everything, n=3, cutoff=0.8)
-                suggest = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+            # With plugins left out, the name may well be one of theirs: suggest only near-identical loaded names.
+            suggest = _near(name, everything) if self.left_out else did_you_mean(name, everything)
+            hint = _left_out_hint(self.left_out)
             raise UnknownNameError(
                 f"no component is named {name!r}.{suggest}{hint} "
                 f"Run 'mona-kit list KIND' (KIND: {', '.join(KINDS)}) to see them."
