@@ -232,7 +232,12 @@ class Session(SourceProxyServices):
 
     @cached_property
     def task_loss(self) -> nn.Module:
-        return self.normalization.wrap_loss(self.kit.objectives.get(self.spec.loss).build())
+        from .kit import scalar_output_check
+
+        entry = self.kit.objectives.get(self.spec.loss)
+        loss = entry.build()
+        loss.register_forward_hook(scalar_output_check(entry))  # a per-sample loss would fail later, unnamed
+        return self.normalization.wrap_loss(loss)
 
     @cached_property
     def metric(self):

@@ -321,7 +321,7 @@ class Kit:
                 f"see 'mona-kit list objectives'."
             )
         objective = entry.build(dict(options or {}))
-        objective.register_forward_hook(_scalar_tensor_output(entry))
+        objective.register_forward_hook(scalar_output_check(entry))
         return objective
 
     def find(self, name: str) -> list[Entry]:
@@ -387,7 +387,7 @@ def load_kit(
     return Kit(pm, loaded, left_out={n: i for n, i in infos.items() if not i.loaded})
 
 
-def _scalar_tensor_output(entry):
+def scalar_output_check(entry):
     """A forward hook that refuses an objective's value unless it is a one-element tensor: a Python float
     carries no gradient (alignment would fail far from the plugin, or train nothing) and a vector is no loss."""
     import torch

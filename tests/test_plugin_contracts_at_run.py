@@ -72,3 +72,22 @@ def test_an_objective_whose_value_is_no_scalar_tensor_is_named_wherever_it_is_ca
         objective(xs, None, xt, None)
     with pytest.raises(PluginError, match="not a one-element tensor"):
         objective.bind_source(xs, None)(xt)  # the default bind_source goes through the same call
+
+
+class PerSampleLoss(torch.nn.Module):
+    def forward(self, logits, y):
+        return torch.nn.functional.cross_entropy(logits, y, reduction="none")  # one value per sample
+
+
+def test_a_task_loss_that_is_not_reduced_is_named_before_training(cli_kit, capsys, tmp_path):
+    def register_objectives(register):
+        register("acme-per-sample", lambda: PerSampleLoss(), role="task-loss", summary="reduction none")
+
+    def register_datasets(register):
+        register("acme-task", lambda cfg: TaskData(spec=toy_spec(loss="acme-per-sample"), train=tensors(8),
+                                                   val=tensors(4, 1), test=tensors(4, 2)), config=AcmeConfig, summary="x")
+
+    cli_kit(kit_with(plugin("acme", register_objectives=register_objectives, register_datasets=register_datasets)))
+    err = one_line_error(capsys, run_argv(tmp_path, task="acme-task"))
+    assert "objective 'acme-per-sample' (acme ((in-process)" in err and "returned a tensor of shape [2]" in err
+    assert not (tmp_path / "runs").exists()
