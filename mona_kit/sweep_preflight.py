@@ -52,13 +52,17 @@ def check_bodies(cells: Iterable, kit) -> None:
     counts: a run resolves its ``auto`` embedder and head from the pretrained body, references included."""
     from .engine import build_body
 
-    seen: set[str] = set()
+    first: dict[str, tuple[Any, RunConfig]] = {}  # distinct body -> the first cell that loads it
     for cell in cells:
         config = RunConfig.from_dict(cell.config)
-        key = json.dumps([config.backbone.name, config.backbone.options], sort_keys=True, default=str)
-        if key in seen:
-            continue
-        seen.add(key)
+        first.setdefault(json.dumps([config.backbone.name, config.backbone.options], sort_keys=True, default=str),
+                         (cell, config))
+    if not first:
+        return
+    one = len(first) == 1
+    print(f"sweep: loading {'the body' if one else f'the {len(first)} bodies'} of the cells to run once, to check "
+          f"{'it loads' if one else 'they load'}", file=sys.stdout, flush=True)
+    for cell, config in first.values():
         entry = kit.backbones.get(config.backbone.name)
         what = f"backbone {config.backbone.name!r} cannot be built: "
         try:
@@ -73,8 +77,5 @@ def preflight(cells: list[Any], kit, *, local: bool) -> None:
     """Both checks, before the first cell of a sweep is launched; ``cells``: those still to run (a
     finished cell's report can be rebuilt on a machine without its GPU or its weights)."""
     check_devices_and_loggers(cells, kit, local=local)
-    if local and cells:  # a cluster's nodes may see folders and caches this machine does not
-        bodies = len({json.dumps([c.config.get("backbone")], sort_keys=True, default=str) for c in cells})
-        print(f"sweep: loading {'the body' if bodies == 1 else f'the {bodies} bodies'} of the cells to run once, to check "
-              f"{'it loads' if bodies == 1 else 'they load'}", file=sys.stdout, flush=True)
+    if local:  # a cluster's nodes may see folders and caches this machine does not
         check_bodies(cells, kit)
